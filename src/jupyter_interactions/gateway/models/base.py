@@ -1,0 +1,101 @@
+"""The model adapter contract: one streaming method from a conversation to model events.
+
+The engine turns wire steps (user_input, model_output, function_call, function_result, ...)
+into `Message`s, calls `Model.stream`, and turns the `ModelEvent`s back into steps and SSE
+events. Adapters know nothing of HTTP, SQLite or the Interactions wire format.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for a tool: a client function, or (inside an agent) `run_code` etc."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of the conversation as a chat model sees it."""
+
+    role: Role
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # role="tool": which call this answers
+    name: str | None = None  # role="tool": the tool's name
+    is_error: bool = False  # role="tool": the tool failed
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call (JSON Schema parameters, as on the wire)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    messages: tuple[Message, ...]
+    system_instruction: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    # generation_config from the wire: temperature, top_p, seed, max_output_tokens, stop_sequences
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThoughtDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Why the model stopped: 'stop' (done), 'length' (max tokens), 'tool_calls'."""
+
+    reason: Literal["stop", "length", "tool_calls"] = "stop"
+
+
+ModelEvent = TextDelta | ThoughtDelta | ToolCall | Usage | Finish
+
+
+class Model(ABC):
+    """A model adapter. One instance per configured name, shared by concurrent requests.
+
+    `stream` must not block the event loop: adapters around blocking libraries run them in a
+    thread and hand events back through the loop. Cancelling the consuming task must stop
+    generation promptly (the engine cancels on `/cancel` and on client disconnect of a
+    foreground stream).
+    """
+
+    def __init__(self, name: str, **options: Any) -> None:
+        self.name = name
+        self.options = options
+
+    @abstractmethod
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Yield events for one model turn; end with exactly one `Finish`."""
+
+    async def aclose(self) -> None:
+        """Release resources (threads, loaded weights). Idempotent."""

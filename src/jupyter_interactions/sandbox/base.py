@@ -1,0 +1,207 @@
+"""The Sandbox contract: where an agent's code runs and where its files live.
+
+A sandbox is a stateful place: variables persist between `run` calls (it is a kernel), and
+files persist in its root directory. Paths in `files` are POSIX paths relative to that root;
+code runs with its working directory at `<root>/workspace`, matching the Interactions API's
+`workspace/...` file paths. Every path is checked: nothing outside the root is reachable,
+through `..`, absolute paths or symlinks.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from ..errors import NotFoundError, RequestError
+
+WORKSPACE = "workspace"
+
+OutputCallback = Callable[[str, str], None]
+"""Called with (stream name: "stdout" | "stderr", text) as output arrives."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied in every isolation tier."""
+
+    cpu_seconds: int = 120
+    memory_bytes: int = 2 * 1024**3
+    file_bytes: int = 256 * 1024**2
+    processes: int = 256
+    wall_seconds: float = 300.0  # default per-run timeout
+
+
+@dataclass
+class RunError:
+    name: str
+    value: str
+    traceback: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    """What one `run` produced. `outputs` are rich display mimebundles (e.g. image/png)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: RunError | None = None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out
+
+    def text(self) -> str:
+        """A plain-text account of the run, as an agent step's result shows it."""
+        parts = [self.stdout, self.stderr]
+        for bundle in self.outputs:
+            if "text/plain" in bundle:
+                parts.append(str(bundle["text/plain"]) + "\n")
+        if self.error is not None:
+            parts.append(f"{self.error.name}: {self.error.value}\n")
+        if self.timed_out:
+            parts.append("[stopped: the run exceeded its time limit]\n")
+        return "".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # relative to the sandbox root, POSIX
+    type: Literal["file", "directory"]
+    size: int
+    modified: float  # seconds since the epoch
+    mime_type: str = "application/octet-stream"
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+
+def guess_mime(path: str, is_dir: bool = False) -> str:
+    if is_dir:
+        return "inode/directory"
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def clean_relative(path: str) -> str:
+    """Normalise a user-supplied sandbox path; refuse anything that escapes the root.
+
+    "", ".", "/" mean the root. Returns "" for the root, else a POSIX path without leading
+    "./". Raises RequestError for absolute paths, `..` escapes and NUL bytes.
+    """
+    if "\x00" in path:
+        raise RequestError("file paths cannot contain NUL bytes")
+    stripped = path.strip()
+    if stripped in ("", ".", "/"):
+        return ""
+    if stripped.startswith("/") or (len(stripped) > 1 and stripped[1] == ":"):
+        raise RequestError(
+            f"absolute path {path!r} refused: give a path relative to the environment root, "
+            f"e.g. '{WORKSPACE}/out.csv'"
+        )
+    normal = posixpath.normpath(stripped)
+    if normal == ".":
+        return ""
+    if normal == ".." or normal.startswith("../"):
+        raise RequestError(f"path {path!r} leaves the environment root; use a path inside it")
+    return normal
+
+
+def resolve_inside(root: Path, path: str, *, must_exist: bool = False) -> Path:
+    """The real filesystem path for `path` under `root`, following symlinks only if they
+    stay inside. Raises RequestError on escapes, NotFoundError if must_exist and absent."""
+    rel = clean_relative(path)
+    real_root = root.resolve()
+    candidate = (real_root / rel) if rel else real_root
+    resolved = candidate.resolve()
+    if resolved != real_root and real_root not in resolved.parents:
+        raise RequestError(f"path {path!r} points outside the environment root")
+    if must_exist and not os.path.lexists(candidate):
+        raise NotFoundError(f"no file {rel or '/'!r} in this environment")
+    return resolved
+
+
+class SandboxFiles(ABC):
+    """File access in a sandbox's root. Paths as in `clean_relative`."""
+
+    @abstractmethod
+    async def list(self, path: str = "", recursive: bool = False) -> list[FileInfo]:
+        """Entries of a directory (or the single entry of a file). NotFoundError if absent."""
+
+    @abstractmethod
+    async def stat(self, path: str) -> FileInfo:
+        """One entry. NotFoundError if absent."""
+
+    @abstractmethod
+    async def read(self, path: str) -> bytes:
+        """A file's bytes. NotFoundError if absent; RequestError for a directory."""
+
+    @abstractmethod
+    async def write(self, path: str, data: bytes) -> FileInfo:
+        """Create or replace a file (parents created). Atomic: readers never see half."""
+
+    async def upload(self, local_path: str | os.PathLike[str], path: str) -> FileInfo:
+        return await self.write(path, Path(local_path).read_bytes())
+
+    async def download(self, path: str, local_path: str | os.PathLike[str]) -> Path:
+        target = Path(local_path)
+        target.write_bytes(await self.read(path))
+        return target
+
+
+class Sandbox(ABC):
+    """Start, run code (streamed, with a timeout), interrupt, files, stop.
+
+    Use as `async with SandboxClass(...) as sandbox:`. `stop` is idempotent. `isolation`
+    names the tier actually in force after `start` (e.g. "bubblewrap", "landlock",
+    "limits", "remote"); `warnings` lists what the user should be told about it.
+    """
+
+    kind: ClassVar[str] = "abstract"
+
+    def __init__(self, *, root: Path | None = None, limits: Limits | None = None, **options: Any):
+        self.root = root
+        self.limits = limits or Limits()
+        self.options = options
+        self.isolation = "none"
+        self.warnings: list[str] = []
+
+    files: SandboxFiles
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Bring the sandbox up; afterwards `run` and `files` work."""
+
+    @abstractmethod
+    async def run(
+        self,
+        code: str,
+        *,
+        language: Literal["python", "bash"] = "python",
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> RunResult:
+        """Run code; state persists between runs. On timeout, interrupt (then restart if
+        the interrupt does not take) and return a result with timed_out=True."""
+
+    @abstractmethod
+    async def interrupt(self) -> None:
+        """Interrupt the running code, as KeyboardInterrupt; state is kept."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Shut down and release everything. Safe to call twice."""
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
