@@ -1,0 +1,68 @@
+"""`echo`: a deterministic diagnostic model that streams the user's last input back.
+
+It answers in several deltas (word by word, at most `chunks` of them) with no delay, so
+tests and benchmarks measure the gateway, not a model. With function tools declared and an
+input of the form `call NAME {json}`, it calls that tool, which makes the function-calling
+round trip testable without a real model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .base import Finish, Message, Model, ModelEvent, ModelRequest, TextDelta, ToolCall, Usage
+
+_CALL = re.compile(r"^\s*call\s+(?P<name>[A-Za-z_][\w.-]*)\s*(?P<args>\{.*\})?\s*$", re.S)
+
+
+def _last(messages: tuple[Message, ...], role: str) -> Message | None:
+    return next((m for m in reversed(messages) if m.role == role), None)
+
+
+def split_words(text: str, chunks: int) -> list[str]:
+    """Split text into at most `chunks` pieces on word boundaries; joined, they give `text`."""
+    pieces = re.findall(r"\S+\s*|\s+", text) or [text]
+    if len(pieces) <= chunks:
+        return pieces
+    size = -(-len(pieces) // chunks)
+    return ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
+
+
+class EchoModel(Model):
+    def __init__(self, name: str = "echo", chunks: int = 8, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.chunks = int(chunks)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        messages = request.messages
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "tool":
+            # The answer to a function call: echo what the function returned.
+            text = f"{last.name or 'tool'} returned: {last.text}"
+        else:
+            user = _last(messages, "user")
+            text = user.text if user else ""
+            call = _CALL.match(text)
+            tool_names = {t.name for t in request.tools}
+            if call and call["name"] in tool_names:
+                arguments = json.loads(call["args"]) if call["args"] else {}
+                yield ToolCall(id=f"call_{len(messages)}", name=call["name"], arguments=arguments)
+                yield Usage(input_tokens=_count(messages), output_tokens=1)
+                yield Finish("tool_calls")
+                return
+        limit = request.generation.get("max_output_tokens")
+        pieces = split_words(text, self.chunks)
+        reason = "stop"
+        if limit is not None and len(pieces) > int(limit):
+            pieces, reason = pieces[: int(limit)], "length"
+        for piece in pieces:
+            yield TextDelta(piece)
+        yield Usage(input_tokens=_count(messages), output_tokens=len(text.split()))
+        yield Finish(reason)  # type: ignore[arg-type]
+
+
+def _count(messages: tuple[Message, ...]) -> int:
+    return sum(len(m.text.split()) for m in messages)
