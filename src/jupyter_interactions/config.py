@@ -117,3 +117,31 @@ class GatewayConfig:
             for k, v in self.__dict__.items()
         }
         return f"GatewayConfig({shown})"
+
+
+# Kernel-side readers (the notebook extension). Kept here so this stays the only module
+# that reads the environment.
+
+
+def gateway_override() -> tuple[str, Secret | None] | None:
+    """An explicit gateway (JUPYTER_INTERACTIONS_URL + JUPYTER_INTERACTIONS_TOKEN), if set."""
+    url = env("JUPYTER_INTERACTIONS_URL")
+    if not url:
+        return None
+    token = env("JUPYTER_INTERACTIONS_TOKEN")
+    return url, Secret(token) if token else None
+
+
+def direct_url() -> str:
+    """Where --direct sends requests: Google's service unless overridden (tests use loopback)."""
+    return env("JUPYTER_INTERACTIONS_DIRECT_URL") or DEFAULT_GEMINI_URL
+
+
+def notebook_session_name() -> str | None:
+    """The notebook path Jupyter gives its kernels (JPY_SESSION_NAME), if any."""
+    return env("JPY_SESSION_NAME")
+
+
+def jupyter_parent_pid() -> str | None:
+    """The pid of the Jupyter server that started this kernel (JPY_PARENT_PID), if any."""
+    return env("JPY_PARENT_PID")

@@ -1,0 +1,333 @@
+"""Kernel-side connection: finds or starts the gateway, builds the google-genai client, and
+maps the SDK's errors to ours (the one place that does).
+
+Order of discovery: JUPYTER_INTERACTIONS_URL/TOKEN; the Jupyter server that started this
+kernel (its `interactions/` mount); a running standalone gateway (its runtime file); else a
+new standalone gateway, started detached so it outlives the kernel. `direct` skips all of
+this and talks to Google's service with GEMINI_API_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import (
+    AuthError,
+    ConfigError,
+    GatewayError,
+    InteractionsError,
+    NotFoundError,
+    RequestError,
+    UpstreamError,
+)
+
+try:  # the same HTTP library the SDK uses, for our few non-protocol routes
+    import httpx as _http
+except ImportError:  # pragma: no cover - depends on what google-genai pulled in
+    import httpx2 as _http  # type: ignore[no-redef]
+
+ATTEMPTS = 3  # SDK attempts for 429/5xx (first try included) before we give up
+START_TIMEOUT = 60.0  # seconds to wait for a gateway we started
+PROBE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where interactions go. `token` is the gateway token or, when direct, the Gemini key."""
+
+    base_url: str
+    token: config.Secret | None
+    direct: bool = False
+    origin: str = "explicit"  # explicit | jupyter-server | runtime-file | started | direct
+
+    def __repr__(self) -> str:
+        return f"Connection({self.base_url!r}, direct={self.direct}, origin={self.origin!r})"
+
+    @property
+    def where(self) -> str:
+        return "Google's service" if self.direct else f"the gateway at {self.base_url}"
+
+
+# --- finding the gateway -----------------------------------------------------------------
+
+
+def connect(direct: bool = False, url: str | None = None, token: str | None = None) -> Connection:
+    """The connection to use; starts a standalone gateway when none is running."""
+    if direct:
+        key = config.gemini_api_key()
+        if key is None:
+            raise ConfigError(
+                "--direct needs GEMINI_API_KEY in the kernel's environment; set it, "
+                "or drop --direct to use the gateway (offline models need no key)"
+            )
+        return Connection(url or config.direct_url(), key, direct=True, origin="direct")
+    if url:
+        return Connection(_slash(url), config.Secret(token) if token else None)
+    override = config.gateway_override()
+    if override is not None:
+        return Connection(_slash(override[0]), override[1])
+    return jupyter_server_gateway() or runtime_file_gateway() or start_gateway()
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def healthy(base_url: str) -> bool:
+    try:
+        response = _http.get(base_url + "health", timeout=PROBE_TIMEOUT)
+        return response.status_code == 200 and response.json().get("ok") is True
+    except Exception:  # any failure to probe means "not usable here"
+        return False
+
+
+def jupyter_server_gateway() -> Connection | None:
+    """The gateway mounted in the Jupyter server that started this kernel, if any."""
+    pid = config.jupyter_parent_pid()
+    if not pid:
+        return None
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    info = _read_json(Path(jupyter_runtime_dir()) / f"jpserver-{pid}.json")
+    if not info or not info.get("url"):
+        return None
+    base = _slash(info["url"]) + "interactions/"
+    if not healthy(base):
+        return None
+    token = info.get("token")
+    return Connection(base, config.Secret(token) if token else None, origin="jupyter-server")
+
+
+def runtime_file_gateway() -> Connection | None:
+    info = _read_json(config.runtime_file())
+    if not info or not info.get("url"):
+        return None
+    base = _slash(info["url"])
+    if not healthy(base):
+        return None
+    token = info.get("token")
+    return Connection(base, config.Secret(token) if token else None, origin="runtime-file")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def start_gateway() -> Connection:
+    """Start `jupyter-interactions serve --port 0` detached and wait until it answers."""
+    import fcntl
+
+    runtime = config.runtime_file()
+    runtime.parent.mkdir(parents=True, exist_ok=True)
+    # One starter at a time: kernels that start together share one gateway.
+    with open(runtime.parent / "jupyter-interactions-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = runtime_file_gateway()
+        if found is not None:
+            return found
+        log = runtime.parent / "jupyter-interactions-gateway.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_interactions.gateway.cli", "serve", "--port", "0"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the kernel, and a Ctrl-C in the cell
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            info = _read_json(runtime)
+            if info and info.get("pid") == process.pid:
+                found = runtime_file_gateway()
+                if found is not None:
+                    return Connection(found.base_url, found.token, origin="started")
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)  # the only signal a detached process gives is its runtime file
+        raise GatewayError(
+            f"could not start the gateway (see {log}); start it yourself with "
+            "`jupyter-interactions serve`, or use --direct with GEMINI_API_KEY"
+        )
+
+
+# --- the SDK client ----------------------------------------------------------------------
+
+
+def build_client(connection: Connection, session_key: str) -> Any:
+    """A google-genai client for this connection; reuse it for every call of the kernel."""
+    from google import genai
+
+    headers = {} if connection.direct else {"x-interactions-session": session_key}
+    http_options: dict[str, Any] = {
+        "base_url": connection.base_url,
+        "headers": headers,
+        "retry_options": {"attempts": ATTEMPTS},
+    }
+    return genai.Client(api_key=connection.token or "none", http_options=http_options)
+
+
+# --- our session routes (non-protocol; gateway only) -------------------------------------
+
+
+class SessionRoutes:
+    """GET/PUT/DELETE on {base}/v1/sessions/{key}: thread heads and jobs kept by the gateway."""
+
+    def __init__(self, connection: Connection, key: str) -> None:
+        self.connection = connection
+        self.key = key
+        self._http = _http.Client(timeout=30.0)
+        self._base = f"{connection.base_url}v1/sessions/{urllib.parse.quote(key, safe='')}"
+
+    def _call(self, method: str, path: str = "", body: Any = None) -> Any:
+        headers = {"x-goog-api-key": str(self.connection.token or "")}
+        try:
+            response = self._http.request(method, self._base + path, json=body, headers=headers)
+        except _http.HTTPError:
+            raise GatewayError(unreachable_message(self.connection)) from None
+        if response.status_code == 401:
+            raise AuthError(_auth_message(self.connection))
+        if response.status_code == 404 and method == "GET":
+            return {"key": self.key, "threads": [], "jobs": []}
+        if response.status_code >= 400:
+            raise GatewayError(f"the gateway answered {response.status_code}: {_body(response)}")
+        return response.json() if response.content else {}
+
+    def get(self) -> dict[str, Any]:
+        return self._call("GET")
+
+    def set_head(self, thread: str, head: str | None) -> None:
+        self._call("PUT", f"/threads/{urllib.parse.quote(thread, safe='')}", {"head": head})
+
+    def delete(self, thread: str | None = None) -> None:
+        suffix = f"/threads/{urllib.parse.quote(thread, safe='')}" if thread else "/threads"
+        self._call("DELETE", suffix)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _body(response: Any) -> str:
+    try:
+        return str(response.json().get("error", {}).get("message") or response.text)
+    except ValueError:
+        return response.text[:200]
+
+
+class LocalHeads:
+    """Direct mode keeps thread heads in a small JSON file (Google keeps no sessions for us;
+    there is no server-side jobs list in direct mode)."""
+
+    def __init__(self, key: str, path: Path | None = None) -> None:
+        self.key = key
+        self.path = path or config.data_dir() / "direct-threads.json"
+
+    def _load(self) -> dict[str, Any]:
+        return _read_json(self.path) or {}
+
+    def get(self) -> dict[str, Any]:
+        threads = self._load().get(self.key, {})
+        return {"key": self.key, "threads": list(threads.values()), "jobs": []}
+
+    def set_head(self, thread: str, head: str | None, **fields: Any) -> None:
+        data = self._load()
+        threads = data.setdefault(self.key, {})
+        entry = threads.get(thread) or {"name": thread, "turns": 0}
+        entry.update(fields, head=head, updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        threads[thread] = entry
+        self._save(data)
+
+    def delete(self, thread: str | None = None) -> None:
+        data = self._load()
+        if thread is None:
+            data.pop(self.key, None)
+        else:
+            data.get(self.key, {}).pop(thread, None)
+        self._save(data)
+
+    def _save(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+    def close(self) -> None:
+        pass
+
+
+# --- error mapping: the one place SDK errors become ours ---------------------------------
+
+
+def _auth_message(connection: Connection) -> str:
+    if connection.direct:
+        return "Google's service rejected GEMINI_API_KEY (401); check the key and re-run the cell"
+    return (
+        f"{connection.where} rejected our token (401); unset JUPYTER_INTERACTIONS_TOKEN "
+        "or restart the kernel to find the running gateway again"
+    )
+
+
+def unreachable_message(connection: Connection) -> str:
+    if connection.direct:
+        return f"cannot reach Google's service at {connection.base_url}; check the network"
+    if connection.origin == "explicit":
+        return (
+            f"cannot reach the gateway at {connection.base_url} (JUPYTER_INTERACTIONS_URL); "
+            "start it, or unset that variable to use one found or started here"
+        )
+    return (
+        f"cannot reach the gateway at {connection.base_url}; re-run the cell "
+        "(a new gateway starts if the old one is gone)"
+    )
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(getattr(exc, "message", "") or exc)
+
+
+def map_error(exc: BaseException, connection: Connection) -> InteractionsError:
+    """One SDK (or transport) exception as one of ours, with a one-line message."""
+    from google.genai import _interactions as sdk
+
+    if isinstance(exc, InteractionsError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    service = "Google's service" if connection.direct else "the gateway"
+    if isinstance(exc, sdk.RateLimitError) or status == 429:
+        return UpstreamError(
+            f"Google's service is busy (429) after {ATTEMPTS} attempts; wait and re-run the cell",
+            status=429,
+        )
+    if isinstance(exc, sdk.InternalServerError) or (status is not None and status >= 500):
+        return UpstreamError(
+            f"{service} failed ({status}) after {ATTEMPTS} attempts; wait and re-run the cell",
+            status=status,
+        )
+    if isinstance(exc, sdk.AuthenticationError | sdk.PermissionDeniedError):
+        return AuthError(_auth_message(connection))
+    if isinstance(exc, sdk.NotFoundError):
+        return NotFoundError(_server_message(exc))
+    if isinstance(exc, sdk.APIConnectionError):
+        return GatewayError(unreachable_message(connection))
+    if isinstance(exc, sdk.APIStatusError):
+        return RequestError(_server_message(exc))
+    if isinstance(exc, ValueError | TypeError):
+        return RequestError(str(exc))
+    return InteractionsError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,203 @@
+"""Job: a background interaction followed from a worker thread, re-attachable by id.
+
+The worker streams `get(id, stream=True, last_event_id=...)`, so a dropped connection or a
+kernel restart resumes from the last event seen. The kernel stays usable meanwhile:
+`job.result()` blocks, `await job` does not, `job.cancel()` asks the server to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import InteractionFailed, InteractionsError
+from .render.bundle import provenance
+from .render.live import LiveView
+from .render.transcript import PAUSED, TERMINAL, Transcript
+
+if TYPE_CHECKING:
+    from .session import Reply, Session
+
+RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports an error
+
+
+class Job:
+    def __init__(
+        self,
+        session: Session,
+        interaction_id: str,
+        *,
+        thread: str | None,
+        model: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        self.session = session
+        self.id = interaction_id
+        self.thread = thread
+        self.model = model
+        self.agent = agent
+        self.transcript = Transcript(interaction_id=interaction_id, status=status)
+        self.transcript.model, self.transcript.agent = model, agent
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self._future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._view: LiveView | None = None
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str | None:
+        return self.transcript.status
+
+    @property
+    def steps(self) -> int:
+        return self.transcript.steps
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since this kernel started following the job (until it ended)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    # --- following the stream --------------------------------------------------------------
+
+    def attach(self, show: bool = False) -> Job:
+        """Start (or keep) following the job's event stream in a worker thread."""
+        if show and self._view is None:
+            self._view = LiveView(initial=self._bundle())
+        if self._worker is None or not self._worker.is_alive():
+            if self._future.done():
+                return self
+            self._stop.clear()
+            # Run in a copy of the cell's context so display updates carry this cell's parent.
+            context = contextvars.copy_context()
+            self._worker = threading.Thread(
+                target=context.run, args=(self._follow,), name=f"job-{self.id}", daemon=True
+            )
+            self._worker.start()
+        return self
+
+    def detach(self) -> None:
+        """Stop following (the job itself keeps running server-side)."""
+        self._stop.set()
+
+    def _follow(self) -> None:
+        from google.genai import _interactions as sdk
+
+        drops = 0
+        while not self._stop.is_set():
+            try:
+                stream = self.session.client.interactions.get(
+                    self.id, stream=True, last_event_id=self.transcript.last_event_id
+                )
+                with stream as events:
+                    for event in events:
+                        self.transcript.feed(event)
+                        drops = 0
+                        self._refresh()
+                        if self._stop.is_set():
+                            return
+                if self.transcript.done or self.transcript.error:
+                    break
+                drops += 1  # the stream ended without a terminal event: resume it
+            except sdk.APIConnectionError as exc:
+                drops += 1
+                if drops > RECONNECTS:
+                    self._finish(self.session._fail(exc))
+                    return
+            except Exception as exc:
+                self._finish(self.session._fail(exc))
+                return
+            if drops > RECONNECTS:
+                break
+            time.sleep(min(0.2 * drops, 2.0))
+        if not self._stop.is_set():
+            self._finish(None)
+
+    def _refresh(self) -> None:
+        if self._view is not None:
+            self._view.update(lambda: self._bundle())
+
+    def _finish(self, error: InteractionsError | None) -> None:
+        from .session import Reply, failure_message
+
+        self.finished = time.monotonic()
+        transcript = self.transcript
+        ok = transcript.status == "completed" or transcript.status in PAUSED
+        if error is None and ok and not transcript.error:
+            if self.thread is not None:
+                self.session._advance(self.thread, self.id, transcript.model, transcript.agent)
+            self._future.set_result(
+                Reply(transcript, thread=self.thread, interaction_ids=[self.id])
+            )
+        else:
+            if error is None:
+                if transcript.status not in TERMINAL and not transcript.error:
+                    transcript.error = "the event stream ended before the job finished"
+                error = InteractionFailed(failure_message(transcript), self.id, transcript.status)
+            transcript.error = transcript.error or error.message
+            self._future.set_exception(error)
+        if self._view is not None:
+            self._view.replace(*self._final())
+
+    # --- results ---------------------------------------------------------------------------
+
+    def result(self, timeout: float | None = None) -> Reply:
+        """Block until the job ends; its Reply, or the error it ended with."""
+        if self._worker is None and not self._future.done():
+            self.attach()
+        return self._future.result(timeout)
+
+    def __await__(self) -> Any:
+        if self._worker is None and not self._future.done():
+            self.attach()
+        return asyncio.wrap_future(self._future).__await__()
+
+    def cancel(self) -> None:
+        """Ask the server to cancel; the stream then ends with status `cancelled`."""
+        try:
+            self.session.client.interactions.cancel(self.id)
+        except Exception as exc:
+            raise self.session._fail(exc) from None
+
+    # --- display ---------------------------------------------------------------------------
+
+    def _summary(self) -> str:
+        who = self.agent or self.model or "?"
+        return f"Job {who} in thread {self.thread!r}: {self.status or 'queued'}"
+
+    def _bundle(self) -> dict[str, Any]:
+        lines = [
+            f"**Job** `{self.id}` · {self.agent or self.model} · thread `{self.thread}` · "
+            f"**{self.status or 'queued'}** · {self.steps} steps · {self.elapsed:.1f} s"
+        ]
+        body = self.transcript.markdown()
+        if body:
+            lines.append(body)
+        return {"text/markdown": "\n\n".join(lines), "text/plain": self._summary()}
+
+    def _final(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        plain = self._summary()
+        if self.transcript.plain():
+            plain += "\n" + self.transcript.plain()
+        data = {"text/markdown": self._bundle()["text/markdown"], "text/plain": plain}
+        return data, provenance(self.transcript, thread=self.thread, interaction_ids=[self.id])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return self._final() if self.done() else (self._bundle(), {})
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, status={self.status!r}, thread={self.thread!r})"

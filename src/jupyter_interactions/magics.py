@@ -1,0 +1,151 @@
+"""The `%%interaction` cell magic and the `%interactions` line magic: parsing only.
+
+Everything they do is a call on `Session`; our errors become IPython's UsageError, which
+IPython shows as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Unicode
+
+from .errors import InteractionsError
+from .session import DEFAULT_THREAD, Reply, Session
+
+__all__ = ["InteractionMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+
+@magics_class
+class InteractionMagics(Magics):
+    """Defaults are configurable: `%config InteractionMagics.model = "echo"`."""
+
+    model = Unicode(
+        None, allow_none=True, help="Default model (else local, or Gemini with a key)."
+    ).tag(config=True)
+    agent = Unicode(
+        None, allow_none=True, help="Default agent, used when no --model is given."
+    ).tag(config=True)
+    thread = Unicode(DEFAULT_THREAD, help="Default thread name.").tag(config=True)
+    direct = Bool(False, help="Talk to Google's service directly, without the gateway.").tag(
+        config=True
+    )
+    stream = Bool(True, help="Stream text as it is generated (False: one final display).").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._sessions: dict[bool, Session] = {}
+
+    def session(self, direct: bool | None = None) -> Session:
+        """The kernel's session (one for the gateway, one for --direct)."""
+        direct = self.direct if direct is None else direct
+        if direct not in self._sessions:
+            self._sessions[direct] = Session(direct=direct)
+        return self._sessions[direct]
+
+    @magic_arguments()
+    @argument("--model", "-m", help="model id, e.g. local, echo, gemini-flash-latest")
+    @argument("--agent", "-a", help="agent id (instead of a model)")
+    @argument("--thread", "-t", help="conversation thread name (default: 'default')")
+    @argument("--new", action="store_true", help="start the thread afresh")
+    @argument(
+        "--from",
+        dest="parent",
+        metavar="ID",
+        help="fork from an interaction id or a Reply variable",
+    )
+    @argument("--background", "-b", action="store_true", help="return a Job at once")
+    @argument("--system", "-s", help="system instruction")
+    @argument("--tools", nargs="+", default=[], help="built-in tool names or Python function names")
+    @argument("--out", "-o", metavar="VAR", help="also bind the Reply (or Job) to VAR")
+    @argument("--no-stream", action="store_true", help="no live updates; one final display")
+    @argument(
+        "--direct", action="store_true", help="use Google's service directly (GEMINI_API_KEY)"
+    )
+    @cell_magic
+    def interaction(self, line: str, cell: str) -> Any:
+        """Send the cell to a model or agent; the next cell in the same thread continues it."""
+        args = parse_argstring(self.interaction, line)
+        if args.model and args.agent:
+            raise UsageError("give --model or --agent, not both")
+        if not cell.strip():
+            raise UsageError("the cell is empty: write what to ask below the %%interaction line")
+        options: dict[str, Any] = {
+            "model": args.model or (None if args.agent else self.model),
+            "agent": args.agent or (None if args.model else self.agent),
+            "thread": args.thread or self.thread,
+            "new": args.new,
+            "parent": self._parent(args.parent),
+            "system": args.system,
+            "tools": [self._tool(name) for name in args.tools],
+            "show": True,
+        }
+        session = self.session(args.direct or None)
+        try:
+            if args.background:
+                result: Any = session.start(cell, **options)
+            else:
+                result = session.ask(cell, stream=self.stream and not args.no_stream, **options)
+        except InteractionsError as exc:
+            raise UsageError(exc.message) from None
+        if args.out:
+            self.shell.user_ns[args.out] = result
+        return None  # the output is already shown: a live Job view, or the final display
+
+    def _parent(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        value = self.shell.user_ns.get(name) if name.isidentifier() else None
+        if isinstance(value, Reply):
+            return value.id
+        if value is not None and hasattr(value, "id") and hasattr(value, "transcript"):
+            return value.id  # a Job
+        return name
+
+    def _tool(self, name: str) -> Any:
+        value = self.shell.user_ns.get(name)
+        return value if callable(value) else name
+
+    @magic_arguments()
+    @argument("command", choices=["threads", "jobs", "reset", "job", "cancel"], help="what to do")
+    @argument("name", nargs="?", help="a thread (reset) or a job id (job, cancel)")
+    @argument("--direct", action="store_true", help="the direct-mode session")
+    @line_magic
+    def interactions(self, line: str) -> Any:
+        """%interactions threads | jobs | reset [THREAD] | job ID | cancel ID"""
+        args = parse_argstring(self.interactions, line)
+        session = self.session(args.direct or None)
+        try:
+            if args.command == "threads":
+                return session.threads_table()
+            if args.command == "jobs":
+                return session.jobs_table()
+            if args.command == "reset":
+                session.reset(args.name)
+                return None
+            if not args.name:
+                raise UsageError(f"%interactions {args.command} needs a job id")
+            job = session.job(args.name, show=args.command == "job")
+            if args.command == "cancel":
+                job.cancel()
+                return None
+            return None
+        except InteractionsError as exc:
+            raise UsageError(exc.message) from None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(InteractionMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    magics = ipython.magics_manager.registry.get("InteractionMagics")
+    if magics is not None:
+        for session in magics._sessions.values():
+            session.close()
+        magics._sessions.clear()

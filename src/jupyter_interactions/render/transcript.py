@@ -1,0 +1,239 @@
+"""Transcript: the state of one interaction rebuilt from its SSE events or its final resource.
+
+It holds what a reader needs (answer text, thoughts, tool activity, status, ids, usage) and
+renders it as Markdown and plain text. It never does I/O, so the live view, the final
+display and background jobs all share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
+PAUSED = frozenset({"requires_action"})
+
+
+@dataclass
+class Part:
+    """One step as shown to the reader. `kind`: answer, thought, call, code, result, other."""
+
+    kind: str
+    title: str = ""
+    text: str = ""
+    language: str = ""
+    call_id: str = ""
+    name: str = ""
+    arguments: dict[str, Any] | None = None
+
+
+@dataclass
+class Transcript:
+    interaction_id: str | None = None
+    status: str | None = None
+    model: str | None = None
+    agent: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    parts: dict[int, Part] = field(default_factory=dict)
+    last_event_id: str | None = None
+    error: str | None = None
+    events: int = 0
+
+    # --- feeding -------------------------------------------------------------------------
+
+    def feed(self, event: Any) -> None:
+        """Apply one SDK stream event (google.genai.interactions.*Event objects)."""
+        self.events += 1
+        event_id = getattr(event, "event_id", None)
+        if event_id:
+            self.last_event_id = event_id
+        kind = getattr(event, "event_type", None)
+        if kind in ("interaction.created", "interaction.completed"):
+            self._take_interaction(event.interaction)
+        elif kind == "interaction.status_update":
+            self.status = event.status or self.status
+            self._take_usage(event.usage)
+        elif kind == "step.start":
+            self.parts[event.index] = _part_from_step(_dump(event.step))
+        elif kind == "step.delta":
+            part = self.parts.setdefault(event.index, Part(kind="answer"))
+            _apply_delta(part, _dump(event.delta))
+        elif kind == "step.stop":
+            self._take_usage(getattr(event, "usage", None))
+        elif kind == "error":
+            error = getattr(event, "error", None)
+            message = getattr(error, "message", None) or "the interaction failed"
+            self.error = message
+            self.status = "failed"
+
+    def _take_interaction(self, interaction: Any) -> None:
+        self.interaction_id = getattr(interaction, "id", None) or self.interaction_id
+        self.status = getattr(interaction, "status", None) or self.status
+        self.model = getattr(interaction, "model", None) or self.model
+        self.agent = getattr(interaction, "agent", None) or self.agent
+        self._take_usage(getattr(interaction, "usage", None))
+        steps = getattr(interaction, "steps", None)
+        if steps and not self.parts:
+            self.parts = {i: _part_from_step(_dump(s)) for i, s in enumerate(steps)}
+
+    def _take_usage(self, usage: Any) -> None:
+        if usage:
+            self.usage = {k: v for k, v in _dump(usage).items() if isinstance(v, int)}
+
+    @classmethod
+    def from_interaction(cls, interaction: Any) -> Transcript:
+        """A transcript from a whole Interaction (a unary create/get result)."""
+        transcript = cls()
+        transcript._take_interaction(interaction)
+        errors = getattr(interaction, "errors", None)
+        if errors:
+            transcript.error = "; ".join(getattr(e, "message", "") or "" for e in errors) or None
+        return transcript
+
+    # --- reading -------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL or self.status in PAUSED
+
+    @property
+    def text(self) -> str:
+        """The answer: the text of the model_output steps, in order."""
+        return "".join(p.text for _, p in sorted(self.parts.items()) if p.kind == "answer")
+
+    @property
+    def steps(self) -> int:
+        return len(self.parts)
+
+    def function_calls(self) -> list[Part]:
+        return [p for _, p in sorted(self.parts.items()) if p.kind == "call" and p.call_id]
+
+    def markdown(self) -> str:
+        """Thoughts and tool activity set apart from the answer, which comes last."""
+        blocks: list[str] = []
+        for _, part in sorted(self.parts.items()):
+            if part.kind == "answer":
+                if part.text:
+                    blocks.append(part.text)
+            elif part.kind == "thought":
+                quoted = "\n".join(f"> {line}" for line in (part.text or "…").splitlines())
+                blocks.append(f"> **Thought**\n>\n{quoted}")
+            elif part.kind == "code":
+                blocks.append(f"**{part.title}**\n\n```{part.language}\n{part.text}\n```")
+            elif part.kind == "call":
+                blocks.append(f"**Tool call** `{part.title}`\n\n```json\n{part.text}\n```")
+            elif part.kind == "result":
+                blocks.append(f"**{part.title}**\n\n```\n{part.text.rstrip()}\n```")
+            elif part.text or part.title:
+                blocks.append(f"*{part.title}* {part.text}".strip())
+        if self.error:
+            blocks.append(f"**Error:** {self.error}")
+        return "\n\n".join(blocks)
+
+    def plain(self) -> str:
+        """Deterministic plain text (nbval compares it): steps in brackets, then the answer."""
+        lines: list[str] = []
+        for _, part in sorted(self.parts.items()):
+            if part.kind == "answer":
+                if part.text:
+                    lines.append(part.text)
+            elif part.kind == "thought":
+                lines.append(f"[thought] {part.text}".rstrip())
+            else:
+                lines.append(f"[{part.title}] {part.text}".rstrip())
+        if self.error:
+            lines.append(f"[error] {self.error}")
+        return "\n".join(lines)
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    return obj.model_dump(mode="json", exclude_none=True)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, dict):
+        return str(content.get("text", ""))
+    if isinstance(content, list):
+        return "".join(_text_of(c) for c in content)
+    return "" if content is None else str(content)
+
+
+def _part_from_step(step: dict[str, Any]) -> Part:
+    kind = step.get("type", "")
+    if kind == "model_output":
+        error = step.get("error") or {}
+        text = _text_of(step.get("content"))
+        if error.get("message"):
+            return Part(kind="other", title="error", text=error["message"])
+        return Part(kind="answer", text=text)
+    if kind == "thought":
+        return Part(kind="thought", text=_text_of(step.get("summary")))
+    if kind == "function_call":
+        arguments = step.get("arguments") or {}
+        return Part(
+            kind="call",
+            title=step.get("name", "function"),
+            name=step.get("name", ""),
+            call_id=step.get("id", ""),
+            arguments=dict(arguments),
+            text=json.dumps(arguments, sort_keys=True) if arguments else "",
+        )
+    if kind == "code_execution_call":
+        arguments = step.get("arguments") or {}
+        return Part(
+            kind="code",
+            title="Code",
+            text=arguments.get("code", ""),
+            language=arguments.get("language", "python"),
+        )
+    if kind.endswith("_result"):
+        title = "Output" if kind == "code_execution_result" else kind.replace("_", " ")
+        return Part(kind="result", title=title, text=_result_text(step.get("result")))
+    if kind == "user_input":
+        return Part(kind="other", title="input", text=_text_of(step.get("content")))
+    if kind.endswith("_call"):
+        arguments = step.get("arguments")
+        text = json.dumps(arguments, sort_keys=True) if arguments else ""
+        return Part(kind="call", title=step.get("name") or kind.replace("_", " "), text=text)
+    return Part(kind="other", title=kind or "step")
+
+
+def _result_text(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, list):
+        return _text_of(result)
+    return json.dumps(result, sort_keys=True) if result is not None else ""
+
+
+def _apply_delta(part: Part, delta: dict[str, Any]) -> None:
+    kind = delta.get("type", "")
+    if kind == "text":
+        part.text += delta.get("text", "")
+    elif kind == "thought_summary":
+        part.text += _text_of(delta.get("content"))
+    elif kind == "arguments_delta":
+        part.text += delta.get("arguments", "")
+        try:
+            part.arguments = json.loads(part.text)
+        except ValueError:
+            pass  # still partial JSON; complete once the last delta arrives
+    elif kind == "code_execution_call":
+        arguments = delta.get("arguments") or {}
+        part.kind, part.title = "code", "Code"
+        part.text += arguments.get("code", "")
+        part.language = arguments.get("language", part.language or "python")
+    elif kind.endswith("_result"):
+        part.kind = "result"
+        part.title = part.title or ("Output" if kind == "code_execution_result" else kind)
+        part.text += _result_text(delta.get("result"))
+    elif kind.endswith("_call"):
+        arguments = delta.get("arguments")
+        part.kind = "call"
+        part.title = part.title or delta.get("name") or kind.replace("_", " ")
+        part.text += json.dumps(arguments, sort_keys=True) if arguments else ""

@@ -1,0 +1,515 @@
+"""Session, Thread and Reply: the Python API that the magics wrap.
+
+A Session is keyed to the kernel (the notebook path when Jupyter gives one), so the
+gateway's record of its threads and jobs survives a kernel restart. Threads continue through
+`previous_interaction_id`; a failed turn never becomes a thread's head.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import config
+from .client import Connection, LocalHeads, SessionRoutes, build_client, connect, map_error
+from .errors import GatewayError, InteractionFailed, InteractionsError, RequestError
+from .render.bundle import live_bundle, provenance, reply_bundle
+from .render.live import LiveView, publish
+from .render.transcript import Transcript
+
+DEFAULT_THREAD = "default"
+DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
+BUILTIN_TOOLS = frozenset({"code_execution", "google_search", "url_context", "google_maps"})
+MAX_TOOL_ROUNDS = 8
+
+
+def kernel_key() -> str:
+    """The notebook path when Jupyter provides it, else the kernel id, else ipython-<pid>."""
+    name = config.notebook_session_name()
+    if name:
+        return name
+    try:
+        from ipykernel.connect import get_connection_file
+
+        stem = os.path.basename(get_connection_file())
+        if stem.startswith("kernel-") and stem.endswith(".json"):
+            return stem[len("kernel-") : -len(".json")]
+    except Exception:  # not inside a kernel: a plain IPython shell or a script
+        pass
+    return f"ipython-{os.getpid()}"
+
+
+def default_model() -> str:
+    """Offline unless a Gemini key is set in the kernel's environment."""
+    return DEFAULT_GEMINI_MODEL if config.gemini_api_key() else "local"
+
+
+class Reply:
+    """The outcome of one %%interaction: answer text, transcript and provenance."""
+
+    def __init__(
+        self, transcript: Transcript, *, thread: str | None, interaction_ids: list[str]
+    ) -> None:
+        self.transcript = transcript
+        self.thread = thread
+        self.interaction_ids = interaction_ids
+
+    @property
+    def id(self) -> str | None:
+        return self.interaction_ids[-1] if self.interaction_ids else None
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text
+
+    @property
+    def status(self) -> str | None:
+        return self.transcript.status
+
+    @property
+    def model(self) -> str | None:
+        return self.transcript.model
+
+    @property
+    def agent(self) -> str | None:
+        return self.transcript.agent
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict(self.transcript.usage)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return provenance(self.transcript, thread=self.thread, interaction_ids=self.interaction_ids)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        return reply_bundle(
+            self.transcript, thread=self.thread, interaction_ids=self.interaction_ids
+        )
+
+    def show(self) -> None:
+        """Publish the final display (a fresh display_data)."""
+        publish(*self._repr_mimebundle_())
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"Reply(thread={self.thread!r}, status={self.status!r}, text={text!r})"
+
+
+class Thread:
+    """A named conversation in a session; `head` is the interaction the next turn continues."""
+
+    def __init__(self, session: Session, name: str, record: dict[str, Any] | None = None) -> None:
+        record = record or {}
+        self.session = session
+        self.name = name
+        self.head: str | None = record.get("head")
+        self.model: str | None = record.get("model")
+        self.agent: str | None = record.get("agent")
+        self.turns: int = int(record.get("turns") or 0)
+        self.updated: str | None = record.get("updated")
+
+    def ask(self, input: Any, **options: Any) -> Reply:
+        return self.session.ask(input, thread=self.name, **options)
+
+    def start(self, input: Any, **options: Any) -> Any:
+        return self.session.start(input, thread=self.name, **options)
+
+    def fork(self, from_id: str) -> None:
+        self.session.fork(self.name, from_id)
+
+    def reset(self) -> None:
+        self.session.reset(self.name)
+
+    def __repr__(self) -> str:
+        return f"Thread({self.name!r}, head={self.head!r}, turns={self.turns})"
+
+
+class Listing:
+    """A small table that displays itself (threads, jobs)."""
+
+    def __init__(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        self.title, self.columns, self.rows = title, columns, rows
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if not self.rows:
+            return {"text/plain": f"no {self.title}", "text/markdown": f"*no {self.title}*"}
+        cells = [[("" if v is None else str(v)) for v in row] for row in self.rows]
+        head = "| " + " | ".join(self.columns) + " |"
+        rule = "|" + "---|" * len(self.columns)
+        body = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
+        plain = [
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            for row in [self.columns, *cells]
+        ]
+        return {"text/markdown": "\n".join([head, rule, *body]), "text/plain": "\n".join(plain)}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return self._repr_mimebundle_()["text/plain"]
+
+
+class Session:
+    """Runs interactions for one kernel. `Session()` finds (or starts) the gateway lazily."""
+
+    def __init__(
+        self,
+        key: str | None = None,
+        *,
+        model: str | None = None,
+        agent: str | None = None,
+        direct: bool = False,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.key = key or kernel_key()
+        self.model = model
+        self.agent = agent
+        self.direct = direct
+        self._url, self._token = url, token
+        self._connection: Connection | None = None
+        self._client: Any = None
+        self._routes: SessionRoutes | LocalHeads | None = None
+        self._heads: dict[str, dict[str, Any]] | None = None
+        self._jobs: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Session({self.key!r}, direct={self.direct})"
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> Connection:
+        with self._lock:
+            if self._connection is None:
+                self._connection = connect(self.direct, self._url, self._token)
+            return self._connection
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = build_client(self.connection, self.key)
+            return self._client
+
+    @property
+    def routes(self) -> SessionRoutes | LocalHeads:
+        with self._lock:
+            if self._routes is None:
+                self._routes = (
+                    LocalHeads(self.key)
+                    if self.direct
+                    else SessionRoutes(self.connection, self.key)
+                )
+            return self._routes
+
+    def close(self) -> None:
+        for job in list(self._jobs.values()):
+            job.detach()
+        if self._routes is not None:
+            self._routes.close()
+        if self._client is not None:
+            self._client.close()
+        self._client = self._routes = None
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            state = self.routes.get()
+        except InteractionsError as exc:
+            raise self._fail(exc) from None
+        with self._lock:
+            self._heads = {t["name"]: t for t in state.get("threads", [])}
+        return state
+
+    def _head(self, thread: str) -> str | None:
+        if self._heads is None:
+            self._state()
+        return (self._heads or {}).get(thread, {}).get("head")
+
+    def _advance(self, thread: str, head: str, model: str | None, agent: str | None) -> None:
+        with self._lock:
+            heads = self._heads if self._heads is not None else {}
+            entry = heads.setdefault(thread, {"name": thread, "turns": 0})
+            entry.update(head=head, model=model, agent=agent, turns=int(entry["turns"]) + 1)
+            self._heads = heads
+            if isinstance(self.routes, LocalHeads):
+                self.routes.set_head(thread, head, model=model, agent=agent, turns=entry["turns"])
+
+    def _fail(self, exc: BaseException) -> InteractionsError:
+        error = map_error(exc, self.connection)
+        if isinstance(error, GatewayError) and self.connection.origin != "explicit":
+            self._forget_connection()  # the next call finds (or starts) a gateway again
+        return error
+
+    def _forget_connection(self) -> None:
+        with self._lock:
+            if self._routes is not None:
+                self._routes.close()
+            self._connection = self._client = self._routes = None
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _create_args(
+        self,
+        input: Any,
+        *,
+        model: str | None,
+        agent: str | None,
+        thread: str,
+        new: bool,
+        parent: str | None,
+        system: str | None,
+        tools: Iterable[Any] | None,
+    ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
+        if model and agent:
+            raise RequestError("give either a model or an agent, not both")
+        agent = agent or (None if model else self.agent)
+        model = None if agent else (model or self.model or default_model())
+        args: dict[str, Any] = {"input": input}
+        if agent:
+            args["agent"] = agent
+        else:
+            args["model"] = model
+        previous = parent or (None if new else self._head(thread))
+        if previous:
+            args["previous_interaction_id"] = previous
+        if system:
+            args["system_instruction"] = system
+        declared, functions = tool_declarations(tools or ())
+        if declared:
+            args["tools"] = declared
+        if not self.direct:
+            args["extra_headers"] = {"x-interactions-thread": thread}
+        return args, functions
+
+    def ask(
+        self,
+        input: Any,
+        *,
+        model: str | None = None,
+        agent: str | None = None,
+        thread: str = DEFAULT_THREAD,
+        new: bool = False,
+        parent: str | None = None,
+        system: str | None = None,
+        tools: Iterable[Any] | None = None,
+        stream: bool = True,
+        show: bool = False,
+    ) -> Reply:
+        """One turn in `thread` (continuing its head unless `new`, or from `parent`).
+
+        With `show`, text streams into a live display and the final display is published;
+        function tools given as Python callables are run here and their results sent back.
+        """
+        args, functions = self._create_args(
+            input, model=model, agent=agent, thread=thread, new=new, parent=parent,
+            system=system, tools=tools,
+        )  # fmt: skip
+        view = LiveView() if show and stream else None
+        ids: list[str] = []
+        try:
+            for _ in range(MAX_TOOL_ROUNDS):
+                transcript = self._turn(args, stream, view)
+                if transcript.interaction_id:
+                    ids.append(transcript.interaction_id)
+                calls = transcript.function_calls()
+                if transcript.status != "requires_action" or not calls or not functions:
+                    break
+                kept = ("model", "agent", "tools", "extra_headers")
+                args = {
+                    **{k: v for k, v in args.items() if k in kept},
+                    "previous_interaction_id": transcript.interaction_id,
+                    "input": [run_function(functions, call) for call in calls],
+                }  # fmt: skip
+        finally:
+            if view is not None:
+                view.clear()
+        if transcript.status not in ("completed", "requires_action") or transcript.error:
+            raise InteractionFailed(
+                failure_message(transcript), transcript.interaction_id, transcript.status
+            )
+        self._advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
+        reply = Reply(transcript, thread=thread, interaction_ids=ids)
+        if show:
+            reply.show()
+        return reply
+
+    def _turn(self, args: dict[str, Any], stream: bool, view: LiveView | None) -> Transcript:
+        try:
+            if not stream:
+                return Transcript.from_interaction(self.client.interactions.create(**args))
+            transcript = Transcript()
+            with self.client.interactions.create(**args, stream=True) as events:
+                for event in events:
+                    transcript.feed(event)
+                    if view is not None:
+                        view.update(lambda: live_bundle(transcript))
+            return transcript
+        except Exception as exc:
+            raise self._fail(exc) from None
+
+    def start(
+        self,
+        input: Any,
+        *,
+        model: str | None = None,
+        agent: str | None = None,
+        thread: str = DEFAULT_THREAD,
+        new: bool = False,
+        parent: str | None = None,
+        system: str | None = None,
+        tools: Iterable[Any] | None = None,
+        show: bool = False,
+    ) -> Any:
+        """Start a background interaction and return its Job at once."""
+        from .jobs import Job
+
+        args, _ = self._create_args(
+            input, model=model, agent=agent, thread=thread, new=new, parent=parent,
+            system=system, tools=tools,
+        )  # fmt: skip
+        try:
+            interaction = self.client.interactions.create(**args, background=True)
+        except Exception as exc:
+            raise self._fail(exc) from None
+        job = Job(
+            self, interaction.id, thread=thread, model=args.get("model"), agent=args.get("agent"),
+            status=interaction.status,
+        )  # fmt: skip
+        self._jobs[job.id] = job
+        job.attach(show=show)
+        return job
+
+    # --- state -----------------------------------------------------------------------------
+
+    def thread(self, name: str = DEFAULT_THREAD) -> Thread:
+        if self._heads is None:
+            self._state()
+        return Thread(self, name, (self._heads or {}).get(name))
+
+    def threads(self) -> list[Thread]:
+        self._state()
+        return [Thread(self, name, record) for name, record in sorted((self._heads or {}).items())]
+
+    def threads_table(self) -> Listing:
+        rows = [[t.name, t.head, t.agent or t.model, t.turns, t.updated] for t in self.threads()]
+        return Listing("threads", ["thread", "head", "model/agent", "turns", "updated"], rows)
+
+    def fork(self, thread: str, from_id: str) -> None:
+        """Point `thread` at an earlier interaction; the next turn continues from there."""
+        self.routes.set_head(thread, from_id)
+        self._heads = None
+
+    def reset(self, thread: str | None = None) -> None:
+        """Forget one thread, or all of this session's threads."""
+        self.routes.delete(thread)
+        self._heads = None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """This session's jobs, as the gateway records them (including before a restart)."""
+        records = {j["id"]: dict(j) for j in self._state().get("jobs", [])}
+        for job_id, job in self._jobs.items():
+            records.setdefault(job_id, {"id": job_id, "thread": job.thread})
+            records[job_id].update(status=job.status, model=job.model, agent=job.agent)
+        return list(records.values())
+
+    def jobs_table(self) -> Listing:
+        rows = [
+            [j["id"], j.get("status"), j.get("thread"), j.get("agent") or j.get("model"),
+             j.get("created")]
+            for j in self.jobs()
+        ]  # fmt: skip
+        return Listing("jobs", ["job", "status", "thread", "model/agent", "created"], rows)
+
+    def job(self, job_id: str, show: bool = False) -> Any:
+        """The Job for an id: the live one, or a new one re-attached to the gateway's stream."""
+        from .jobs import Job
+
+        if job_id in self._jobs:
+            return self._jobs[job_id]
+        record = next((j for j in self.jobs() if j["id"] == job_id), {})
+        job = Job(
+            self, job_id, thread=record.get("thread"), model=record.get("model"),
+            agent=record.get("agent"), status=record.get("status"),
+        )  # fmt: skip
+        self._jobs[job_id] = job
+        job.attach(show=show)
+        return job
+
+
+# --- function tools ----------------------------------------------------------------------
+
+
+def tool_declarations(tools: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, Callable]]:
+    """Wire tool declarations, and the Python callables that answer function calls."""
+    declared: list[dict[str, Any]] = []
+    functions: dict[str, Callable[..., Any]] = {}
+    for tool in tools:
+        if isinstance(tool, dict):
+            declared.append(tool)
+        elif isinstance(tool, str):
+            if tool not in BUILTIN_TOOLS:
+                raise RequestError(
+                    f"unknown tool {tool!r}; use one of {sorted(BUILTIN_TOOLS)} "
+                    "or the name of a Python function"
+                )
+            declared.append({"type": tool})
+        elif callable(tool):
+            declared.append(function_declaration(tool))
+            functions[tool.__name__] = tool
+        else:
+            raise RequestError(f"a tool must be a name, a dict or a function, not {tool!r}")
+    return declared, functions
+
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}
+
+
+def function_declaration(function: Callable[..., Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, param in inspect.signature(function).parameters.items():
+        kind = _JSON_TYPES.get(param.annotation, "string")
+        if isinstance(param.annotation, str):
+            kind = {"int": "integer", "float": "number", "bool": "boolean"}.get(
+                param.annotation, "string"
+            )
+        properties[name] = {"type": kind}
+        if param.default is inspect.Parameter.empty:
+            required.append(name)
+    return {
+        "type": "function",
+        "name": function.__name__,
+        "description": inspect.getdoc(function) or function.__name__,
+        "parameters": {"type": "object", "properties": properties, "required": required},
+    }
+
+
+def run_function(functions: dict[str, Callable[..., Any]], call: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"type": "function_result", "call_id": call.call_id, "name": call.name}
+    function = functions.get(call.name)
+    try:
+        if function is None:
+            raise LookupError(f"no function named {call.name!r} was given with --tools")
+        value = function(**(call.arguments or {}))
+        result["result"] = value if isinstance(value, str | dict | list) else str(value)
+    except Exception as exc:  # the model sees the failure and can react to it
+        result.update(result=f"{type(exc).__name__}: {exc}", is_error=True)
+    return result
+
+
+def failure_message(transcript: Transcript) -> str:
+    status = transcript.status or "failed"
+    detail = f": {transcript.error}" if transcript.error else ""
+    what = f"interaction {transcript.interaction_id}" if transcript.interaction_id else "the turn"
+    return f"{what} ended {status}{detail}; the thread was left as it was, re-run the cell to retry"
