@@ -1,0 +1,122 @@
+"""The gateway's routes: the Interactions wire protocol (create, get, attach, cancel, delete),
+plus agents, environments, files and our session views, as tornado handlers.
+
+`make_handlers(prefix, state)` gives the url specs, so a host (the Jupyter server extension)
+can mount them under its own prefix and auth; `make_app(config)` is the standalone app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tornado.web
+
+from .. import __version__
+from ..config import GatewayConfig
+from ..errors import RequestError
+from . import resources
+from .engine import Upstream
+from .web import BaseHandler, GatewayState, NotFoundHandler
+
+__all__ = ["API_VERSIONS", "GatewayState", "make_app", "make_handlers"]
+
+API_VERSIONS = ("v1", "v1beta", "v1alpha", "v1beta1")
+
+
+def _event_seq(last_event_id: str | None) -> int:
+    if not last_event_id:
+        return 0
+    if last_event_id.startswith("ev_") and last_event_id[3:].isdigit():
+        return int(last_event_id[3:])
+    raise RequestError(
+        f"last_event_id {last_event_id!r} is not an event id of this gateway (they look like "
+        "'ev_12'); pass the event_id of the last event you received"
+    )
+
+
+class HealthHandler(BaseHandler):
+    """Unauthenticated probe, so a kernel can tell a gateway from some other server."""
+
+    def authenticate(self) -> bool:
+        return True
+
+    def get(self) -> None:
+        self.send_json({"ok": True, "name": "jupyter-interactions", "version": __version__})
+
+
+class InteractionsHandler(BaseHandler):
+    async def post(self) -> None:
+        body = self.json_body()
+        session, thread = self.session_headers()
+        run = await self.engine.create(body, session, thread)
+        if body.get("stream"):
+            await self.send_events(run.follow(0))
+        elif body.get("background"):
+            self.send_json(run.snapshot())
+        else:
+            # Shielded: a client that hangs up does not stop the interaction.
+            await asyncio.shield(run.done)
+            self.send_json(run.snapshot())
+
+
+class InteractionHandler(BaseHandler):
+    async def get(self, interaction_id: str) -> None:
+        if self.flag("stream"):
+            after = _event_seq(self.get_query_argument("last_event_id", None))
+            await self.send_events(await self.engine.open_stream(interaction_id, after))
+            return
+        if self.get_query_argument("last_event_id", None):
+            raise RequestError("last_event_id needs stream=true")
+        self.send_json(await self.engine.get(interaction_id, self.flag("include_input")))
+
+    async def delete(self, interaction_id: str) -> None:
+        await self.engine.delete(interaction_id)
+        self.send_json({})
+
+
+class CancelHandler(BaseHandler):
+    async def post(self, interaction_id: str) -> None:
+        self.send_json(await self.engine.cancel(interaction_id))
+
+
+def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
+    """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
+    p = prefix.rstrip("/")
+    v = "(?:" + "|".join(API_VERSIONS) + ")"
+    one = "([^/]+)"
+    kw = {"state": state}
+    routes: list[tuple[str, type[BaseHandler]]] = [
+        (f"{p}/health", HealthHandler),
+        (f"{p}/{v}/interactions/?", InteractionsHandler),
+        (f"{p}/{v}/interactions/{one}/cancel", CancelHandler),
+        (f"{p}/{v}/interactions/{one}", InteractionHandler),
+        (f"{p}/{v}/agents/?", resources.AgentsHandler),
+        (f"{p}/{v}/agents/{one}", resources.AgentHandler),
+        (f"{p}/{v}/environments/?", resources.EnvironmentsHandler),
+        (f"{p}/{v}/environments/{one}/files/?(.*)", resources.FilesHandler),
+        (f"{p}/{v}/environments/{one}", resources.EnvironmentHandler),
+        (f"{p}/upload/{v}/environments/{one}/files/(.*)", resources.UploadHandler),
+        (f"{p}/{v}/sessions/{one}/threads/?", resources.ThreadsHandler),
+        (f"{p}/{v}/sessions/{one}/threads/{one}", resources.ThreadHandler),
+        (f"{p}/{v}/sessions/{one}", resources.SessionHandler),
+        (f"{p}/.*", NotFoundHandler),
+    ]
+    return [tornado.web.url(pattern, handler, kw) for pattern, handler in routes]
+
+
+def make_app(
+    config: GatewayConfig,
+    upstream: Upstream | None = None,
+    state: GatewayState | None = None,
+) -> tornado.web.Application:
+    """The standalone gateway app. Its state is `app.settings["interactions_state"]`; await
+    its `start()` before serving and its `stop()` after."""
+    state = state or GatewayState(config, upstream)
+    app = tornado.web.Application(
+        make_handlers("", state),
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"state": state},
+        interactions_state=state,
+    )
+    return app

@@ -1,0 +1,523 @@
+"""The engine: runs interactions (model turns, function-call pauses, agents, upstream), as
+tasks that outlive the request that started them, and answers get / cancel / delete.
+
+Where an interaction runs is decided once, at create: a local model from the registry, an
+agent runner from `Engine.agents`, or the `upstream` (Google's service). All three report
+through the same `Emitter`, so streams, storage and resume work the same for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import GatewayConfig
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    InteractionsError,
+    NotFoundError,
+    RequestError,
+)
+from .emitter import Emitter
+from .history import content_text, input_steps, messages_from_steps, pending_calls
+from .models import ModelRegistry
+from .models.base import (
+    Finish,
+    Message,
+    Model,
+    ModelRequest,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from .run import Run, frame_from_stored
+from .store import RESTARTED_ERROR, Store
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
+HEAD_STATUSES = frozenset({"completed", "requires_action"})
+GOOGLE_AGENT_PREFIXES = ("antigravity-", "deep-research-")
+_ECHOED = (
+    "agent_config",
+    "previous_interaction_id",
+    "system_instruction",
+    "tools",
+    "generation_config",
+    "response_format",
+    "safety_settings",
+    "service_tier",
+    "labels",
+    "environment",
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Upstream(Protocol):
+    """Forwarding to Google's service (written in upstream.py on top of this seam)."""
+
+    def handles(self, model: str | None, agent: str | None) -> bool:
+        """True if this id runs on Google's service and the upstream can reach it (has a key)."""
+
+    async def run(
+        self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
+    ) -> str | None:
+        """Run the interaction upstream, reporting steps through `emitter` (set
+        `emitter.status` for a final status other than completed/requires_action); return the
+        upstream interaction id, kept for the next turn's `previous_upstream_id`."""
+
+
+@dataclass
+class AgentContext:
+    """What an agent runner gets for one interaction."""
+
+    interaction_id: str
+    agent: str
+    body: dict[str, Any]
+    messages: tuple[Message, ...]
+    emitter: Emitter
+    models: ModelRegistry
+    config: GatewayConfig
+    system_instruction: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    definition: dict[str, Any] | None = None  # the custom Agent resource, if agent= names one
+    environment_id: str | None = None
+    environment_root: Path | None = None  # the environment's directory; code runs in workspace/
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentRunner(Protocol):
+    async def run(self, ctx: AgentContext) -> None:
+        """Do the work, reporting through ctx.emitter; set ctx.emitter.status to end other
+        than completed (requires_action is derived from unanswered function_call steps)."""
+
+
+class Environments(Protocol):
+    async def create(self, config: dict[str, Any]) -> dict[str, Any]: ...
+    async def get(self, environment_id: str) -> dict[str, Any]: ...
+    def root(self, environment_id: str) -> Path: ...
+
+
+def _is_google(model: str | None, agent: str | None) -> bool:
+    if agent is not None:
+        return agent.startswith(GOOGLE_AGENT_PREFIXES)
+    return bool(model and model.startswith("gemini-"))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _generation(body: dict[str, Any]) -> dict[str, Any]:
+    generation = dict(body.get("generation_config") or {})
+    for key in ("max_output_tokens", "seed"):
+        if key in generation:
+            generation[key] = _int_or_none(generation[key])
+    return generation
+
+
+def _tool_specs(tools: Any) -> tuple[ToolSpec, ...]:
+    specs = []
+    for tool in tools or []:
+        if isinstance(tool, dict) and str(tool.get("type", "")).lower() == "function":
+            if not tool.get("name"):
+                raise RequestError("every function tool needs a name")
+            specs.append(
+                ToolSpec(
+                    name=tool["name"],
+                    description=tool.get("description") or "",
+                    parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+                )
+            )
+    return tuple(specs)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        models: ModelRegistry,
+        upstream: Upstream | None = None,
+        environments: Environments | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.models = models
+        self.upstream = upstream
+        self.environments = environments
+        self.agents: dict[str, AgentRunner] = {}
+        self.runs: dict[str, Run] = {}
+
+    # -- create --------------------------------------------------------------------------------
+
+    async def create(
+        self, body: dict[str, Any], session: str | None = None, thread: str | None = None
+    ) -> Run:
+        model, agent = body.get("model"), body.get("agent")
+        if bool(model) == bool(agent):
+            raise RequestError("give exactly one of 'model' or 'agent'")
+        if (model is not None and not isinstance(model, str)) or (
+            agent is not None and not isinstance(agent, str)
+        ):
+            raise RequestError("'model' and 'agent' must be strings")
+        new_input = input_steps(body.get("input"))
+        execute = await self._route(body, model, agent)
+
+        previous_id = body.get("previous_interaction_id")
+        history: list[dict[str, Any]] = []
+        previous_upstream_id = None
+        chain_length = 1
+        if previous_id:
+            history, previous_upstream_id, chain_length = await self._history(previous_id)
+
+        stored = body.get("store", True) not in (False, "false")
+        created = now()
+        resource: dict[str, Any] = {
+            "id": new_id("int"),
+            "object": "interaction",
+            "status": "in_progress",
+            "created": created,
+            "updated": created,
+        }
+        resource["model" if model else "agent"] = model or agent
+        resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
+        environment = body.get("environment")
+        if environment is not None:
+            resource["environment_id"] = await self._environment(environment)
+        row = {
+            "previous_id": previous_id,
+            "upstream_id": None,
+            "session": session,
+            "thread": thread,
+            "input": body.get("input"),
+        }
+        run = Run(resource, store=self.store if stored else None, row=row, on_end=self._ended)
+        run.chain_length = chain_length
+        self.runs[run.id] = run
+        saved = run.persist()
+        if body.get("background") and session and stored:
+            self.store.add_job(run.id, session, thread, created)
+        context = {
+            "history": history,
+            "input": new_input,
+            "previous_upstream_id": previous_upstream_id,
+        }
+        run.task = asyncio.create_task(self._execute(run, execute, body, context))
+        run.task.add_done_callback(lambda task: self._task_done(run, task))
+        if saved is not None and body.get("background"):
+            await saved  # a background job is on disk before its id is handed out
+        return run
+
+    async def _route(self, body: dict[str, Any], model: str | None, agent: str | None) -> Any:
+        """Decide where this runs; fail fast (before any event) when it cannot run."""
+        upstream = self.upstream
+        if agent:
+            if agent in self.agents:
+                return ("agent", self.agents[agent], None)
+            definition = await self.store.get_resource("agents", agent)
+            if definition is not None and definition.get("base_agent") in self.agents:
+                return ("agent", self.agents[definition["base_agent"]], definition)
+            if upstream is not None and upstream.handles(None, agent):
+                return ("upstream", upstream, None)
+            if _is_google(None, agent):
+                raise ConfigError(
+                    f"agent {agent!r} runs on Google's service: set GEMINI_API_KEY for the "
+                    "gateway, or use a local agent offline"
+                )
+            known = sorted(self.agents)
+            raise RequestError(
+                f"unknown agent {agent!r}: local agents here are {known or 'none yet'}; create "
+                "a custom one with client.agents.create(id=..., base_agent=...)"
+            )
+        assert model is not None
+        if model not in self.config.models and _is_google(model, None):
+            if upstream is not None and upstream.handles(model, None):
+                return ("upstream", upstream, None)
+            raise ConfigError(
+                f"model {model!r} runs on Google's service: set GEMINI_API_KEY for the "
+                "gateway, or use model='local' offline"
+            )
+        return ("model", self.models.get(model), None)
+
+    async def _history(self, previous_id: str) -> tuple[list[dict[str, Any]], str | None, int]:
+        if previous_id in self.runs:
+            raise ConflictError(
+                f"interaction {previous_id!r} is still running; wait for it to finish (attach "
+                "with get(id, stream=True)) or cancel it before continuing from it"
+            )
+        chain = await self.store.chain(previous_id)
+        if not chain or chain[0]["previous_id"]:
+            missing = previous_id if not chain else chain[0]["previous_id"]
+            raise NotFoundError(
+                f"previous interaction {missing!r} not found: it was deleted, created with "
+                "store=false, or never existed; start a new conversation without "
+                "previous_interaction_id"
+            )
+        steps: list[dict[str, Any]] = []
+        for link in chain:
+            steps.extend(input_steps(link["input"]))
+            steps.extend(link["resource"].get("steps") or [])
+        return steps, chain[-1]["upstream_id"], len(chain) + 1
+
+    async def _environment(self, environment: Any) -> str:
+        if self.environments is None:
+            raise RequestError("this gateway has no environments configured")
+        if isinstance(environment, str):
+            env_id = environment.removeprefix("environments/")
+            await self.environments.get(env_id)  # 404 if unknown
+            return env_id
+        if isinstance(environment, dict):
+            if environment.get("environment_id"):
+                return await self._environment(str(environment["environment_id"]))
+            created = await self.environments.create(environment)
+            return str(created["id"])
+        raise RequestError("environment must be an environment id or an environment object")
+
+    # -- execution -----------------------------------------------------------------------------
+
+    async def _execute(
+        self, run: Run, execute: Any, body: dict[str, Any], context: dict[str, Any]
+    ) -> None:
+        emitter = run.emitter
+        created = {
+            k: run.resource[k] for k in ("id", "status", "object", "created") if k in run.resource
+        }
+        created.update({k: run.resource[k] for k in ("model", "agent") if k in run.resource})
+        run.publish({"event_type": "interaction.created", "interaction": created})
+        kind, target, definition = execute
+        status: str | None = None
+        try:
+            if kind == "model":
+                status = await self._model_turn(run, target, body, context)
+            elif kind == "agent":
+                await target.run(self._agent_context(run, body, context, definition))
+                status = emitter.status
+            else:
+                upstream_id = await target.run(body, context["previous_upstream_id"], emitter)
+                run.row["upstream_id"] = upstream_id
+                status = emitter.status
+        except asyncio.CancelledError:
+            status = self._cancelled_status(run)
+        except InteractionsError as exc:
+            status = self._fail(run, exc.code, exc.message)
+        except Exception as exc:  # a broken model must never take the gateway down
+            log.exception("interaction %s failed", run.id)
+            status = self._fail(run, "internal", f"{type(exc).__name__}: {exc}")
+        self._finish(run, status)
+
+    def _agent_context(
+        self, run: Run, body: dict[str, Any], context: dict[str, Any], definition: Any
+    ) -> AgentContext:
+        environment_id = run.resource.get("environment_id")
+        root = None
+        if environment_id and self.environments is not None:
+            root = self.environments.root(environment_id)
+        system = body.get("system_instruction")
+        if definition and definition.get("system_instruction") and not system:
+            system = definition["system_instruction"]
+        tools = body.get("tools") or (definition or {}).get("tools")
+        return AgentContext(
+            interaction_id=run.id,
+            agent=run.resource["agent"],
+            body=body,
+            messages=tuple(messages_from_steps(context["history"] + context["input"])),
+            emitter=run.emitter,
+            models=self.models,
+            config=self.config,
+            system_instruction=content_text(system) if system else None,
+            tools=_tool_specs(tools),
+            definition=definition,
+            environment_id=environment_id,
+            environment_root=root,
+        )
+
+    async def _model_turn(
+        self, run: Run, model: Model, body: dict[str, Any], context: dict[str, Any]
+    ) -> str:
+        emitter = run.emitter
+        system = body.get("system_instruction")
+        request = ModelRequest(
+            messages=tuple(messages_from_steps(context["history"] + context["input"])),
+            system_instruction=content_text(system) if system else None,
+            tools=_tool_specs(body.get("tools")),
+            generation=_generation(body),
+        )
+        open_index: int | None = None
+        open_kind = ""
+        reason = "stop"
+        async for event in model.stream(request):
+            if isinstance(event, TextDelta):
+                if open_kind != "model_output":
+                    emitter.close_all()
+                    open_index, open_kind = (
+                        emitter.start({"type": "model_output", "content": []}),
+                        "model_output",
+                    )
+                emitter.text(open_index, event.text)  # type: ignore[arg-type]
+            elif isinstance(event, ThoughtDelta):
+                if open_kind != "thought":
+                    emitter.close_all()
+                    open_index, open_kind = (
+                        emitter.start({"type": "thought", "summary": []}),
+                        "thought",
+                    )
+                content = {"type": "text", "text": event.text}
+                emitter.delta(open_index, {"type": "thought_summary", "content": content})  # type: ignore[arg-type]
+            elif isinstance(event, ToolCall):
+                emitter.close_all()
+                open_kind = ""
+                call = {"type": "function_call", "id": event.id, "name": event.name}
+                emitter.add({**call, "arguments": event.arguments})
+            elif isinstance(event, Usage):
+                emitter.add_usage(event.input_tokens, event.output_tokens)
+            elif isinstance(event, Finish):
+                reason = event.reason
+            await emitter.drain()
+        emitter.close_all()
+        if reason == "length":
+            return "incomplete"
+        return "completed"
+
+    def _cancelled_status(self, run: Run) -> str:
+        if run.cancel_reason == "shutdown":
+            run.resource["errors"] = [RESTARTED_ERROR]
+            run.emitter.error(RESTARTED_ERROR["code"], RESTARTED_ERROR["message"])
+            return "failed"
+        return "cancelled"
+
+    def _fail(self, run: Run, code: str, message: str) -> str:
+        run.emitter.close_all()
+        run.emitter.error(code, message)
+        run.resource["errors"] = [
+            *run.resource.get("errors", []),
+            {"code": code, "message": message},
+        ]
+        return "failed"
+
+    def _finish(self, run: Run, status: str | None) -> None:
+        """Record how the run ended: final status, terminal event, row, thread head."""
+        if run.ended:
+            return
+        emitter = run.emitter
+        emitter.close_all()
+        if status is None or status == "completed":
+            status = "requires_action" if pending_calls(emitter.steps) else "completed"
+        run.resource["status"] = status
+        run.resource["updated"] = now()
+        final = {"id": run.id, "status": status, "updated": run.resource["updated"]}
+        if emitter.usage:
+            final["usage"] = dict(emitter.usage)
+        run.publish({"event_type": "interaction.completed", "interaction": final})
+        run.persist()
+        session, thread = run.row.get("session"), run.row.get("thread")
+        if session and thread and status in HEAD_STATUSES and run.store is not None:
+            self.store.set_thread(
+                session,
+                thread,
+                run.id,
+                run.resource.get("model"),
+                run.resource.get("agent"),
+                run.chain_length,
+                run.resource["updated"],
+            )
+
+    def _task_done(self, run: Run, task: asyncio.Task[None]) -> None:
+        # A task cancelled before it ever started never reached _execute's handlers.
+        if not run.ended:
+            status = self._cancelled_status(run) if task.cancelled() else "failed"
+            self._finish(run, status)
+
+    def _ended(self, run: Run) -> None:
+        self.runs.pop(run.id, None)
+
+    # -- get / stream / cancel / delete --------------------------------------------------------
+
+    async def get(self, interaction_id: str, include_input: bool = False) -> dict[str, Any]:
+        run = self.runs.get(interaction_id)
+        if run is not None:
+            return run.snapshot(include_input)
+        row = await self.store.get_interaction(interaction_id)
+        if row is None:
+            raise NotFoundError(
+                f"interaction {interaction_id!r} not found: it was deleted, created with "
+                "store=false, or never existed"
+            )
+        resource = row["resource"]
+        if include_input and row["input"] is not None:
+            resource["input"] = row["input"]
+        return resource
+
+    async def open_stream(
+        self, interaction_id: str, after_seq: int = 0
+    ) -> AsyncIterator[list[str]]:
+        """SSE frames after `after_seq`: live for a running interaction, from the log otherwise.
+        Raises NotFoundError before anything is sent."""
+        run = self.runs.get(interaction_id)
+        if run is not None:
+            return run.follow(after_seq)
+        if await self.store.get_interaction(interaction_id) is None:
+            await self.get(interaction_id)  # raises the 404
+        frames = [
+            frame_from_stored(d) for d in await self.store.events_after(interaction_id, after_seq)
+        ]
+
+        async def stored() -> AsyncIterator[list[str]]:
+            if frames:
+                yield frames
+
+        return stored()
+
+    async def cancel(self, interaction_id: str) -> dict[str, Any]:
+        run = self.runs.get(interaction_id)
+        if run is None:
+            resource = await self.get(interaction_id)
+            raise ConflictError(
+                f"interaction {interaction_id!r} is not running (status {resource['status']}); "
+                "cancel applies only to running interactions"
+            )
+        await self._stop(run, "cancel")
+        return run.snapshot()
+
+    async def _stop(self, run: Run, reason: str) -> None:
+        run.cancel_reason = run.cancel_reason or reason
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+        await asyncio.shield(run.done)
+
+    async def delete(self, interaction_id: str) -> None:
+        run = self.runs.get(interaction_id)
+        if run is not None:
+            await self._stop(run, "cancel")
+        deleted = await self.store.delete_interaction(interaction_id)
+        if run is None and not deleted:
+            raise NotFoundError(f"interaction {interaction_id!r} not found")
+
+    async def shutdown(self) -> None:
+        """Stop every running interaction; each ends failed with a gateway_restarted error."""
+        runs = list(self.runs.values())
+        if runs:
+            await asyncio.wait(
+                [asyncio.ensure_future(self._stop(r, "shutdown")) for r in runs], timeout=5
+            )
+        await self.store.flush()
+        await self.models.aclose()

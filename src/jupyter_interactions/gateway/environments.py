@@ -1,0 +1,261 @@
+"""Environments: the directories the gateway owns for agents' files, their resources, and
+resumable uploads into them.
+
+Each environment is `{data_dir}/environments/{env_id}/` (agents work in `workspace/` inside
+it). The resource (id, status, created, network, sources) lives in the store; file counts
+are read from the directory when asked. An upload's bytes collect outside the directory and
+appear in it only when the upload is finalized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+import re
+import shutil
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
+from ..sandbox.base import WORKSPACE, FileInfo, clean_relative, resolve_inside
+from ..sandbox.directory import DirectoryFiles
+from .engine import new_id, now
+from .store import Store
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_resource(info: FileInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "path": info.path,
+        "type": info.type,
+        "size_bytes": str(info.size),
+        "mime_type": info.mime_type,
+        "modified": rfc3339(info.modified),
+    }
+
+
+@dataclass
+class Upload:
+    environment_id: str
+    path: str
+    size: int | None
+    overwrite: bool
+    extract: bool
+    partial: Path
+    offset: int = 0
+
+
+def _tree_size(root: Path) -> tuple[int, int]:
+    count = size = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+                count += 1
+            except OSError:
+                continue
+    return count, size
+
+
+class EnvironmentManager:
+    def __init__(self, data_dir: Path, store: Store) -> None:
+        self.base = Path(data_dir) / "environments"
+        self.partials = Path(data_dir) / "uploads"
+        self.store = store
+        self._uploads: dict[str, Upload] = {}
+
+    def root(self, environment_id: str) -> Path:
+        if not _ID.match(environment_id):
+            raise NotFoundError(f"environment {environment_id!r} not found")
+        return self.base / environment_id
+
+    def files(self, environment_id: str) -> DirectoryFiles:
+        return DirectoryFiles(self.root(environment_id))
+
+    # -- CRUD ----------------------------------------------------------------------------------
+
+    async def create(self, config: dict[str, Any]) -> dict[str, Any]:
+        """From `{sources?, network?}`, `{from_environment}`, or an interaction's
+        environment object (`{type: "remote", sources, network, env}`)."""
+        sources = config.get("sources") or []
+        fork = config.get("from_environment")
+        if fork and sources:
+            raise RequestError("give sources or from_environment, not both")
+        if not isinstance(sources, list):
+            raise RequestError("sources must be a list")
+        env_id = new_id("env")
+        root = self.root(env_id)
+        if fork:
+            parent = str(fork).removeprefix("environments/")
+            parent_resource = await self.get(parent)
+            await asyncio.to_thread(shutil.copytree, self.root(parent), root, symlinks=True)
+            network = config.get("network", parent_resource.get("network"))
+        else:
+            await asyncio.to_thread((root / WORKSPACE).mkdir, parents=True, exist_ok=True)
+            network = config.get("network")
+        try:
+            await self._write_sources(root, sources)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+            raise
+        stamp = now()
+        resource: dict[str, Any] = {
+            "id": env_id,
+            "status": "active",
+            "created": stamp,
+            "updated": stamp,
+        }
+        if network is not None:
+            resource["network"] = network
+        if sources:
+            # The content itself is in the directory; the resource only says where it went.
+            resource["sources"] = [
+                {k: v for k, v in s.items() if k not in ("content",)} for s in sources
+            ]
+        await self.store.put_resource("environments", resource)
+        return await self._with_counts(resource)
+
+    async def _write_sources(self, root: Path, sources: list[Any]) -> None:
+        files = DirectoryFiles(root)
+        for source in sources:
+            if not isinstance(source, dict):
+                raise RequestError("each source must be an object")
+            kind = str(source.get("type", "")).lower()
+            if kind != "inline":
+                raise UnsupportedError(
+                    f"source type {kind!r} is not available offline; use "
+                    "{'type': 'inline', 'content': ..., 'target': 'workspace/file'} or upload "
+                    "files with client.environments.files.upload"
+                )
+            target = source.get("target")
+            if not target:
+                raise RequestError("an inline source needs a 'target' path")
+            content = source.get("content", "")
+            if str(source.get("encoding", "")).lower() == "base64":
+                try:
+                    data = base64.b64decode(content, validate=True)
+                except (binascii.Error, ValueError):
+                    raise RequestError(f"source {target!r}: content is not valid base64") from None
+            else:
+                data = str(content).encode()
+            await files.write(target, data)
+
+    async def get(self, environment_id: str) -> dict[str, Any]:
+        resource = await self.store.get_resource("environments", environment_id)
+        if resource is None:
+            raise NotFoundError(
+                f"environment {environment_id!r} not found; list them with "
+                "client.environments.list()"
+            )
+        return await self._with_counts(resource)
+
+    async def _with_counts(self, resource: dict[str, Any]) -> dict[str, Any]:
+        count, size = await asyncio.to_thread(_tree_size, self.root(resource["id"]))
+        return {**resource, "file_count": str(count), "size_bytes": str(size)}
+
+    async def list(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        resources = await self.store.list_resources("environments", offset, limit)
+        return [await self._with_counts(r) for r in resources]
+
+    async def delete(self, environment_id: str) -> None:
+        await self.get(environment_id)
+        await self.store.delete_resource("environments", environment_id)
+        await asyncio.to_thread(shutil.rmtree, self.root(environment_id), True)
+
+    # -- resumable uploads ---------------------------------------------------------------------
+
+    async def start_upload(
+        self, environment_id: str, path: str, size: int | None, overwrite: bool, extract: bool
+    ) -> str:
+        await self.get(environment_id)
+        rel = clean_relative(path)
+        if not rel and not extract:
+            raise RequestError("give a file path to upload to, e.g. 'workspace/data.csv'")
+        target = resolve_inside(self.root(environment_id), rel)
+        if not extract and target.exists() and not overwrite:
+            raise ConflictError(f"{rel!r} already exists; pass overwrite=True to replace it")
+        upload_id = new_id("upload")
+        partial = self.partials / upload_id
+        await asyncio.to_thread(self._create_partial, partial)
+        self._uploads[upload_id] = Upload(environment_id, rel, size, overwrite, extract, partial)
+        return upload_id
+
+    def _create_partial(self, partial: Path) -> None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"")
+
+    async def upload_chunk(
+        self, upload_id: str, offset: int, data: bytes, finalize: bool
+    ) -> list[FileInfo] | None:
+        """Append a chunk; on finalize, move the file (or the archive's files) into place."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise NotFoundError("unknown or finished upload; start the upload again")
+        if offset != upload.offset:
+            raise RequestError(
+                f"upload offset {offset} does not match the {upload.offset} bytes received"
+            )
+        await asyncio.to_thread(self._append, upload.partial, data)
+        upload.offset += len(data)
+        if not finalize:
+            return None
+        del self._uploads[upload_id]
+        try:
+            if upload.size is not None and upload.offset != upload.size:
+                raise RequestError(
+                    f"upload ended after {upload.offset} bytes but {upload.size} were announced"
+                )
+            paths = await asyncio.to_thread(self._place, upload)
+        finally:
+            upload.partial.unlink(missing_ok=True)
+        files = self.files(upload.environment_id)
+        return [await files.stat(p) for p in paths]
+
+    @staticmethod
+    def _append(partial: Path, data: bytes) -> None:
+        with partial.open("ab") as handle:
+            handle.write(data)
+
+    def _place(self, upload: Upload) -> list[str]:
+        root = self.root(upload.environment_id)
+        if upload.extract:
+            return self._extract(upload, root)
+        target = resolve_inside(root, upload.path)
+        if target.is_dir():
+            raise RequestError(f"{upload.path!r} is a directory; choose a file path")
+        if target.exists() and not upload.overwrite:
+            raise ConflictError(
+                f"{upload.path!r} already exists; pass overwrite=True to replace it"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(upload.partial, target)
+        return [upload.path]
+
+    def _extract(self, upload: Upload, root: Path) -> list[str]:
+        destination = resolve_inside(root, upload.path)
+        destination.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(upload.partial) as archive:
+                members = archive.getmembers()
+                for member in members:
+                    if not upload.overwrite and (destination / member.name).exists():
+                        raise ConflictError(
+                            f"{member.name!r} already exists; pass overwrite=True to replace it"
+                        )
+                # The "data" filter refuses absolute paths, .. and links that escape.
+                archive.extractall(destination, filter="data")
+        except tarfile.TarError as exc:
+            raise RequestError(f"extract=True needs a tar or tar.gz archive: {exc}") from None
+        prefix = upload.path
+        return [f"{prefix}/{m.name}" if prefix else m.name for m in members if m.isfile()]

@@ -1,0 +1,169 @@
+"""Turning wire inputs and stored steps into the `Message`s a model sees.
+
+A create's `input` arrives in any form of the reference (§3.2): a string, one content block,
+a list of content blocks, one step, or a list of steps. `input_steps` brings all of them to a
+list of steps; `messages_from_steps` turns a conversation's steps (the whole
+`previous_interaction_id` chain, then the new input) into chat messages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import RequestError
+from .models.base import Message, ToolCall
+
+STEP_TYPES = frozenset(
+    {
+        "user_input",
+        "model_output",
+        "thought",
+        "function_call",
+        "function_result",
+        "code_execution_call",
+        "code_execution_result",
+        "google_search_call",
+        "google_search_result",
+        "url_context_call",
+        "url_context_result",
+        "google_maps_call",
+        "google_maps_result",
+        "file_search_call",
+        "file_search_result",
+        "mcp_server_tool_call",
+        "mcp_server_tool_result",
+        "retrieval_call",
+        "retrieval_result",
+        "processing_call",
+        "processing_result",
+    }
+)
+
+
+def _type(item: Any) -> str:
+    return str(item.get("type", "")).lower() if isinstance(item, dict) else ""
+
+
+def _block(item: Any) -> dict[str, Any]:
+    if isinstance(item, str):
+        return {"type": "text", "text": item}
+    if not isinstance(item, dict):
+        raise RequestError(f"input content must be objects or strings, got {type(item).__name__}")
+    block = dict(item)
+    block["type"] = _type(block) or ("text" if "text" in block else "")
+    return block
+
+
+def input_steps(value: Any) -> list[dict[str, Any]]:
+    """Normalise a create's `input` to a list of wire steps."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"type": "user_input", "content": [{"type": "text", "text": value}]}]
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RequestError(
+            "input must be a string, a content object, or a list of them or of steps"
+        )
+    steps: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
+    for item in value:
+        kind = _type(item)
+        if kind in STEP_TYPES:
+            if blocks:
+                steps.append({"type": "user_input", "content": blocks})
+                blocks = []
+            step = dict(item)
+            step["type"] = kind
+            if kind == "user_input":
+                step["content"] = [_block(b) for b in step.get("content") or []]
+            steps.append(step)
+        else:
+            blocks.append(_block(item))
+    if blocks:
+        steps.append({"type": "user_input", "content": blocks})
+    return steps
+
+
+def content_text(content: Any) -> str:
+    """The text a text-only model can read from a list of content blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    parts = []
+    only_text = True
+    for block in content:
+        if not isinstance(block, dict):
+            parts.append(str(block))
+        elif _type(block) == "text" or "text" in block:
+            parts.append(str(block.get("text", "")))
+        else:
+            # A text-only model cannot see media; tell it something was there.
+            only_text = False
+            uri = f" {block['uri']}" if block.get("uri") else ""
+            parts.append(f"[{_type(block) or 'content'}{uri}]")
+    return ("" if only_text else "\n").join(parts)
+
+
+def _result_text(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, list):
+        return content_text(result)
+    return json.dumps(result, sort_keys=True)
+
+
+def messages_from_steps(steps: list[dict[str, Any]]) -> list[Message]:
+    messages: list[Message] = []
+    for step in steps:
+        kind = _type(step)
+        if kind == "user_input":
+            messages.append(Message("user", content_text(step.get("content"))))
+        elif kind == "model_output":
+            text = content_text(step.get("content"))
+            if text:
+                messages.append(Message("assistant", text))
+        elif kind in ("function_call", "code_execution_call"):
+            name = step.get("name") or ("run_code" if kind == "code_execution_call" else "tool")
+            arguments = step.get("arguments") or {}
+            call = ToolCall(id=str(step.get("id", "")), name=name, arguments=dict(arguments))
+            # Consecutive calls belong to one assistant turn, as chat models expect.
+            if messages and messages[-1].role == "assistant" and messages[-1].tool_calls:
+                last = messages.pop()
+                messages.append(Message("assistant", last.text, (*last.tool_calls, call)))
+            else:
+                messages.append(Message("assistant", tool_calls=(call,)))
+        elif kind in ("function_result", "code_execution_result"):
+            call_id = step.get("call_id")
+            name = step.get("name") or _call_name(messages, call_id)
+            messages.append(
+                Message(
+                    "tool",
+                    _result_text(step.get("result")),
+                    tool_call_id=call_id,
+                    name=name,
+                    is_error=bool(step.get("is_error")),
+                )
+            )
+        # thought and server-side tool steps carry nothing a chat model replays.
+    return messages
+
+
+def _call_name(messages: list[Message], call_id: str | None) -> str | None:
+    for message in reversed(messages):
+        for call in message.tool_calls:
+            if call.id == call_id:
+                return call.name
+    return None
+
+
+def pending_calls(steps: list[dict[str, Any]]) -> set[str]:
+    """Ids of function calls in `steps` that no function_result answers."""
+    calls = {s.get("id") for s in steps if _type(s) == "function_call"}
+    answered = {s.get("call_id") for s in steps if _type(s) == "function_result"}
+    return {c for c in calls - answered if c}

@@ -1,0 +1,210 @@
+"""Routes beside interactions: agents CRUD, environments CRUD, environment files (list,
+download, resumable upload), and the kernel-keyed session views (threads and jobs)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import ConflictError, NotFoundError, RequestError
+from .engine import new_id, now
+from .environments import file_resource
+from .web import BaseHandler
+
+_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_PAGE = 1000
+
+
+class _Paged(BaseHandler):
+    def page(self) -> tuple[int, int]:
+        try:
+            size = int(self.get_query_argument("page_size", "50"))
+            offset = int(self.get_query_argument("page_token", "0") or 0)
+        except ValueError:
+            raise RequestError(
+                "page_size and page_token must be the numbers this gateway gave"
+            ) from None
+        return max(0, offset), min(max(1, size), MAX_PAGE)
+
+    def paged(self, key: str, items: list[Any], offset: int, size: int) -> dict[str, Any]:
+        """`items` holds up to size+1 entries: one more than asked says there is a next page."""
+        body: dict[str, Any] = {key: items[:size]}
+        if len(items) > size:
+            body["next_page_token"] = str(offset + size)
+        return body
+
+
+# -- agents ----------------------------------------------------------------------------------------
+
+
+class AgentsHandler(_Paged):
+    async def get(self) -> None:
+        offset, size = self.page()
+        agents = await self.state.store.list_resources("agents", offset, size + 1)
+        self.send_json(self.paged("agents", agents, offset, size))
+
+    async def post(self) -> None:
+        agent = self.json_body()
+        agent_id = str(agent.get("id") or new_id("agent"))
+        if not _AGENT_ID.match(agent_id):
+            raise RequestError(
+                f"agent id {agent_id!r} must be letters, digits, '-', '_' or '.' (at most 128)"
+            )
+        if await self.state.store.get_resource("agents", agent_id) is not None:
+            raise ConflictError(
+                f"agent {agent_id!r} already exists; delete it first or pick another id"
+            )
+        agent.update({"id": agent_id, "created": now()})
+        await self.state.store.put_resource("agents", agent)
+        self.send_json(agent)
+
+
+class AgentHandler(BaseHandler):
+    async def _agent(self, agent_id: str) -> dict[str, Any]:
+        agent = await self.state.store.get_resource("agents", agent_id)
+        if agent is None:
+            raise NotFoundError(
+                f"agent {agent_id!r} not found; list them with client.agents.list()"
+            )
+        return agent
+
+    async def get(self, agent_id: str) -> None:
+        self.send_json(await self._agent(agent_id))
+
+    async def delete(self, agent_id: str) -> None:
+        await self._agent(agent_id)
+        await self.state.store.delete_resource("agents", agent_id)
+        self.send_json({})
+
+
+# -- environments and their files -----------------------------------------------------------------
+
+
+class EnvironmentsHandler(_Paged):
+    async def get(self) -> None:
+        offset, size = self.page()
+        environments = await self.state.environments.list(offset, size + 1)
+        self.send_json(self.paged("environments", environments, offset, size))
+
+    async def post(self) -> None:
+        body = self.json_body()
+        if body.get("env"):
+            raise RequestError(
+                "environment variables go on the interaction's environment, not here"
+            )
+        self.send_json(await self.state.environments.create(body))
+
+
+class EnvironmentHandler(BaseHandler):
+    async def get(self, environment_id: str) -> None:
+        self.send_json(await self.state.environments.get(environment_id))
+
+    async def delete(self, environment_id: str) -> None:
+        await self.state.environments.delete(environment_id)
+        self.send_json({})
+
+
+class FilesHandler(_Paged):
+    async def get(self, environment_id: str, path: str) -> None:
+        environments = self.state.environments
+        await environments.get(environment_id)
+        files = environments.files(environment_id)
+        path = path.lstrip("/")
+        if self.get_query_argument("alt", "") == "media":
+            info = await files.stat(path)
+            data = await files.read(path)
+            self.set_header("Content-Type", info.mime_type)
+            self.finish(data)
+            return
+        offset, size = self.page()
+        entries = await files.list(path, recursive=self.flag("recursive"))
+        listed = [file_resource(e) for e in entries[offset : offset + size + 1]]
+        self.send_json(self.paged("files", listed, offset, size))
+
+
+class UploadHandler(BaseHandler):
+    """Google's resumable protocol: PUT starts (answering X-Goog-Upload-URL), POSTs carry
+    the bytes; the last, with `finalize`, answers `x-goog-upload-status: final` + the file."""
+
+    async def put(self, environment_id: str, path: str) -> None:
+        command = self.request.headers.get("X-Goog-Upload-Command", "")
+        if "start" not in command:
+            raise RequestError("start an upload with X-Goog-Upload-Command: start")
+        announced = self.request.headers.get("X-Goog-Upload-Header-Content-Length")
+        size = int(announced) if announced and announced.isdigit() else None
+        upload_id = await self.state.environments.start_upload(
+            environment_id, path, size, self.flag("overwrite"), self.flag("extract")
+        )
+        url = f"{self.request.protocol}://{self.request.host}{self.request.path}?upload_id={upload_id}"
+        self.set_header("X-Goog-Upload-URL", url)
+        self.set_header("X-Goog-Upload-Status", "active")
+        self.send_json({})
+
+    async def post(self, environment_id: str, path: str) -> None:
+        upload_id = self.get_query_argument("upload_id", "")
+        command = self.request.headers.get("X-Goog-Upload-Command", "")
+        try:
+            offset = int(self.request.headers.get("X-Goog-Upload-Offset", "0"))
+        except ValueError:
+            raise RequestError("X-Goog-Upload-Offset must be a number") from None
+        finalize = "finalize" in command
+        placed = await self.state.environments.upload_chunk(
+            upload_id, offset, self.request.body or b"", finalize
+        )
+        if placed is None:
+            self.set_header("X-Goog-Upload-Status", "active")
+            self.send_json({})
+            return
+        self.set_header("X-Goog-Upload-Status", "final")
+        self.send_json({"files": [file_resource(info) for info in placed]})
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Without a status header the SDK retries the chunk; "final" makes it read the error.
+        self.set_header("X-Goog-Upload-Status", "final")
+        super().write_error(status_code, **kwargs)
+
+
+# -- sessions: thread heads and jobs, keyed by notebook path or kernel id ------------------------
+
+
+class SessionHandler(BaseHandler):
+    async def get(self, key: str) -> None:
+        self.send_json(await self.state.store.session(key))
+
+
+class ThreadsHandler(BaseHandler):
+    async def delete(self, key: str) -> None:
+        await self.state.store.delete_threads(key)
+        self.send_json({})
+
+
+class ThreadHandler(BaseHandler):
+    async def put(self, key: str, name: str) -> None:
+        body = self.json_body()
+        if "head" not in body:
+            raise RequestError('send {"head": "<interaction id>"} or {"head": null}')
+        head = body["head"]
+        if head is None:
+            await self.state.store.set_thread(key, name, None, None, None, 0, now())
+            self.send_json({"name": name, "head": None})
+            return
+        chain = await self.state.store.chain(str(head))
+        if not chain or chain[-1]["id"] != head:
+            raise NotFoundError(f"interaction {head!r} not found; it cannot be a thread head")
+        resource = chain[-1]["resource"]
+        thread = {
+            "name": name,
+            "head": head,
+            "model": resource.get("model"),
+            "agent": resource.get("agent"),
+            "turns": len(chain),
+            "updated": now(),
+        }
+        await self.state.store.set_thread(
+            key, name, head, thread["model"], thread["agent"], len(chain), thread["updated"]
+        )
+        self.send_json(thread)
+
+    async def delete(self, key: str, name: str) -> None:
+        await self.state.store.delete_threads(key, name)
+        self.send_json({})

@@ -1,0 +1,449 @@
+"""The gateway's durable state: SQLite (WAL) holding interactions, their event logs,
+session threads and jobs, agents and environments.
+
+All SQLite work runs on one dedicated thread that owns the connection, so the event loop
+never blocks and writes are ordered. Writes are queued and committed in batches: every
+write submitted during one loop tick (and while a previous batch is committing) goes into
+a single transaction. That is what makes thousands of events per second cheap while each
+event is still on disk before anyone is told about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "gateway.sqlite3"
+RUNNING = ("queued", "in_progress")
+RESTARTED_ERROR = {
+    "code": "gateway_restarted",
+    "message": "the gateway stopped while this interaction was running; start it again",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS interactions (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    previous_id TEXT,
+    upstream_id TEXT,
+    session TEXT,
+    thread TEXT,
+    resource TEXT NOT NULL,
+    input TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    interaction_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (interaction_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS threads (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    head TEXT,
+    model TEXT,
+    agent TEXT,
+    turns INTEGER NOT NULL DEFAULT 0,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (session, name)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    thread TEXT,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs (session, created);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    resource TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS environments (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    resource TEXT NOT NULL
+);
+"""
+
+Write = Callable[[sqlite3.Connection], Any]
+
+
+class Store:
+    """Async facade over one SQLite database; every method is safe to await from the loop."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / DB_NAME
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-store")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> list[str]:
+        """Open (creating if needed) and recover; returns ids marked failed by recovery."""
+        self._loop = asyncio.get_running_loop()
+        return await self._call(self._open)
+
+    def _open(self) -> list[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._thread_id = threading.get_ident()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer jupyter-interactions (schema {row[0]}); "
+                "upgrade, or point --data-dir elsewhere"
+            )
+        self._conn = conn
+        return self._recover(conn)
+
+    def _recover(self, conn: sqlite3.Connection) -> list[str]:
+        """Interactions left running by a gateway that died end failed, with a terminal event
+        so that a client attached to their stream ends cleanly."""
+        rows = conn.execute(
+            "SELECT id, resource FROM interactions WHERE status IN (?, ?)", RUNNING
+        ).fetchall()
+        failed = []
+        conn.execute("BEGIN")
+        for interaction_id, resource_json in rows:
+            resource = json.loads(resource_json)
+            resource["status"] = "failed"
+            resource["errors"] = [*resource.get("errors", []), RESTARTED_ERROR]
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE interaction_id = ?",
+                (interaction_id,),
+            ).fetchone()
+            seq = last + 1
+            error_event = {
+                "event_type": "error",
+                "event_id": f"ev_{seq}",
+                "error": RESTARTED_ERROR,
+            }
+            completed = {
+                "event_type": "interaction.completed",
+                "event_id": f"ev_{seq + 1}",
+                "interaction": {
+                    "id": interaction_id,
+                    "status": "failed",
+                    "usage": resource.get("usage", {}),
+                },
+            }
+            conn.executemany(
+                "INSERT INTO events VALUES (?, ?, ?)",
+                [
+                    (interaction_id, seq, json.dumps(error_event)),
+                    (interaction_id, seq + 1, json.dumps(completed)),
+                ],
+            )
+            conn.execute(
+                "UPDATE interactions SET status = 'failed', resource = ? WHERE id = ?",
+                (json.dumps(resource), interaction_id),
+            )
+            failed.append(interaction_id)
+        conn.execute("COMMIT")
+        return failed
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._conn is not None:
+            await self._call(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        # Reads go through the same thread, after any queued writes: read-your-writes.
+        await self.flush()
+        return await self._call(fn, self._conn)
+
+    def submit(self, write: Write) -> asyncio.Future[Any]:
+        """Queue a write; the future resolves once it is committed. Never blocks."""
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((write, future))
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self._start_flush)
+        return future
+
+    async def flush(self) -> None:
+        if self._pending or self._flushing:
+            await self.submit(lambda conn: None)
+
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        writes = [w for w, _ in batch]
+        commit = loop.run_in_executor(self._executor, self._commit, writes)
+        commit.add_done_callback(lambda done: self._finish_flush(done, batch))
+
+    def _commit(self, writes: list[Write]) -> list[tuple[bool, Any]]:
+        conn = self._conn
+        assert conn is not None
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN")
+        for write in writes:
+            conn.execute("SAVEPOINT one")
+            try:
+                results.append((True, write(conn)))
+                conn.execute("RELEASE one")
+            except Exception as exc:  # one bad write must not lose the rest of the batch
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+                results.append((False, exc))
+        conn.execute("COMMIT")
+        return results
+
+    def _finish_flush(
+        self, done: asyncio.Future[list[tuple[bool, Any]]], batch: list[tuple[Write, Any]]
+    ) -> None:
+        exc = done.exception()
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+                continue
+            ok, value = done.result()[index]
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        if self._pending:
+            self._start_flush()
+        else:
+            self._flushing = False
+
+    # -- interactions --------------------------------------------------------------------------
+
+    def save_interaction(self, row: dict[str, Any]) -> asyncio.Future[Any]:
+        """Insert or replace an interaction row (keys as the table's columns)."""
+        values = (
+            row["id"],
+            row["resource"]["status"],
+            row["resource"]["created"],
+            row["resource"]["updated"],
+            row.get("previous_id"),
+            row.get("upstream_id"),
+            row.get("session"),
+            row.get("thread"),
+            json.dumps(row["resource"]),
+            json.dumps(row.get("input")) if row.get("input") is not None else None,
+        )
+        return self.submit(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", values
+            )
+        )
+
+    def append_events(self, interaction_id: str, events: list[tuple[int, str]]) -> Any:
+        rows = [(interaction_id, seq, data) for seq, data in events]
+        return self.submit(lambda conn: conn.executemany("INSERT INTO events VALUES (?,?,?)", rows))
+
+    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT resource, input, previous_id, upstream_id, session, thread "
+                "FROM interactions WHERE id = ?",
+                (interaction_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return {
+                "id": interaction_id,
+                "resource": json.loads(row[0]),
+                "input": json.loads(row[1]) if row[1] is not None else None,
+                "previous_id": row[2],
+                "upstream_id": row[3],
+                "session": row[4],
+                "thread": row[5],
+            }
+
+        return await self._read(read)
+
+    async def chain(self, interaction_id: str, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The interaction and its ancestors, oldest first. Stops at a missing link, which the
+        caller sees as a chain whose first element has a previous_id."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            current: str | None = interaction_id
+            while current and len(out) < limit:
+                row = conn.execute(
+                    "SELECT resource, input, previous_id, upstream_id FROM interactions "
+                    "WHERE id = ?",
+                    (current,),
+                ).fetchone()
+                if row is None:
+                    break
+                out.append(
+                    {
+                        "id": current,
+                        "resource": json.loads(row[0]),
+                        "input": json.loads(row[1]) if row[1] is not None else None,
+                        "previous_id": row[2],
+                        "upstream_id": row[3],
+                    }
+                )
+                current = row[2]
+            out.reverse()
+            return out
+
+        return await self._read(read)
+
+    async def events_after(self, interaction_id: str, after_seq: int) -> list[str]:
+        return await self._read(
+            lambda conn: [
+                row[0]
+                for row in conn.execute(
+                    "SELECT data FROM events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
+                    (interaction_id, after_seq),
+                )
+            ]
+        )
+
+    def delete_interaction(self, interaction_id: str) -> asyncio.Future[Any]:
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM events WHERE interaction_id = ?", (interaction_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (interaction_id,))
+            return conn.execute("DELETE FROM interactions WHERE id = ?", (interaction_id,)).rowcount
+
+        return self.submit(write)
+
+    # -- sessions: threads and jobs ------------------------------------------------------------
+
+    def set_thread(
+        self,
+        session: str,
+        name: str,
+        head: str | None,
+        model: str | None,
+        agent: str | None,
+        turns: int,
+        updated: str,
+    ) -> asyncio.Future[Any]:
+        values = (session, name, head, model, agent, turns, updated)
+        return self.submit(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO threads VALUES (?,?,?,?,?,?,?)", values
+            )
+        )
+
+    def delete_threads(self, session: str, name: str | None = None) -> asyncio.Future[Any]:
+        if name is None:
+            return self.submit(
+                lambda conn: conn.execute("DELETE FROM threads WHERE session = ?", (session,))
+            )
+        return self.submit(
+            lambda conn: conn.execute(
+                "DELETE FROM threads WHERE session = ? AND name = ?", (session, name)
+            )
+        )
+
+    def add_job(
+        self, interaction_id: str, session: str, thread: str | None, created: str
+    ) -> asyncio.Future[Any]:
+        values = (interaction_id, session, thread, created)
+        return self.submit(
+            lambda conn: conn.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?)", values)
+        )
+
+    async def session(self, key: str) -> dict[str, Any]:
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            threads = [
+                {
+                    "name": r[0],
+                    "head": r[1],
+                    "model": r[2],
+                    "agent": r[3],
+                    "turns": r[4],
+                    "updated": r[5],
+                }
+                for r in conn.execute(
+                    "SELECT name, head, model, agent, turns, updated FROM threads "
+                    "WHERE session = ? ORDER BY name",
+                    (key,),
+                )
+            ]
+            jobs = []
+            for r in conn.execute(
+                "SELECT j.id, j.thread, j.created, i.resource FROM jobs j "
+                "JOIN interactions i ON i.id = j.id WHERE j.session = ? ORDER BY j.created, j.id",
+                (key,),
+            ):
+                resource = json.loads(r[3])
+                jobs.append(
+                    {
+                        "id": r[0],
+                        "status": resource.get("status"),
+                        "thread": r[1],
+                        "model": resource.get("model"),
+                        "agent": resource.get("agent"),
+                        "created": r[2],
+                        "updated": resource.get("updated"),
+                    }
+                )
+            return {"key": key, "threads": threads, "jobs": jobs}
+
+        return await self._read(read)
+
+    # -- agents and environments: plain JSON resources -----------------------------------------
+
+    def put_resource(self, table: str, resource: dict[str, Any]) -> asyncio.Future[Any]:
+        assert table in ("agents", "environments")
+        values = (resource["id"], resource.get("created", ""), json.dumps(resource))
+        return self.submit(
+            lambda conn: conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?)", values)
+        )
+
+    async def get_resource(self, table: str, resource_id: str) -> dict[str, Any] | None:
+        assert table in ("agents", "environments")
+        row = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT resource FROM {table} WHERE id = ?", (resource_id,)
+            ).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    async def list_resources(self, table: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        assert table in ("agents", "environments")
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT resource FROM {table} ORDER BY created, id LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_resource(self, table: str, resource_id: str) -> asyncio.Future[Any]:
+        assert table in ("agents", "environments")
+        return self.submit(
+            lambda conn: conn.execute(f"DELETE FROM {table} WHERE id = ?", (resource_id,)).rowcount
+        )

@@ -1,0 +1,174 @@
+"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with token auth, JSON
+bodies, size limits, the reference's error shape and SSE framing.
+
+Auth is one overridable method, `BaseHandler.authenticate`, so the Jupyter server extension
+can mount the same handlers behind Jupyter's own auth.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import tornado.web
+from tornado.iostream import StreamClosedError
+
+from ..config import GatewayConfig
+from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
+from .engine import Engine, Upstream
+from .environments import EnvironmentManager
+from .models import ModelRegistry
+from .store import Store
+
+log = logging.getLogger("jupyter_interactions.gateway")
+
+SESSION_HEADER = "x-interactions-session"
+THREAD_HEADER = "x-interactions-thread"
+
+
+class GatewayState:
+    """Everything the handlers share. Build it, `await start()`, mount the handlers."""
+
+    def __init__(self, config: GatewayConfig, upstream: Upstream | None = None) -> None:
+        self.config = config
+        self.store = Store(config.data_dir)
+        self.models = ModelRegistry(config.models)
+        self.environments = EnvironmentManager(config.data_dir, self.store)
+        self.engine = Engine(config, self.store, self.models, upstream, self.environments)
+        self.recovered: list[str] = []
+
+    async def start(self) -> None:
+        self.recovered = await self.store.open()
+        if self.recovered:
+            log.warning(
+                "marked %d interaction(s) failed: they were running when the gateway stopped",
+                len(self.recovered),
+            )
+
+    async def stop(self) -> None:
+        await self.engine.shutdown()
+        await self.store.close()
+
+
+def _error_body(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    def initialize(self, state: GatewayState) -> None:
+        self.state = state
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
+
+    # -- auth: the one hook a host server overrides --------------------------------------------
+
+    def authenticate(self) -> bool:
+        """True if the request carries the gateway's token (x-goog-api-key, or Authorization:
+        Bearer/token). Compared in constant time; never logged."""
+        expected = self.state.config.token
+        if not expected:
+            return False
+        offered = self.request.headers.get("x-goog-api-key", "")
+        if not offered:
+            scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() in ("bearer", "token"):
+                offered = value.strip()
+        return hmac.compare_digest(offered.encode(), str(expected).encode())
+
+    def prepare(self) -> None:
+        if not self.authenticate():
+            raise AuthError(
+                "missing or wrong gateway token: pass it as api_key to genai.Client (it is in "
+                "the gateway's runtime file, or printed by `jupyter-interactions serve`)"
+            )
+        limit = self.state.config.max_body_bytes
+        if len(self.request.body or b"") > limit:
+            raise RequestError(f"request body larger than {limit} bytes; send less at once")
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated API: no cookies, so no XSRF to check."""
+
+    # -- requests and responses ----------------------------------------------------------------
+
+    def json_body(self) -> dict[str, Any]:
+        raw = self.request.body
+        if not raw or not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise RequestError(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise RequestError("the request body must be a JSON object")
+        return body
+
+    def flag(self, name: str) -> bool:
+        return self.get_query_argument(name, "false").lower() in ("true", "1")
+
+    def session_headers(self) -> tuple[str | None, str | None]:
+        session = self.request.headers.get(SESSION_HEADER)
+        thread = self.request.headers.get(THREAD_HEADER)
+        return (unquote(session) if session else None, unquote(thread) if thread else None)
+
+    def send_json(self, value: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value, separators=(",", ":")))
+
+    async def send_events(self, source: AsyncIterator[list[str]]) -> None:
+        """Stream SSE frames, then `data: [DONE]`. A client that goes away only stops this
+        response: the interaction keeps running and can be attached to again."""
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            async for frames in source:
+                self.write("".join(frames))
+                await self.flush()
+            self.write("data: [DONE]\n\n")
+            self.finish()
+        except StreamClosedError:
+            return
+
+    # -- errors in the reference's shape -------------------------------------------------------
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, InteractionsError):
+            if self._finished:
+                return
+            self.send_error(e.http_status, exc_info=sys.exc_info())
+            return
+        super()._handle_request_exception(e)  # type: ignore[misc]
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, InteractionsError):
+            code, message = exc.code, exc.message
+        elif isinstance(exc, tornado.web.HTTPError):
+            code = {405: "method_not_allowed", 404: "not_found"}.get(
+                status_code, "invalid_argument"
+            )
+            message = exc.log_message or self._reason
+        elif status_code >= 500:
+            code, message = "internal", "internal gateway error; the gateway log has details"
+        else:
+            code, message = "invalid_argument", self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(_error_body(code, message))
+
+
+class NotFoundHandler(BaseHandler):
+    """Any unknown route: a 404 in the reference's error shape (after auth)."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise NotFoundError(
+            f"no route {self.request.method} {self.request.path}; see the Interactions API "
+            "reference for the routes this gateway serves"
+        )
