@@ -88,9 +88,11 @@ class InteractionMagics(Magics):
         session = self.session(args.direct or None)
         try:
             if args.background:
-                result: Any = session.start(cell, **options)
+                result: Any = session.start(cell.strip(), **options)
             else:
-                result = session.ask(cell, stream=self.stream and not args.no_stream, **options)
+                result = session.ask(
+                    cell.strip(), stream=self.stream and not args.no_stream, **options
+                )
         except InteractionsError as exc:
             raise UsageError(exc.message) from None
         if args.out:

@@ -8,6 +8,7 @@ gateway's record of its threads and jobs survives a kernel restart. Threads cont
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from .client import Connection, LocalHeads, SessionRoutes, build_client, connect
 from .errors import GatewayError, InteractionFailed, InteractionsError, RequestError
 from .render.bundle import live_bundle, provenance, reply_bundle
 from .render.live import LiveView, publish
-from .render.transcript import Transcript
+from .render.transcript import Part, Transcript
 
 DEFAULT_THREAD = "default"
 DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
@@ -317,19 +318,22 @@ class Session:
         )  # fmt: skip
         view = LiveView() if show and stream else None
         ids: list[str] = []
+        earlier: list[Part] = []
         try:
             for _ in range(MAX_TOOL_ROUNDS):
-                transcript = self._turn(args, stream, view)
+                transcript = self._turn(args, stream, view, earlier)
                 if transcript.interaction_id:
                     ids.append(transcript.interaction_id)
                 calls = transcript.function_calls()
                 if transcript.status != "requires_action" or not calls or not functions:
                     break
+                results = [run_function(functions, call) for call in calls]
+                earlier = [*transcript.ordered(), *(result_part(r) for r in results)]
                 kept = ("model", "agent", "tools", "extra_headers")
                 args = {
                     **{k: v for k, v in args.items() if k in kept},
                     "previous_interaction_id": transcript.interaction_id,
-                    "input": [run_function(functions, call) for call in calls],
+                    "input": results,
                 }  # fmt: skip
         finally:
             if view is not None:
@@ -344,11 +348,15 @@ class Session:
             reply.show()
         return reply
 
-    def _turn(self, args: dict[str, Any], stream: bool, view: LiveView | None) -> Transcript:
+    def _turn(
+        self, args: dict[str, Any], stream: bool, view: LiveView | None, earlier: list[Part]
+    ) -> Transcript:
         try:
             if not stream:
-                return Transcript.from_interaction(self.client.interactions.create(**args))
-            transcript = Transcript()
+                transcript = Transcript.from_interaction(self.client.interactions.create(**args))
+                transcript.earlier = earlier
+                return transcript
+            transcript = Transcript(earlier=earlier)
             with self.client.interactions.create(**args, stream=True) as events:
                 for event in events:
                     transcript.feed(event)
@@ -506,6 +514,13 @@ def run_function(functions: dict[str, Callable[..., Any]], call: Any) -> dict[st
     except Exception as exc:  # the model sees the failure and can react to it
         result.update(result=f"{type(exc).__name__}: {exc}", is_error=True)
     return result
+
+
+def result_part(result: dict[str, Any]) -> Part:
+    text = result["result"]
+    text = text if isinstance(text, str) else json.dumps(text, sort_keys=True)
+    title = f"{result['name']} {'failed' if result.get('is_error') else 'result'}"
+    return Part(kind="result", title=title, text=text)
 
 
 def failure_message(transcript: Transcript) -> str:

@@ -39,6 +39,7 @@ class Transcript:
     last_event_id: str | None = None
     error: str | None = None
     events: int = 0
+    earlier: list[Part] = field(default_factory=list)  # parts of previous tool rounds
 
     # --- feeding -------------------------------------------------------------------------
 
@@ -97,14 +98,17 @@ class Transcript:
     def done(self) -> bool:
         return self.status in TERMINAL or self.status in PAUSED
 
+    def ordered(self) -> list[Part]:
+        return [*self.earlier, *(p for _, p in sorted(self.parts.items()))]
+
     @property
     def text(self) -> str:
         """The answer: the text of the model_output steps, in order."""
-        return "".join(p.text for _, p in sorted(self.parts.items()) if p.kind == "answer")
+        return "".join(p.text for p in self.ordered() if p.kind == "answer")
 
     @property
     def steps(self) -> int:
-        return len(self.parts)
+        return len(self.earlier) + len(self.parts)
 
     def function_calls(self) -> list[Part]:
         return [p for _, p in sorted(self.parts.items()) if p.kind == "call" and p.call_id]
@@ -112,7 +116,7 @@ class Transcript:
     def markdown(self) -> str:
         """Thoughts and tool activity set apart from the answer, which comes last."""
         blocks: list[str] = []
-        for _, part in sorted(self.parts.items()):
+        for part in self.ordered():
             if part.kind == "answer":
                 if part.text:
                     blocks.append(part.text)
@@ -134,7 +138,7 @@ class Transcript:
     def plain(self) -> str:
         """Deterministic plain text (nbval compares it): steps in brackets, then the answer."""
         lines: list[str] = []
-        for _, part in sorted(self.parts.items()):
+        for part in self.ordered():
             if part.kind == "answer":
                 if part.text:
                     lines.append(part.text)

@@ -1,0 +1,183 @@
+"""%%interaction in a real IPython shell against a real gateway, through the real SDK."""
+
+from __future__ import annotations
+
+import time
+
+from google import genai
+from IPython.core.error import UsageError
+
+from jupyter_interactions.render.bundle import METADATA_KEY
+from jupyter_interactions.session import Reply, Session
+
+
+def sdk(gateway) -> genai.Client:
+    return genai.Client(api_key=gateway.token, http_options={"base_url": gateway.url})
+
+
+def previous(gateway, interaction_id: str) -> str | None:
+    client = sdk(gateway)
+    try:
+        return client.interactions.get(interaction_id).previous_interaction_id
+    finally:
+        client.close()
+
+
+def test_cell_streams_then_ends_with_one_final_display(gw):
+    result = gw.run("%%interaction --model echo --out r\nhello from a notebook cell")
+    assert result.error_in_exec is None and result.result is None
+    outputs = gw.outputs
+    live_id = outputs[0]["transient"]["display_id"]
+    assert outputs[0]["data"] == {"text/plain": ""}  # the live handle starts empty...
+    updates = [o for o in outputs if o["update"]]
+    assert updates and all(o["transient"]["display_id"] == live_id for o in updates)
+    assert updates[-1]["data"] == {"text/plain": ""}  # ...and ends empty
+    (final,) = gw.finals()
+    assert final["data"]["text/plain"] == "hello from a notebook cell"
+    assert final["data"]["text/markdown"] == "hello from a notebook cell"
+    record = final["metadata"][METADATA_KEY]
+    reply = gw.ns["r"]
+    assert isinstance(reply, Reply)
+    assert record == {
+        "interaction_ids": [reply.id],
+        "model": "echo",
+        "thread": "default",
+        "usage": reply.usage,
+        "status": "completed",
+    }
+    assert repr(reply) == (
+        "Reply(thread='default', status='completed', text='hello from a notebook cell')"
+    )
+
+
+def test_no_stream_gives_only_the_final_display(gw):
+    gw.run("%%interaction --model echo --no-stream\nquiet please")
+    (final,) = gw.outputs
+    assert final["data"]["text/plain"] == "quiet please" and not final["update"]
+
+
+def test_chaining_threads_new_and_fork(gw, gateway):
+    gw.run("%%interaction --model echo --out a1\nfirst")
+    gw.run("%%interaction --model echo --out a2\nsecond")
+    gw.run("%%interaction --model echo --thread side --out b1\nparallel")
+    gw.run("%%interaction --model echo --out a3\nthird")
+    gw.run("%%interaction --model echo --thread fork --from a1 --out f1\nforked")
+    gw.run("%%interaction --model echo --new --thread fresh --out n1\nfresh start")
+    ns = gw.ns
+    assert previous(gateway, ns["a1"].id) is None
+    assert previous(gateway, ns["a2"].id) == ns["a1"].id
+    assert previous(gateway, ns["a3"].id) == ns["a2"].id  # the side thread did not interfere
+    assert previous(gateway, ns["b1"].id) is None
+    assert previous(gateway, ns["f1"].id) == ns["a1"].id
+    assert previous(gateway, ns["n1"].id) is None
+
+    table = gw.run("%interactions threads").result
+    heads = {row[0]: (row[1], row[3]) for row in table.rows}
+    assert heads == {
+        "default": (ns["a3"].id, 3),
+        "side": (ns["b1"].id, 1),
+        "fork": (ns["f1"].id, 2),  # turns count the chain: a1, then f1
+        "fresh": (ns["n1"].id, 1),
+    }
+    gw.run("%interactions reset side")
+    assert {row[0] for row in gw.run("%interactions threads").result.rows} == {
+        "default",
+        "fork",
+        "fresh",
+    }
+    gw.run("%interactions reset")
+    assert gw.run("%interactions threads").result.rows == []
+
+
+def test_a_new_kernel_of_the_same_notebook_continues_the_thread(gw, gateway):
+    gw.run("%%interaction --model echo --out before\nremember this")
+    # A fresh extension (as after a kernel restart): state comes from the gateway only.
+    gw.run("%unload_ext jupyter_interactions")
+    gw.run("%load_ext jupyter_interactions")
+    assert gw.run("%interactions threads").result.rows[0][:2] == ["default", gw.ns["before"].id]
+    gw.run("%%interaction --model echo --out after\nand continue")
+    assert previous(gateway, gw.ns["after"].id) == gw.ns["before"].id
+
+
+def test_failed_turn_does_not_become_the_head(gw):
+    gw.run("%%interaction --model echo --out ok\nfine")
+    result = gw.run("%%interaction --model no-such-model\nthis fails")
+    assert isinstance(result.error_in_exec, UsageError)
+    message = str(result.error_in_exec)
+    assert "no-such-model" in message
+    assert gw.run("%interactions threads").result.rows[0][1] == gw.ns["ok"].id
+
+
+def test_gemini_model_without_a_key_says_what_to_do(gw):
+    result = gw.run("%%interaction --model gemini-flash-latest\nhello")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "GEMINI_API_KEY" in str(result.error_in_exec)
+
+
+def test_configured_default_model(gw):
+    gw.run("%config InteractionMagics.model = 'echo'")
+    gw.run("%%interaction --out r\nconfigured")
+    assert gw.ns["r"].model == "echo" and gw.ns["r"].text == "configured"
+
+
+def test_function_tools_run_in_the_kernel(gw):
+    gw.run("def add(a: int, b: int):\n    'Add two numbers.'\n    return a + b\n")
+    gw.run('%%interaction --model echo --tools add --out r\ncall add {"a": 2, "b": 3}')
+    reply = gw.ns["r"]
+    assert reply.text == "add returned: 5"
+    assert len(reply.interaction_ids) == 2  # the call, then the answer to its result
+    (final,) = gw.finals()
+    assert final["data"]["text/plain"].splitlines() == [
+        '[add] {"a": 2, "b": 3}',
+        "[add result] 5",
+        "add returned: 5",
+    ]
+
+
+def test_background_job_while_other_cells_run(gw):
+    started = time.monotonic()
+    result = gw.run("%%interaction --model echo --background --out job\nin the background")
+    assert result.error_in_exec is None and time.monotonic() - started < 2
+    assert gw.run("1 + 1").result == 2  # the kernel is free meanwhile
+    job = gw.ns["job"]
+    reply = job.result(timeout=30)
+    assert reply.text == "in the background" and job.status == "completed"
+    assert job.steps >= 1 and job.elapsed > 0
+    rows = gw.run("%interactions jobs").result.rows
+    assert [row[:3] for row in rows] == [[job.id, "completed", "default"]]
+    # The finished job became the thread head, so the next cell continues it.
+    assert gw.run("%interactions threads").result.rows[0][1] == job.id
+
+
+async def test_await_a_job(gateway, isolated, monkeypatch):
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
+    session = Session("await-test.ipynb", model="echo")
+    try:
+        job = session.start("awaited", thread="t")
+        reply = await job
+        assert reply.text == "awaited"
+        # Re-attaching by id (as after a restart) replays the whole stream.
+        other = Session("await-test.ipynb")
+        again = other.job(job.id)
+        assert again is not job and again.result(timeout=30).text == "awaited"
+        other.close()
+    finally:
+        session.close()
+
+
+def test_python_api_matches_the_magic(gateway, isolated, monkeypatch):
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
+    session = Session("api-test.ipynb")
+    try:
+        first = session.ask("one", model="echo", thread="api")
+        second = session.thread("api").ask("two", model="echo")
+        assert (first.text, second.text) == ("one", "two")
+        assert previous(gateway, second.id) == first.id
+        session.fork("api", first.id)
+        assert session.thread("api").head == first.id
+        third = session.ask("three", model="echo", thread="api")
+        assert previous(gateway, third.id) == first.id
+    finally:
+        session.close()
