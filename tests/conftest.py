@@ -173,13 +173,15 @@ def start_gateway(
     *,
     token: str | None = None,
     models: dict[str, dict[str, Any]] | None = None,
+    settings: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> GatewayProcess:
-    """Start a real gateway subprocess whose files all live under `root`."""
+    """Start a real gateway subprocess whose files all live under `root`. `models` adds
+    model names, `settings` other GatewayConfig settings (its config file), `env` variables."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "jupyter_interactions.json"
-    config.write_text(json.dumps({"models": {**TEST_MODELS, **(models or {})}}))
+    config.write_text(json.dumps({**(settings or {}), "models": {**TEST_MODELS, **(models or {})}}))
     child_env = {
         k: v
         for k, v in os.environ.items()
@@ -271,19 +273,21 @@ class Api:
             target = getattr(target, name)
         return target
 
-    async def call(self, path: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, method_path: str, /, *args: Any, **kwargs: Any) -> Any:
         """e.g. `await api.call("interactions.create", model="echo", input="hi")`."""
-        method = self._target(path)
+        method = self._target(method_path)
         if self.mode == "async":
             return await method(*args, **kwargs)
         import asyncio
 
         return await asyncio.to_thread(method, *args, **kwargs)
 
-    async def events(self, path: str, *args: Any, limit: int | None = None, **kwargs: Any) -> list:
+    async def events(
+        self, method_path: str, /, *args: Any, limit: int | None = None, **kwargs: Any
+    ) -> list:
         """Call a streaming method and collect its events (stop after `limit`, closing the
         stream early as a client that goes away would)."""
-        method = self._target(path)
+        method = self._target(method_path)
         if self.mode == "async":
             stream = await method(*args, **kwargs)
             collected = []
