@@ -1,0 +1,245 @@
+"""`KernelRunner`: one Jupyter kernel process, driven asynchronously through jupyter_client.
+
+It starts a kernel from a given argv (the isolation tier's launcher wrapped around
+ipykernel) with ipc transport, runs code with output streamed to a callback, and waits for
+BOTH the shell `execute_reply` and the iopub `status: idle`, which arrive in either order.
+A kernel that dies mid-run (e.g. killed by its CPU limit) ends the run at once: its exit is
+watched through a pidfd, not polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+
+from ..errors import SandboxError
+from .base import OutputCallback, RunError, RunResult
+
+
+class _WrappedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager with a fixed argv and a hook run before every (re)launch."""
+
+    before_launch: Callable[[], None] | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if self.before_launch is not None:
+            self.before_launch()
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+class KernelDied(SandboxError):
+    """The kernel process exited while it was running code; `partial` is what it produced."""
+
+    def __init__(self, message: str, partial: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class KernelRunner:
+    """Lifecycle (start, restart, shutdown) and use (execute, interrupt) of one kernel."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        connection_file: Path,
+        socket_prefix: Path,
+        log_file: Path,
+        cwd: Path,
+        before_launch: Callable[[], None] | None = None,
+    ) -> None:
+        self.manager = _WrappedKernelManager(
+            transport="ipc", ip=str(socket_prefix), connection_file=str(connection_file)
+        )
+        # jupyter_client 8 ignores kernel_cmd; a KernelSpec is the supported way to set argv.
+        self.manager._kernel_spec = KernelSpec(
+            argv=argv, display_name="sandbox", language="python", interrupt_mode="message"
+        )
+        self.manager.before_launch = before_launch
+        self._log_path = log_file
+        self._cwd = cwd
+        self._log: Any = None
+        self.client: Any = None
+        self._exited: asyncio.Future[int] | None = None
+        self._pidfd: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = self.manager.provisioner
+        process = getattr(provisioner, "process", None)
+        return process.pid if process is not None else None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    async def start(self, timeout: float = 60.0) -> None:
+        if self._log is None:
+            self._log = open(self._log_path, "ab")
+        # The launcher builds the kernel's environment itself; this one only reaches it.
+        env = {"PATH": "/usr/bin:/bin"}
+        await self.manager.start_kernel(
+            env=env, cwd=str(self._cwd), stdout=self._log, stderr=self._log
+        )
+        self._watch_exit()
+        await self._connect(timeout)
+
+    async def _connect(self, timeout: float) -> None:
+        self.client = self.manager.client()
+        self.client.start_channels()
+        ready = asyncio.ensure_future(self.client.wait_for_ready(timeout=timeout))
+        assert self._exited is not None
+        done, _ = await asyncio.wait({ready, self._exited}, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            with contextlib.suppress(BaseException):
+                await ready
+            raise SandboxError(
+                "the sandbox kernel exited while starting; its log ends with:\n" + self.log_tail()
+            )
+        try:
+            ready.result()
+        except RuntimeError as exc:
+            raise SandboxError(
+                f"the sandbox kernel did not become ready ({exc}); its log ends with:\n"
+                + self.log_tail()
+            ) from None
+
+    def _watch_exit(self) -> None:
+        """Resolve `_exited` when the kernel process ends (pidfd readable), without polling."""
+        self._unwatch_exit()
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[int] = loop.create_future()
+        self._exited = exited
+        pid = self.pid
+        if pid is None:
+            return
+        pidfd = os.pidfd_open(pid)
+        self._pidfd = pidfd
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            if not exited.done():
+                exited.set_result(pid)
+
+        loop.add_reader(pidfd, on_exit)
+
+    def _unwatch_exit(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    @property
+    def alive(self) -> bool:
+        return self._exited is not None and not self._exited.done()
+
+    async def execute(
+        self, code: str, *, on_output: OutputCallback | None = None, silent: bool = False
+    ) -> RunResult:
+        """Run code; return when the kernel has replied AND gone idle. Raises KernelDied."""
+        result = RunResult()
+        msg_id = self.client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False
+        )
+        got_reply = got_idle = False
+        iopub = asyncio.ensure_future(self.client.get_iopub_msg())
+        shell = asyncio.ensure_future(self.client.get_shell_msg())
+        assert self._exited is not None
+        try:
+            while not (got_reply and got_idle):
+                done, _ = await asyncio.wait(
+                    {iopub, shell, self._exited}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if iopub in done:
+                    message = iopub.result()
+                    iopub = asyncio.ensure_future(self.client.get_iopub_msg())
+                    if message["parent_header"].get("msg_id") == msg_id:
+                        got_idle |= _apply_iopub(message, result, on_output)
+                if shell in done:
+                    message = shell.result()
+                    shell = asyncio.ensure_future(self.client.get_shell_msg())
+                    if message["parent_header"].get("msg_id") == msg_id:
+                        got_reply = True
+                        _apply_reply(message, result)
+                if self._exited in done and not (got_reply and got_idle):
+                    raise KernelDied("the sandbox kernel exited while running code", result)
+        finally:
+            for pending in (iopub, shell):
+                pending.cancel()
+        return result
+
+    async def interrupt(self) -> None:
+        await self.manager.interrupt_kernel()
+
+    async def restart(self, timeout: float = 60.0) -> None:
+        """Kill the kernel and start a fresh one on the same connection file (state lost)."""
+        if self.client is not None:
+            self.client.stop_channels()
+        await self.manager.restart_kernel(now=True)
+        self._watch_exit()
+        await self._connect(timeout)
+
+    async def shutdown(self) -> None:
+        """Stop the kernel at once (the sandbox keeps nothing worth a polite shutdown)."""
+        if self.client is not None:
+            self.client.stop_channels()
+            self.client = None
+        with contextlib.suppress(Exception):
+            if self.manager.has_kernel:
+                await self.manager.shutdown_kernel(now=True)
+        self._unwatch_exit()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _apply_iopub(
+    message: dict[str, Any], result: RunResult, on_output: OutputCallback | None
+) -> bool:
+    """Fold one iopub message into the result; True when it is the final `status: idle`."""
+    kind = message["header"]["msg_type"]
+    content = message["content"]
+    if kind == "stream":
+        name, text = content.get("name", "stdout"), content.get("text", "")
+        if name == "stderr":
+            result.stderr += text
+        else:
+            name = "stdout"
+            result.stdout += text
+        if on_output is not None and text:
+            on_output(name, text)
+    elif kind in ("display_data", "execute_result", "update_display_data"):
+        result.outputs.append(dict(content.get("data", {})))
+    elif kind == "error":
+        result.error = RunError(
+            name=content.get("ename", "Error"),
+            value=content.get("evalue", ""),
+            traceback=list(content.get("traceback", [])),
+        )
+    elif kind == "status":
+        return content.get("execution_state") == "idle"
+    return False
+
+
+def _apply_reply(message: dict[str, Any], result: RunResult) -> None:
+    content = message["content"]
+    if content.get("status") == "error" and result.error is None:
+        result.error = RunError(
+            name=content.get("ename", "Error"),
+            value=content.get("evalue", ""),
+            traceback=list(content.get("traceback", [])),
+        )
+    elif content.get("status") == "aborted" and result.error is None:
+        result.error = RunError(name="Aborted", value="the kernel aborted this run")

@@ -1,0 +1,84 @@
+"""Sandbox fixtures: every implementation is built by id, so one suite runs against all.
+
+To plug a new implementation into the conformance suite, add one entry to SANDBOXES: an id
+and a maker `(request, root, limits) -> Sandbox` (not started; call pytest.skip inside it
+when it cannot run here), then subclass `conformance.SandboxConformance` in a test module
+with `sandbox_ids = ["your-id"]`. Without `sandbox_ids`, a test module or class runs
+against every id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from jupyter_interactions.sandbox.base import Limits, Sandbox
+
+SandboxMaker = Callable[[pytest.FixtureRequest, Path, Limits], Sandbox]
+SandboxFactory = Callable[..., Awaitable[Sandbox]]
+
+# Small enough that hostile tests end fast, large enough for a kernel and matplotlib.
+TEST_LIMITS = Limits(
+    cpu_seconds=20,
+    memory_bytes=1024**3,
+    file_bytes=16 * 1024**2,
+    processes=96,
+    wall_seconds=30.0,
+)
+
+
+def _local(tier: str) -> SandboxMaker:
+    def make(request: pytest.FixtureRequest, root: Path, limits: Limits) -> Sandbox:
+        from jupyter_interactions.sandbox.isolation import available_tiers
+        from jupyter_interactions.sandbox.local import LocalSandbox
+
+        if tier not in available_tiers():
+            pytest.skip(f"isolation tier {tier!r} does not work on this machine")
+        return LocalSandbox(root=root, limits=limits, tier=tier)
+
+    return make
+
+
+SANDBOXES: dict[str, SandboxMaker] = {
+    "local-bubblewrap": _local("bubblewrap"),
+    "local-landlock": _local("landlock"),
+    "local-limits": _local("limits"),
+}
+LOCAL_IDS = [name for name in SANDBOXES if name.startswith("local-")]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sandbox_id" in metafunc.fixturenames:
+        ids = getattr(metafunc.cls, "sandbox_ids", None)
+        ids = ids or getattr(metafunc.module, "sandbox_ids", None) or list(SANDBOXES)
+        metafunc.parametrize("sandbox_id", ids)
+
+
+@pytest.fixture
+async def sandbox_factory(
+    request: pytest.FixtureRequest, sandbox_id: str, tmp_path: Path
+) -> AsyncIterator[SandboxFactory]:
+    """`await sandbox_factory(root=None, limits=None, start=True)`; all stopped at teardown."""
+    make = SANDBOXES[sandbox_id]
+    made: list[Sandbox] = []
+
+    async def factory(
+        root: Path | None = None, limits: Limits | None = None, start: bool = True
+    ) -> Sandbox:
+        sandbox = make(request, root or tmp_path / f"env{len(made)}", limits or TEST_LIMITS)
+        made.append(sandbox)
+        if start:
+            await sandbox.start()
+        return sandbox
+
+    yield factory
+    for sandbox in made:
+        await sandbox.stop()
+
+
+@pytest.fixture
+async def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
+    """A started sandbox of the parametrized kind."""
+    return await sandbox_factory()
