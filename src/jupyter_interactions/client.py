@@ -38,6 +38,9 @@ except ImportError:  # pragma: no cover - depends on what google-genai pulled in
 ATTEMPTS = 3  # SDK attempts for 429/5xx (first try included) before we give up
 START_TIMEOUT = 60.0  # seconds to wait for a gateway we started
 PROBE_TIMEOUT = 2.0
+# Gateways this process started: kept referenced, since a detached child is meant to run on
+# after its Popen object would otherwise be collected.
+_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def start_gateway() -> Connection:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the kernel, and a Ctrl-C in the cell
             )
+        _STARTED.append(process)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             info = _read_json(runtime)
@@ -157,10 +161,22 @@ def start_gateway() -> Connection:
             if process.poll() is not None:
                 break
             time.sleep(0.05)  # the only signal a detached process gives is its runtime file
+        if process.poll() is None:
+            process.terminate()  # it never answered: do not leave it behind
+        said = _last_line(log)
         raise GatewayError(
-            f"could not start the gateway (see {log}); start it yourself with "
-            "`jupyter-interactions serve`, or use --direct with GEMINI_API_KEY"
+            f"could not start the gateway{f' ({said})' if said else ''}; see {log}, "
+            "fix that and re-run the cell, or use --direct with GEMINI_API_KEY"
         )
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    last = next((line for line in reversed(lines) if line), "")
+    return last if len(last) <= 300 else last[:297] + "..."
 
 
 # --- the SDK client ----------------------------------------------------------------------

@@ -524,7 +524,9 @@ def result_part(result: dict[str, Any]) -> Part:
 
 
 def failure_message(transcript: Transcript) -> str:
-    status = transcript.status or "failed"
-    detail = f": {transcript.error}" if transcript.error else ""
-    what = f"interaction {transcript.interaction_id}" if transcript.interaction_id else "the turn"
-    return f"{what} ended {status}{detail}; the thread was left as it was, re-run the cell to retry"
+    where = f" (interaction {transcript.interaction_id})" if transcript.interaction_id else ""
+    if transcript.status == "cancelled":
+        return f"cancelled{where}; the thread is unchanged"
+    who = "agent" if transcript.agent else "model"
+    detail = transcript.error or f"it ended {transcript.status or 'without a result'}"
+    return f"the {who} failed: {detail}{where}; the thread is unchanged, re-run the cell to retry"

@@ -1,16 +1,13 @@
 """Fixtures for the notebook side: a real IPython shell with captured displays, an isolated
-Jupyter runtime/data dir, and a tiny loopback server that answers with a fixed HTTP status."""
+Jupyter runtime/data dir, and a tiny loopback server that answers with a fixed HTTP status.
+The real gateway comes from tests/conftest.py (`gateway`, session-wide)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,55 +120,6 @@ def status_server() -> Iterator[Any]:
     yield make
     for server in servers:
         server.close()
-
-
-class Gateway:
-    """A real `jupyter-interactions serve` subprocess on loopback, with its own dirs."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.token = "kernel-tests-token"
-        self.env = {
-            **os.environ,
-            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-            "JUPYTER_INTERACTIONS_DATA_DIR": str(root / "data"),
-            "JUPYTER_INTERACTIONS_CONFIG": str(root / "no-config.json"),
-        }
-        for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
-            self.env.pop(name, None)
-        command = [sys.executable, "-m", "jupyter_interactions.gateway.cli", "serve"]
-        command += ["--port", "0", "--token", self.token, "--data-dir", str(root / "data")]
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("Serving on "):
-                self.url = line.split()[-1]
-                break
-        else:
-            raise RuntimeError("the gateway did not start")
-        # Keep draining its output so it never blocks on a full pipe.
-        self._drain = threading.Thread(target=self.process.stdout.read, daemon=True)
-        self._drain.start()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._drain.join(5)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory) -> Iterator[Gateway]:
-    gateway = Gateway(tmp_path_factory.mktemp("gateway"))
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture

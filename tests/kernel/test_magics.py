@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
+import pytest
 from google import genai
 from IPython.core.error import UsageError
 
+from jupyter_interactions.errors import InteractionFailed
 from jupyter_interactions.render.bundle import METADATA_KEY
 from jupyter_interactions.session import Reply, Session
 
@@ -103,15 +106,19 @@ def test_failed_turn_does_not_become_the_head(gw):
     gw.run("%%interaction --model echo --out ok\nfine")
     result = gw.run("%%interaction --model no-such-model\nthis fails")
     assert isinstance(result.error_in_exec, UsageError)
-    message = str(result.error_in_exec)
-    assert "no-such-model" in message
+    assert str(result.error_in_exec).startswith(
+        "unknown model 'no-such-model': use one of ['broken', 'echo', "
+    )
     assert gw.run("%interactions threads").result.rows[0][1] == gw.ns["ok"].id
 
 
 def test_gemini_model_without_a_key_says_what_to_do(gw):
     result = gw.run("%%interaction --model gemini-flash-latest\nhello")
     assert isinstance(result.error_in_exec, UsageError)
-    assert "GEMINI_API_KEY" in str(result.error_in_exec)
+    assert str(result.error_in_exec) == (
+        "model 'gemini-flash-latest' runs on Google's service: "
+        "set GEMINI_API_KEY for the gateway, or use model='local' offline"
+    )
 
 
 def test_configured_default_model(gw):
@@ -181,3 +188,42 @@ def test_python_api_matches_the_magic(gateway, isolated, monkeypatch):
         assert previous(gateway, third.id) == first.id
     finally:
         session.close()
+
+
+def test_live_updates_are_throttled(gw):
+    words = " ".join(f"w{i}" for i in range(30))  # `slow` sends one word every 50 ms
+    started = time.monotonic()
+    gw.run(f"%%interaction --model slow --out r\n{words}")
+    seconds = time.monotonic() - started
+    updates = [o for o in gw.outputs if o["update"]]
+    assert seconds > 1.4
+    assert 3 <= len(updates) <= seconds * 10 + 2  # ~10 per second at most, plus the clear
+    assert gw.ns["r"].text.split() == words.split()
+
+
+def test_model_failing_mid_stream(gw):
+    gw.run("%%interaction --model echo --out ok\nfine")
+    result = gw.run("%%interaction --model broken\nhello")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert re.fullmatch(
+        r"the model failed: RuntimeError: the model crashed on purpose \(interaction int_\w+\); "
+        r"the thread is unchanged, re-run the cell to retry",
+        str(result.error_in_exec),
+    )
+    assert gw.run("%interactions threads").result.rows[0][1] == gw.ns["ok"].id
+
+
+def test_cancel_a_background_job(gw):
+    words = " ".join(["word"] * 200)  # 10 s of streaming unless cancelled
+    gw.run(f"%%interaction --model slow --background --out job\n{words}")
+    job = gw.ns["job"]
+    gw.run("job.cancel()")
+    started = time.monotonic()
+    with pytest.raises(InteractionFailed) as failed:
+        job.result(timeout=30)
+    assert time.monotonic() - started < 5
+    assert job.status == "cancelled"
+    assert failed.value.message == f"cancelled (interaction {job.id}); the thread is unchanged"
+    assert gw.run("%interactions threads").result.rows == []
+    rows = gw.run("%interactions jobs").result.rows
+    assert [row[:2] for row in rows] == [[job.id, "cancelled"]]
