@@ -265,3 +265,11 @@ async def test_many_background_jobs_do_not_slow_a_stream(api):
     assert elapsed < 1.0, f"a 50-delta stream took {elapsed:.2f}s while 15 jobs ran"
     for job in jobs:
         await api.call("interactions.cancel", job.id)
+
+
+async def test_foreground_stream_keeps_running_after_the_client_leaves(api):
+    first = await api.events(
+        "interactions.create", model="slow", input="p q r s t u", stream=True, limit=3
+    )
+    done = await wait_for(api, first[0].interaction.id, {"completed"})
+    assert done.output_text.split() == ["p", "q", "r", "s", "t", "u"]

@@ -399,6 +399,7 @@ class Engine:
         return "completed"
 
     def _cancelled_status(self, run: Run) -> str:
+        run.emitter.close_all()
         if run.cancel_reason == "shutdown":
             run.resource["errors"] = [RESTARTED_ERROR]
             run.emitter.error(RESTARTED_ERROR["code"], RESTARTED_ERROR["message"])

@@ -1,0 +1,110 @@
+"""The gateway process: startup line, runtime file, clean exit, and restarts that lose
+nothing completed while failing, clearly, what was running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+from google.genai import _interactions as errors
+
+from jupyter_interactions.gateway.cli import _is_loopback
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+async def test_restart_with_a_running_background_interaction(gateway_factory, how):
+    from conftest import Api
+
+    gateway = gateway_factory()
+    sdk = gateway.client()
+    api = Api(sdk, "sync")
+    try:
+        done = await api.call("interactions.create", model="echo", input="kept safe")
+        job = await api.call("interactions.create", model="slow", input="w " * 400, background=True)
+        seen = await api.events("interactions.get", job.id, stream=True, limit=4)
+        gateway.restart(how)
+        sdk.close()
+        sdk = gateway.client()
+        api = Api(sdk, "sync")
+
+        kept = await api.call("interactions.get", done.id)
+        assert kept.status == "completed" and kept.output_text == "kept safe"
+        failed = await api.call("interactions.get", job.id)
+        assert failed.status == "failed"
+        assert failed.errors[-1].code == "gateway_restarted"
+        assert "start it again" in failed.errors[-1].message
+        # A client that was attached resumes and ends cleanly, with no event lost or repeated.
+        rest = await api.events(
+            "interactions.get", job.id, stream=True, last_event_id=seen[-1].event_id
+        )
+        ids = [int(e.event_id[3:]) for e in seen + rest]
+        assert ids == list(range(1, len(ids) + 1))
+        assert [e.event_type for e in rest[-2:]] == ["error", "interaction.completed"]
+        assert rest[-1].interaction.status == "failed"
+        # The conversation continues from what was kept.
+        more = await api.call(
+            "interactions.create", model="echo", input="next", previous_interaction_id=done.id
+        )
+        assert more.status == "completed"
+        with pytest.raises(errors.BadRequestError):
+            await api.call("interactions.cancel", job.id)
+    finally:
+        sdk.close()
+
+
+def test_runtime_file_is_private_and_removed_on_exit(gateway_factory):
+    gateway = gateway_factory()
+    runtime = gateway.runtime_file
+    mode = stat.S_IMODE(runtime.stat().st_mode)
+    assert mode == 0o600
+    info = json.loads(runtime.read_text())
+    assert info["url"] == gateway.url and info["token"] == gateway.token
+    assert info["data_dir"] == str(gateway.data_dir) and isinstance(info["pid"], int)
+    assert gateway.url.startswith("http://127.0.0.1:")
+    assert gateway.stop(signal.SIGINT) == 0
+    assert not runtime.exists()
+    assert gateway.token not in gateway.stderr_path.read_text()
+
+
+def test_serving_line_and_generated_token(tmp_path):
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+        "JUPYTER_INTERACTIONS_CONFIG": str(tmp_path / "none.json"),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_interactions.gateway.cli",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("Serving on http://127.0.0.1:") and line.endswith("/\n")
+        info = json.loads((tmp_path / "rt" / "jupyter-interactions-gateway.json").read_text())
+        assert len(info["token"]) >= 32
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert info["token"] not in stderr
+
+
+def test_loopback_detection():
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
