@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -82,11 +81,10 @@ class Job:
             if self._future.done():
                 return self
             self._stop.clear()
-            # Run in a copy of the cell's context so display updates carry this cell's parent.
-            context = contextvars.copy_context()
-            self._worker = threading.Thread(
-                target=context.run, args=(self._follow,), name=f"job-{self.id}", daemon=True
-            )
+            # A plain thread (no copied context): its display updates carry the parent of the
+            # cell running when they are sent, which is what nbclient listens to; frontends
+            # route them by display id either way.
+            self._worker = threading.Thread(target=self._follow, name=f"job-{self.id}", daemon=True)
             self._worker.start()
         return self
 
@@ -137,21 +135,23 @@ class Job:
         self.finished = time.monotonic()
         transcript = self.transcript
         ok = transcript.status == "completed" or transcript.status in PAUSED
-        if error is None and ok and not transcript.error:
-            if self.thread is not None:
-                self.session._advance(self.thread, self.id, transcript.model, transcript.agent)
+        if error is None and not (ok and not transcript.error):
+            if transcript.status not in TERMINAL and not transcript.error:
+                transcript.error = "the event stream ended before the job finished"
+            error = InteractionFailed(failure_message(transcript), self.id, transcript.status)
+        if error is not None and transcript.status != "cancelled":
+            transcript.error = transcript.error or error.message
+        if error is None and self.thread is not None:
+            self.session._advance(self.thread, self.id, transcript.model, transcript.agent)
+        # The view shows the final state before anyone waiting on the job is woken.
+        if self._view is not None:
+            self._view.replace(*self._final())
+        if error is None:
             self._future.set_result(
                 Reply(transcript, thread=self.thread, interaction_ids=[self.id])
             )
         else:
-            if error is None:
-                if transcript.status not in TERMINAL and not transcript.error:
-                    transcript.error = "the event stream ended before the job finished"
-                error = InteractionFailed(failure_message(transcript), self.id, transcript.status)
-            transcript.error = transcript.error or error.message
             self._future.set_exception(error)
-        if self._view is not None:
-            self._view.replace(*self._final())
 
     # --- results ---------------------------------------------------------------------------
 
