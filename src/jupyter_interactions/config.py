@@ -50,7 +50,8 @@ def runtime_file() -> Path:
 
 
 def config_file() -> Path:
-    return Path(env("JUPYTER_INTERACTIONS_CONFIG") or Path(jupyter_config_dir()) / "jupyter_interactions.json")
+    default = Path(jupyter_config_dir()) / "jupyter_interactions.json"
+    return Path(env("JUPYTER_INTERACTIONS_CONFIG") or default)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -77,6 +78,7 @@ class GatewayConfig:
     data_dir: Path = field(default_factory=data_dir)
     gemini_api_key: Secret | None = None
     upstream_url: str = DEFAULT_GEMINI_URL
+    upstream_attempts: int = 4  # tries per upstream call, the SDK's backoff between them
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox: str = "local"
     sandbox_options: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
 from .store import Store
+from .upstream import GoogleUpstream
 
 log = logging.getLogger("jupyter_interactions.gateway")
 
@@ -39,6 +40,9 @@ class GatewayState:
         self.store = Store(config.data_dir)
         self.models = ModelRegistry(config.models)
         self.environments = EnvironmentManager(config.data_dir, self.store)
+        if upstream is None:
+            upstream = GoogleUpstream(config)
+        self.upstream = upstream
         self.engine = Engine(config, self.store, self.models, upstream, self.environments)
         self.recovered: list[str] = []
 
@@ -52,6 +56,9 @@ class GatewayState:
 
     async def stop(self) -> None:
         await self.engine.shutdown()
+        aclose = getattr(self.upstream, "aclose", None)
+        if aclose is not None:
+            await aclose()
         await self.store.close()
 
 
