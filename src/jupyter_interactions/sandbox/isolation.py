@@ -194,7 +194,9 @@ def rlimits(limits: Limits, identity: Identity) -> dict[str, tuple[int, int]]:
         # NPROC counts every process of the uid, the gateway's included: allow those too.
         processes += _process_count(os.getuid())
     return {
-        "RLIMIT_CPU": (limits.cpu_seconds, limits.cpu_seconds),
+        # SIGXCPU at the soft limit (the kernel dies, and we can tell why); SIGKILL a second
+        # later if the code ignores it.
+        "RLIMIT_CPU": (limits.cpu_seconds, limits.cpu_seconds + 1),
         "RLIMIT_AS": (limits.memory_bytes, limits.memory_bytes),
         "RLIMIT_FSIZE": (limits.file_bytes, limits.file_bytes),
         "RLIMIT_NPROC": (processes, processes),

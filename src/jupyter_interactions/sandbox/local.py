@@ -42,8 +42,10 @@ class BashError(Exception):
     """bash exited with a non-zero status."""
 
 def bash(script):
+    # A process group of its own, so an interrupt also ends what the script left behind.
     proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     streams = {proc.stdout.fileno(): sys.stdout, proc.stderr.fileno(): sys.stderr}
     decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in streams}
     selector = selectors.DefaultSelector()
@@ -60,7 +62,11 @@ def bash(script):
                 streams[key.fd].flush()
         status = proc.wait()
     except BaseException:
-        proc.kill()
+        for _ in range(20):
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                break
         proc.wait()
         raise
     finally:
@@ -185,7 +191,7 @@ class IsolatedKernel:
             budget = used + self.limits.cpu_seconds
             _, hard = resource.prlimit(pid, resource.RLIMIT_CPU)
             if self.identity.switches:
-                hard = budget
+                hard = budget + 1
             resource.prlimit(pid, resource.RLIMIT_CPU, (budget, hard))
         except (OSError, ValueError, IndexError):
             pass  # the kernel is gone; the run reports that
