@@ -26,5 +26,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "jupyter_interactions.gateway.extension"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .gateway.extension import InteractionsExtension
+
+    return [{"module": "jupyter_interactions.gateway.extension", "app": InteractionsExtension}]
