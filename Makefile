@@ -33,7 +33,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m jupyter_interactions.demo
+	$(PY) -c 'import nbformat, nbclient; \
+	nb = nbformat.read("notebooks/quickstart.ipynb", as_version=4); \
+	nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute(); \
+	show = lambda o: o.get("text") or o.get("data", {}).get("text/plain") or o.get("evalue", ""); \
+	[print(f"\n[{c.execution_count}] " + c.source, *("   " + show(o).rstrip().replace("\n", "\n   ") for o in c.outputs if show(o).strip()), sep="\n") for c in nb.cells if c.cell_type == "code"]'
 
 test: install
 	$(PY) -m pytest
