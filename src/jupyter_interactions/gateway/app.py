@@ -53,7 +53,7 @@ class InteractionsHandler(BaseHandler):
         if body.get("stream"):
             await self.send_events(run.follow(0))
         elif body.get("background"):
-            self.send_json(run.snapshot())
+            self.send_json(run.accepted)
         else:
             # Shielded: a client that hangs up does not stop the interaction.
             await asyncio.shield(run.done)

@@ -224,6 +224,9 @@ class Engine:
         }
         run.task = asyncio.create_task(self._execute(run, execute, body, context))
         run.task.add_done_callback(lambda task: self._task_done(run, task))
+        # What a background create answers: the job as accepted, even if a fast model has
+        # already finished it by the time it is on disk.
+        run.accepted = run.snapshot()
         if saved is not None and body.get("background"):
             await saved  # a background job is on disk before its id is handed out
         return run
