@@ -76,11 +76,8 @@ class WarmPool:
         if task.exception() is not None:
             log.warning("could not pre-start a sandbox kernel: %s", task.exception())
             return
-        kernel = task.result()
-        if self._closed:
-            asyncio.ensure_future(kernel.destroy())
-            return
-        self._ready.setdefault(key, []).append(kernel)
+        if not self._closed:  # else close() destroys it
+            self._ready.setdefault(key, []).append(task.result())
 
     async def take(self, tier: str, limits: Limits, root: Path) -> IsolatedKernel | None:
         """A started kernel re-rooted at `root`, or None (the caller starts one cold).
