@@ -114,8 +114,7 @@ class GatewayProcess:
             "serve",
             "--port",
             "0",
-            "--token",
-            self.token,
+            f"--token={self.token}",  # a generated token may start with "-"
             "--data-dir",
             str(self.data_dir),
         ]

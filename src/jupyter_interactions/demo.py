@@ -33,8 +33,7 @@ def start_gateway(work: Path, token: str) -> tuple[subprocess.Popen[str], str]:
         "serve",
         "--port",
         "0",
-        "--token",
-        token,
+        f"--token={token}",  # a generated token may start with "-"
         "--data-dir",
         str(work / "data"),
         "--log-level",
