@@ -3,12 +3,19 @@ our own routes."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
 from google.genai import _interactions as errors
 from google.genai import errors as classic_errors
+
+# google-genai's async file transfers subclass aiohttp.ClientSession, which aiohttp warns about.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
 
 
 async def test_agents_crud(api):
@@ -47,11 +54,6 @@ async def test_agents_list_pages(api):
     assert len(seen) == len(set(seen))
 
 
-# google-genai's async file download subclasses aiohttp.ClientSession, which aiohttp warns about.
-AIOHTTP_SUBCLASS = "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
-
-
-@pytest.mark.filterwarnings(AIOHTTP_SUBCLASS)
 async def test_environment_files_list_download_upload(api):
     env = await api.call(
         "environments.create",
@@ -128,7 +130,6 @@ def test_file_paths_cannot_leave_the_environment(client, gateway):
         assert "outside" in response.json()["error"]["message"] or "leaves" in response.text
 
 
-@pytest.mark.filterwarnings(AIOHTTP_SUBCLASS)
 async def test_environment_fork_and_delete(api):
     env = await api.call(
         "environments.create",
@@ -171,6 +172,29 @@ async def test_interaction_with_environment_object_and_id(api):
     assert again.environment_id == it.environment_id
     with pytest.raises(errors.NotFoundError):
         await api.call("interactions.create", model="echo", input="hi", environment="env_missing")
+
+
+async def test_upload_extract_unpacks_a_tar_archive(api):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("pkg/a.py", b"A = 1\n"), ("pkg/b.txt", b"bee")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    env = await api.call("environments.create")
+    placed = await api.call(
+        "environments.files.upload",
+        environment=env.id,
+        path="workspace/src",
+        file=buffer.getvalue(),
+        extract=True,
+    )
+    assert sorted(f.path for f in placed.files) == [
+        "workspace/src/pkg/a.py",
+        "workspace/src/pkg/b.txt",
+    ]
+    listing = await api.call("environments.files.list", env.id, "workspace/src/pkg")
+    assert sorted(f.name for f in listing.files) == ["a.py", "b.txt"]
 
 
 def _session(gateway, method, path, **kwargs):

@@ -75,6 +75,10 @@ class EnvironmentManager:
         self.store = store
         self._uploads: dict[str, Upload] = {}
 
+    async def start(self) -> None:
+        """Drop partial uploads a previous gateway left: their sessions died with it."""
+        await asyncio.to_thread(shutil.rmtree, self.partials, True)
+
     def root(self, environment_id: str) -> Path:
         if not _ID.match(environment_id):
             raise NotFoundError(f"environment {environment_id!r} not found")

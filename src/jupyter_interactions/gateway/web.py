@@ -48,6 +48,7 @@ class GatewayState:
 
     async def start(self) -> None:
         self.recovered = await self.store.open()
+        await self.environments.start()
         if self.recovered:
             log.warning(
                 "marked %d interaction(s) failed: they were running when the gateway stopped",
