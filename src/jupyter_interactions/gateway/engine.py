@@ -27,18 +27,9 @@ from ..errors import (
 )
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
+from .model_turn import model_turn, tool_specs
 from .models import ModelRegistry
-from .models.base import (
-    Finish,
-    Message,
-    Model,
-    ModelRequest,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
+from .models.base import Message, ToolSpec
 from .run import Run, frame_from_stored
 from .store import RESTARTED_ERROR, Store
 
@@ -118,37 +109,6 @@ def _is_google(model: str | None, agent: str | None) -> bool:
     if agent is not None:
         return agent.startswith(GOOGLE_AGENT_PREFIXES)
     return bool(model and model.startswith("gemini-"))
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _generation(body: dict[str, Any]) -> dict[str, Any]:
-    generation = dict(body.get("generation_config") or {})
-    for key in ("max_output_tokens", "seed"):
-        if key in generation:
-            generation[key] = _int_or_none(generation[key])
-    return generation
-
-
-def _tool_specs(tools: Any) -> tuple[ToolSpec, ...]:
-    specs = []
-    for tool in tools or []:
-        if isinstance(tool, dict) and str(tool.get("type", "")).lower() == "function":
-            if not tool.get("name"):
-                raise RequestError("every function tool needs a name")
-            specs.append(
-                ToolSpec(
-                    name=tool["name"],
-                    description=tool.get("description") or "",
-                    parameters=tool.get("parameters") or {"type": "object", "properties": {}},
-                )
-            )
-    return tuple(specs)
 
 
 class Engine:
@@ -311,7 +271,8 @@ class Engine:
         status: str | None = None
         try:
             if kind == "model":
-                status = await self._model_turn(run, target, body, context)
+                messages = messages_from_steps(context["history"] + context["input"])
+                status = await model_turn(target, body, messages, emitter)
             elif kind == "agent":
                 await target.run(self._agent_context(run, body, context, definition))
                 status = emitter.status
@@ -348,58 +309,11 @@ class Engine:
             models=self.models,
             config=self.config,
             system_instruction=content_text(system) if system else None,
-            tools=_tool_specs(tools),
+            tools=tool_specs(tools),
             definition=definition,
             environment_id=environment_id,
             environment_root=root,
         )
-
-    async def _model_turn(
-        self, run: Run, model: Model, body: dict[str, Any], context: dict[str, Any]
-    ) -> str:
-        emitter = run.emitter
-        system = body.get("system_instruction")
-        request = ModelRequest(
-            messages=tuple(messages_from_steps(context["history"] + context["input"])),
-            system_instruction=content_text(system) if system else None,
-            tools=_tool_specs(body.get("tools")),
-            generation=_generation(body),
-        )
-        open_index: int | None = None
-        open_kind = ""
-        reason = "stop"
-        async for event in model.stream(request):
-            if isinstance(event, TextDelta):
-                if open_kind != "model_output":
-                    emitter.close_all()
-                    open_index, open_kind = (
-                        emitter.start({"type": "model_output", "content": []}),
-                        "model_output",
-                    )
-                emitter.text(open_index, event.text)  # type: ignore[arg-type]
-            elif isinstance(event, ThoughtDelta):
-                if open_kind != "thought":
-                    emitter.close_all()
-                    open_index, open_kind = (
-                        emitter.start({"type": "thought", "summary": []}),
-                        "thought",
-                    )
-                content = {"type": "text", "text": event.text}
-                emitter.delta(open_index, {"type": "thought_summary", "content": content})  # type: ignore[arg-type]
-            elif isinstance(event, ToolCall):
-                emitter.close_all()
-                open_kind = ""
-                call = {"type": "function_call", "id": event.id, "name": event.name}
-                emitter.add({**call, "arguments": event.arguments})
-            elif isinstance(event, Usage):
-                emitter.add_usage(event.input_tokens, event.output_tokens)
-            elif isinstance(event, Finish):
-                reason = event.reason
-            await emitter.drain()
-        emitter.close_all()
-        if reason == "length":
-            return "incomplete"
-        return "completed"
 
     def _cancelled_status(self, run: Run) -> str:
         run.emitter.close_all()

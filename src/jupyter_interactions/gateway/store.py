@@ -171,7 +171,7 @@ class Store:
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, True)
 
     # -- plumbing ------------------------------------------------------------------------------
 
