@@ -108,3 +108,18 @@ def test_serving_line_and_generated_token(tmp_path):
 def test_loopback_detection():
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
+
+
+def test_state_is_sqlite_wal_with_a_schema_version(gateway, client):
+    import sqlite3
+
+    it = client.interactions.create(model="echo", input="stored events")
+    with sqlite3.connect(gateway.data_dir / "gateway.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT version FROM schema_version").fetchone()[0] >= 1
+        events = db.execute(
+            "SELECT seq, data FROM events WHERE interaction_id = ? ORDER BY seq", (it.id,)
+        ).fetchall()
+    db.close()
+    assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
+    assert json.loads(events[-1][1])["event_type"] == "interaction.completed"
