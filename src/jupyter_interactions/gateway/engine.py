@@ -105,6 +105,19 @@ class Environments(Protocol):
     def root(self, environment_id: str) -> Path: ...
 
 
+def agent_environment(requested: Any, definition: dict[str, Any] | None) -> Any:
+    """Every agent works in an environment: the request's, else the custom agent's
+    `base_environment`, else a new one. A new environment object also gets the base's sources."""
+    base = (definition or {}).get("base_environment")
+    if requested is None:
+        return base if base is not None else {"type": "remote"}
+    fresh = isinstance(requested, dict) and not requested.get("environment_id")
+    if fresh and isinstance(base, dict):
+        sources = [*(base.get("sources") or []), *(requested.get("sources") or [])]
+        return {**base, **requested, "sources": sources}
+    return requested
+
+
 def _is_google(model: str | None, agent: str | None) -> bool:
     if agent is not None:
         return agent.startswith(GOOGLE_AGENT_PREFIXES)
@@ -162,6 +175,8 @@ class Engine:
         resource["model" if model else "agent"] = model or agent
         resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
         environment = body.get("environment")
+        if execute[0] == "agent":
+            environment = agent_environment(environment, execute[2])
         if environment is not None:
             resource["environment_id"] = await self._environment(environment)
         row = {
@@ -265,7 +280,8 @@ class Engine:
         created = {
             k: run.resource[k] for k in ("id", "status", "object", "created") if k in run.resource
         }
-        created.update({k: run.resource[k] for k in ("model", "agent") if k in run.resource})
+        shown = ("model", "agent", "environment_id")
+        created.update({k: run.resource[k] for k in shown if k in run.resource})
         run.publish({"event_type": "interaction.created", "interaction": created})
         kind, target, definition = execute
         status: str | None = None
