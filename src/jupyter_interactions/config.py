@@ -82,6 +82,7 @@ class GatewayConfig:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox: str = "local"
     sandbox_options: dict[str, Any] = field(default_factory=dict)
+    sandbox_idle_seconds: float = 900.0  # an environment's live sandbox stops after this idle
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
