@@ -253,18 +253,27 @@ async def test_unavailable_models_fail_fast_with_a_clear_message(api):
 
 
 async def test_many_background_jobs_do_not_slow_a_stream(api):
+    loop = asyncio.get_running_loop()
+
+    async def timed_stream():
+        start = loop.time()
+        events = await api.events(
+            "interactions.create", model="echo", input="quick " * 50, stream=True
+        )
+        assert events[-1].interaction.status == "completed"
+        return loop.time() - start
+
+    alone = min([await timed_stream() for _ in range(3)])
     jobs = [
-        await api.call("interactions.create", model="slow", input="a " * 20, background=True)
+        await api.call("interactions.create", model="slow", input="a " * 100, background=True)
         for _ in range(15)
     ]
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    events = await api.events("interactions.create", model="echo", input="quick " * 50, stream=True)
-    elapsed = loop.time() - start
-    assert events[-1].interaction.status == "completed"
-    assert elapsed < 1.0, f"a 50-delta stream took {elapsed:.2f}s while 15 jobs ran"
+    crowded = min([await timed_stream() for _ in range(3)])
     for job in jobs:
+        assert (await api.call("interactions.get", job.id)).status == "in_progress"
         await api.call("interactions.cancel", job.id)
+    # The machine is shared with other test runs; the bound is loose on purpose.
+    assert crowded < max(0.5, 3 * alone), f"alone {alone:.3f}s, beside 15 jobs {crowded:.3f}s"
 
 
 async def test_foreground_stream_keeps_running_after_the_client_leaves(api):
