@@ -5,6 +5,10 @@ and a maker `(request, root, limits) -> Sandbox` (not started; call pytest.skip 
 when it cannot run here), then subclass `conformance.SandboxConformance` in a test module
 with `sandbox_ids = ["your-id"]`. Without `sandbox_ids`, a test module or class runs
 against every id.
+
+Tests that use these fixtures run in the session's event loop (the conformance class carries
+`pytest.mark.asyncio(loop_scope="session")`), because the local kernels come from a warm pool
+shared by the whole session; async fixtures they use need `loop_scope="session"` too.
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from jupyter_interactions.sandbox.base import Limits, Sandbox
+from jupyter_interactions.sandbox.pool import WarmPool
 
 SandboxMaker = Callable[[pytest.FixtureRequest, Path, Limits], Sandbox]
 SandboxFactory = Callable[..., Awaitable[Sandbox]]
 
 # Small enough that hostile tests end fast, large enough for a kernel and matplotlib.
 TEST_LIMITS = Limits(
-    cpu_seconds=20,
+    cpu_seconds=3,
     memory_bytes=1024**3,
-    file_bytes=16 * 1024**2,
-    processes=96,
+    file_bytes=8 * 1024**2,
+    processes=64,
     wall_seconds=30.0,
 )
 
@@ -36,7 +42,8 @@ def _local(tier: str) -> SandboxMaker:
 
         if tier not in available_tiers():
             pytest.skip(f"isolation tier {tier!r} does not work on this machine")
-        return LocalSandbox(root=root, limits=limits, tier=tier)
+        pool = request.getfixturevalue("warm_pool")
+        return LocalSandbox(root=root, limits=limits, tier=tier, pool=pool)
 
     return make
 
@@ -56,9 +63,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("sandbox_id", ids)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def warm_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WarmPool]:
+    """Started local kernels for the whole session; filled on first use of each tier."""
+    pool = WarmPool(size=2, base_dir=tmp_path_factory.mktemp("warm"))
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def sandbox_factory(
-    request: pytest.FixtureRequest, sandbox_id: str, tmp_path: Path
+    request: pytest.FixtureRequest, sandbox_id: str, tmp_path: Path, warm_pool: WarmPool
 ) -> AsyncIterator[SandboxFactory]:
     """`await sandbox_factory(root=None, limits=None, start=True)`; all stopped at teardown."""
     make = SANDBOXES[sandbox_id]
@@ -78,7 +93,7 @@ async def sandbox_factory(
         await sandbox.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
     """A started sandbox of the parametrized kind."""
     return await sandbox_factory()

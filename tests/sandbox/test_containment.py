@@ -17,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
-from jupyter_interactions.sandbox.base import Limits, RunResult, Sandbox
+from jupyter_interactions.sandbox.base import RunResult, Sandbox
 
 sandbox_ids = ("local-bubblewrap", "local-landlock", "local-limits")
-
-HOSTILE_LIMITS = Limits(
-    cpu_seconds=3,
-    memory_bytes=1024**3,
-    file_bytes=8 * 1024**2,
-    processes=64,
-    wall_seconds=20.0,
-)
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @dataclasses.dataclass
@@ -64,11 +58,9 @@ class Scene:
         assert subprocess.run(["true"], check=False).returncode == 0
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def scene(sandbox_factory: Callable[..., Awaitable[Sandbox]]) -> AsyncIterator[Scene]:
-    hostile, neighbour = await asyncio.gather(
-        sandbox_factory(limits=HOSTILE_LIMITS), sandbox_factory(limits=HOSTILE_LIMITS)
-    )
+    hostile, neighbour = await asyncio.gather(sandbox_factory(), sandbox_factory())
     yield Scene(hostile, neighbour)
 
 
@@ -109,7 +101,7 @@ async def test_a_disk_filler_hits_the_file_size_limit(scene: Scene) -> None:
     assert result.error is not None
     assert "File too large" in result.error.value
     info = await scene.hostile.files.stat("workspace/filler.bin")
-    assert info.size <= HOSTILE_LIMITS.file_bytes
+    assert info.size <= scene.hostile.limits.file_bytes
     await scene.assert_everyone_carries_on()
 
 

@@ -71,6 +71,17 @@ class KernelRunner:
         self._pidfd: int | None = None
 
     @property
+    def argv(self) -> list[str]:
+        spec = self.manager._kernel_spec
+        return list(spec.argv) if spec is not None else []
+
+    @argv.setter
+    def argv(self, argv: list[str]) -> None:
+        """Takes effect at the next (re)start."""
+        assert self.manager._kernel_spec is not None
+        self.manager._kernel_spec.argv = argv
+
+    @property
     def pid(self) -> int | None:
         provisioner = self.manager.provisioner
         process = getattr(provisioner, "process", None)

@@ -162,6 +162,12 @@ class IsolatedKernel:
             raise
         return kernel
 
+    def relocate(self, root: Path) -> None:
+        """Record that the environment directory is now at `root` (a restart relaunches
+        there); the running kernel follows the directory itself."""
+        self.layout = Layout(root=root, runtime=self.layout.runtime)
+        self.runner.argv = write_plan(self.tier, self.layout, self.limits, self.identity)
+
     def kernel_pid(self) -> int | None:
         """The kernel's pid on this host (inside bubblewrap, a grandchild of bwrap)."""
         pid = self.runner.pid

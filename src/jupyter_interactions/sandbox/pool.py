@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .base import WORKSPACE, Limits
-from .isolation import Layout, choose_tier
+from .isolation import choose_tier
 from .local import IsolatedKernel, _chown_tree
 
 __all__ = ["WarmPool"]
@@ -135,5 +135,5 @@ def _adopt(kernel: IsolatedKernel, root: Path) -> bool:
                 os.rename(entry, slot / entry.name)
     os.rename(slot, root)  # replaces the now empty root directory
     _chown_tree(root, kernel.identity)
-    kernel.layout = Layout(root=root, runtime=kernel.layout.runtime)
+    kernel.relocate(root)
     return True
