@@ -125,3 +125,28 @@ def test_no_secret_in_logs_or_responses(gateway):
     log = gateway.stderr_path.read_text()
     assert gateway.token not in log
     assert "wrong" not in log.replace("wrong token", "")
+
+
+def test_vertex_style_clients_work_too(gateway):
+    from google import genai
+
+    sdk = genai.Client(
+        vertexai=True,
+        http_options={
+            "base_url": gateway.url,
+            "headers": {"Authorization": f"Bearer {gateway.token}"},
+            "retry_options": {"attempts": 1},
+        },
+    )
+    try:
+        it = sdk.interactions.create(model="echo", input="via vertex paths")
+        assert it.output_text == "via vertex paths"
+    finally:
+        sdk.close()
+    scoped = raw(
+        gateway,
+        "POST",
+        "/v1beta1/projects/p/locations/global/interactions",
+        json={"model": "echo", "input": "scoped"},
+    )
+    assert scoped.status_code == 200 and scoped.json()["status"] == "completed"

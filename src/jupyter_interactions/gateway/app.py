@@ -83,7 +83,8 @@ class CancelHandler(BaseHandler):
 def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
     """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
     p = prefix.rstrip("/")
-    v = "(?:" + "|".join(API_VERSIONS) + ")"
+    # Vertex-style clients put a project and location after the version; they mean nothing here.
+    v = "(?:" + "|".join(API_VERSIONS) + ")(?:/projects/[^/]+/locations/[^/]+)?"
     one = "([^/]+)"
     kw = {"state": state}
     routes: list[tuple[str, type[BaseHandler]]] = [
