@@ -25,7 +25,7 @@ PNG = base64.b64encode(
 
 
 class SandboxConformance:
-    pytestmark = (pytest.mark.asyncio(loop_scope="session"),)
+    pytestmark = pytest.mark.asyncio(loop_scope="session")
 
     async def test_state_persists_between_runs_and_output_streams(self, sandbox: Sandbox) -> None:
         assert sandbox.isolation not in ("", "none")
