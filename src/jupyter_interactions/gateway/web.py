@@ -7,6 +7,7 @@ can mount the same handlers behind Jupyter's own auth.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -70,6 +71,8 @@ def _error_body(code: str, message: str) -> str:
 class BaseHandler(tornado.web.RequestHandler):
     def initialize(self, state: GatewayState) -> None:
         self.state = state
+        self._client_gone = False
+        self._stream_task: asyncio.Future[None] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -135,6 +138,14 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        self._stream_task = asyncio.ensure_future(self._relay(source))
+        try:
+            await self._stream_task
+        except asyncio.CancelledError:
+            if not self._client_gone:
+                raise
+
+    async def _relay(self, source: AsyncIterator[list[str]]) -> None:
         try:
             async for frames in source:
                 self.write("".join(frames))
@@ -143,6 +154,13 @@ class BaseHandler(tornado.web.RequestHandler):
             self.finish()
         except StreamClosedError:
             return
+
+    def on_connection_close(self) -> None:
+        # Stop waiting for events nobody will read (an agent may be quiet for minutes).
+        self._client_gone = True
+        task = getattr(self, "_stream_task", None)
+        if task is not None and not task.done():
+            task.cancel()
 
     # -- errors in the reference's shape -------------------------------------------------------
 
