@@ -282,3 +282,17 @@ async def test_foreground_stream_keeps_running_after_the_client_leaves(api):
     )
     done = await wait_for(api, first[0].interaction.id, {"completed"})
     assert done.output_text.split() == ["p", "q", "r", "s", "t", "u"]
+
+
+async def test_streamed_function_call_pauses_with_requires_action(api):
+    events = await api.events(
+        "interactions.create",
+        model="echo",
+        input='call get_weather {"city": "Oslo"}',
+        tools=[WEATHER],
+        stream=True,
+    )
+    (start,) = [e for e in events if e.event_type == "step.start"]
+    assert start.step.type == "function_call" and start.step.arguments == {"city": "Oslo"}
+    assert events[-1].event_type == "interaction.completed"
+    assert events[-1].interaction.status == "requires_action"

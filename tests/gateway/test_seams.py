@@ -119,3 +119,14 @@ async def test_upstream_gets_gemini_models_and_the_previous_upstream_id(mounted)
     assert second.output_text == "previous=up_1 input=two"
     # Local models still run locally.
     assert (await mounted.interactions.create(model="echo", input="here")).output_text == "here"
+
+
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+async def test_uploads_and_downloads_under_a_prefix(mounted):
+    env = await mounted.environments.create()
+    placed = await mounted.environments.files.upload(
+        environment=env.id, path="workspace/in.txt", file=b"under a prefix"
+    )
+    assert placed.files[0].path == "workspace/in.txt"
+    data = await mounted.environments.files.download(environment=env.id, path="workspace/in.txt")
+    assert data == b"under a prefix"
