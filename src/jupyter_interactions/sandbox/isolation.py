@@ -217,7 +217,16 @@ def _process_count(uid: int) -> int:
 
 
 def kernel_argv(connection_file: Path) -> list[str]:
-    return [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    # History in memory: IPython otherwise commits every step to SQLite in HOME, which on
+    # a disk (rather than bubblewrap's tmpfs) doubles the round trip.
+    return [
+        sys.executable,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        str(connection_file),
+        "--HistoryManager.hist_file=:memory:",
+    ]
 
 
 def _env(home: str, tmp: str) -> dict[str, str]:
