@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InteractionFailed, InteractionsError
 from .render.bundle import provenance
-from .render.live import LiveView
+from .render.live import LiveView, Throttle
 from .render.transcript import PAUSED, TERMINAL, Transcript
 
 if TYPE_CHECKING:
     from .session import Reply, Session
 
 RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports an error
+# All background jobs of a kernel share one display budget (~10 updates a second in all),
+# so twenty streaming jobs cost the kernel and IOPub no more than one does.
+JOB_VIEWS = Throttle()
 
 
 class Job:
@@ -76,7 +79,7 @@ class Job:
     def attach(self, show: bool = False) -> Job:
         """Start (or keep) following the job's event stream in a worker thread."""
         if show and self._view is None:
-            self._view = LiveView(initial=self._bundle())
+            self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
         if self._worker is None or not self._worker.is_alive():
             if self._future.done():
                 return self

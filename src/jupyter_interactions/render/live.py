@@ -17,7 +17,8 @@ DEFAULT_INTERVAL = 0.1  # seconds: ~10 updates per second, far below IOPub's rat
 
 
 class Throttle:
-    """Says whether enough time has passed since the last accepted call."""
+    """Says whether enough time has passed since the last accepted call. Thread-safe, so
+    several views can share one budget (background jobs do)."""
 
     def __init__(
         self, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic
@@ -25,13 +26,15 @@ class Throttle:
         self.interval = interval
         self.clock = clock
         self._last: float | None = None
+        self._lock = threading.Lock()
 
     def ready(self) -> bool:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
-            return False
-        self._last = now
-        return True
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.interval:
+                return False
+            self._last = now
+            return True
 
 
 def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
@@ -44,10 +47,15 @@ def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Non
 class LiveView:
     """A throttled display handle. Thread-safe: background jobs update it from a worker."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, initial: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        interval: float = DEFAULT_INTERVAL,
+        initial: dict[str, Any] | None = None,
+        throttle: Throttle | None = None,
+    ):
         from IPython.display import display
 
-        self.throttle = Throttle(interval)
+        self.throttle = throttle or Throttle(interval)
         self.updates = 0
         self._lock = threading.Lock()
         self._handle = display(initial or EMPTY, raw=True, display_id=True)
