@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from test_jupyter_servers import jupyter_maker  # remote sandboxes on real loopback servers
 
 from jupyter_interactions.sandbox.base import Limits, Sandbox
 from jupyter_interactions.sandbox.pool import WarmPool
@@ -52,6 +53,8 @@ SANDBOXES: dict[str, SandboxMaker] = {
     "local-bubblewrap": _local("bubblewrap"),
     "local-landlock": _local("landlock"),
     "local-limits": _local("limits"),
+    "jupyter-server": jupyter_maker("jupyter-server"),
+    "kernel-gateway": jupyter_maker("kernel-gateway"),
 }
 LOCAL_IDS = [name for name in SANDBOXES if name.startswith("local-")]
 

@@ -1,6 +1,8 @@
 """Real Jupyter Server and Kernel Gateway processes on loopback, for the remote sandbox tests.
 
-Imported by test_jupyter.py and by the conformance fixtures; it holds no tests itself.
+Imported by test_jupyter.py and by conftest.py (the conformance suite's "jupyter-server" and
+"kernel-gateway" sandboxes); it holds no tests itself. Each kind of server starts once per
+test session, on first use, and stops when pytest ends.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 STARTUP_SECONDS = 60.0
 
@@ -115,3 +121,32 @@ def kernel_gateway(base: Path) -> contextlib.AbstractContextManager[RunningServe
         "--KernelGatewayApp.port_retries=0", f"--KernelGatewayApp.auth_token={token}",
     ]  # fmt: skip
     return _serve(argv, port, token, root, "kernel-gateway")
+
+
+SERVERS = {"jupyter-server": jupyter_server, "kernel-gateway": kernel_gateway}
+_STARTED = pytest.StashKey[dict[str, RunningServer]]()
+
+
+def session_server(request: pytest.FixtureRequest, kind: str) -> RunningServer:
+    """The one server of this kind for the whole test session, started on first use."""
+    started = request.config.stash.setdefault(_STARTED, {})
+    if kind not in started:
+        stack = contextlib.ExitStack()
+        base = request.getfixturevalue("tmp_path_factory").mktemp(kind)
+        started[kind] = stack.enter_context(SERVERS[kind](base))
+        request.config.add_cleanup(stack.close)
+    return started[kind]
+
+
+def jupyter_maker(kind: str) -> Any:
+    """A conformance-suite maker `(request, root, limits) -> Sandbox` on that server kind."""
+
+    def make(request: pytest.FixtureRequest, root: Path, limits: Any) -> Any:
+        from jupyter_interactions.sandbox.jupyter import JupyterSandbox
+
+        server = session_server(request, kind)
+        # The root is a directory on the server; a unique name keeps tests apart there.
+        env_id = f"{root.name}-{uuid.uuid4().hex[:8]}"
+        return JupyterSandbox(server.url, token=server.token, env_id=env_id, limits=limits)
+
+    return make

@@ -34,6 +34,8 @@ BOOTSTRAP = (
     "exec(SOURCE, module.__dict__)\n"
     "sys.modules[NAME] = module\n"
 )
+# How long output may trail an execute_reply before the run is taken as over anyway.
+IDLE_GRACE = 5.0
 _ERRORS_TO_OURS: dict[str, type[Exception]] = {
     "FileNotFoundError": NotFoundError,
     "PermissionError": RequestError,
@@ -103,23 +105,50 @@ class JupyterSandbox(Sandbox):
         if self.kernel_id is not None:
             return
         began = time.perf_counter()
-        model = await self._api.request(
-            "POST", "api/kernels", {"name": self.kernel_name, "path": ""}
-        )
+        try:
+            model = await self._api.request(
+                "POST", "api/kernels", {"name": self.kernel_name, "path": ""}
+            )
+        except (NotFoundError, SandboxError) as exc:
+            raise await self._explain_failed_start(exc) from None
         self.kernel_id = model["id"]
         try:
             self._channel = await KernelChannel.connect(
                 self._api, self.kernel_id, self.start_timeout
             )
-            await self._wait_ready()
             async with self._lock:
-                await self._setup()
+                await self._prepare()
             self.files = await self._choose_files()
         except BaseException:
             await self.stop()
             raise
         self.isolation = "remote"
+        self.warnings = [
+            "code runs on a remote Jupyter kernel: its isolation and resource limits are the "
+            "server's; only the per-run time limit is applied from here"
+        ]
         self.timings["start"] = time.perf_counter() - began
+
+    async def _explain_failed_start(self, exc: Exception) -> Exception:
+        """Servers answer an unknown kernel name with a bare 404 or 500; say which it was."""
+        if isinstance(exc, SandboxUnavailable):
+            return exc
+        try:
+            specs = await self._api.request("GET", "api/kernelspecs")
+        except (NotFoundError, SandboxError):
+            specs = None
+        if not isinstance(specs, dict):
+            return SandboxUnavailable(
+                f"{self._api.shown} has no kernels API ({exc}); check the URL, including any "
+                "base path"
+            )
+        names = sorted(specs.get("kernelspecs") or {})
+        if self.kernel_name not in names:
+            return SandboxUnavailable(
+                f"{self._api.shown} has no {self.kernel_name!r} kernel; set the kernel_name "
+                f"option to one of {names}"
+            )
+        return exc
 
     async def stop(self) -> None:
         channel, self._channel = self._channel, None
@@ -141,36 +170,52 @@ class JupyterSandbox(Sandbox):
             raise SandboxError("this sandbox is not running; call start() (or use `async with`)")
         return self.kernel_id
 
-    async def _wait_ready(self) -> None:
-        channel = self._live_channel()
-        exchange = channel.request("shell", "kernel_info_request", {})
-
-        async def replied() -> None:
-            while (await exchange.next())["msg_type"] != "kernel_info_reply":
-                pass
-
-        try:
-            await asyncio.wait_for(replied(), self.start_timeout)
-        except (asyncio.TimeoutError, KernelLost) as exc:
-            raise SandboxUnavailable(
-                f"the {self.kernel_name!r} kernel on {self._api.shown} did not become ready "
-                f"({exc or 'timed out'}); check that kernel's spec on the server and its log"
-            ) from None
-        finally:
-            channel.forget(exchange)
-
-    async def _setup(self) -> None:
-        """Install the helper module and move into the workspace (after every restart)."""
+    async def _prepare(self) -> None:
+        """Wait for a (re)started kernel, install the helper module and move into the
+        workspace. Runs at start and before the first run after any restart."""
+        await self._wait_ready()
         source = Path(jupyter_kernel.__file__).read_text()
         code = (
             f"exec({BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
         )
-        _, reply = await self._execute(
-            code, silent=True, expressions={"r": f"{HELPER}.setup({self.remote_root!r})"}
-        )
-        answer = self._expression(reply, "setup")
-        self.remote_root_abs = answer["root"]
+        expressions = {"r": f"{HELPER}.setup({self.remote_root!r})"}
+        try:
+            _, reply = await asyncio.wait_for(
+                self._execute(code, silent=True, expressions=expressions), self.start_timeout
+            )
+        except asyncio.TimeoutError:
+            raise SandboxUnavailable(
+                f"the kernel on {self._api.shown} did not answer its setup within "
+                f"{self.start_timeout} s; check the server's log"
+            ) from None
+        self.remote_root_abs = self._expression(reply, "setup")["root"]
         self._needs_setup = False
+
+    async def _wait_ready(self) -> None:
+        """Ask for kernel_info until it comes: a request sent while a kernel restarts can be
+        lost, so one request with a long wait may never be answered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while True:
+            channel = self._live_channel()
+            if channel.kernel_state == "dead":
+                raise SandboxError(
+                    f"the kernel on {self._api.shown} died and the server could not restart "
+                    "it; start a new sandbox, and check the server's log"
+                )
+            exchange = channel.request("shell", "kernel_info_request", {})
+            try:
+                await asyncio.wait_for(_reply_to(exchange), min(2.0, self.start_timeout))
+                return
+            except (asyncio.TimeoutError, KernelLost) as exc:
+                if loop.time() >= deadline:
+                    raise SandboxUnavailable(
+                        f"the {self.kernel_name!r} kernel on {self._api.shown} did not become "
+                        f"ready ({exc or 'timed out'}); check that kernel's spec and the "
+                        "server's log"
+                    ) from None
+            finally:
+                channel.forget(exchange)
 
     async def _choose_files(self) -> SandboxFiles:
         mode = self.files_mode
@@ -181,7 +226,7 @@ class JupyterSandbox(Sandbox):
             except (NotFoundError, SandboxError):
                 mode = "kernel"
         if mode == "contents":
-            return ContentsFiles(self._api, self.remote_root)
+            return ContentsFiles(self._call, self._api, self.remote_root)
         if mode == "kernel":
             return KernelFiles(self._call)
         raise RequestError(
@@ -216,7 +261,7 @@ class JupyterSandbox(Sandbox):
         limit = self.limits.wall_seconds if timeout is None else timeout
         async with self._lock:
             if self._needs_setup:
-                await self._setup()
+                await self._prepare()
             result, _ = await self._execute(code, timeout=limit, on_output=on_output)
         return result
 
@@ -292,8 +337,17 @@ class JupyterSandbox(Sandbox):
         expression = f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
         async with self._lock:
             if self._needs_setup:
-                await self._setup()
-            _, reply = await self._execute("", silent=True, expressions={"r": expression})
+                await self._prepare()
+            try:
+                _, reply = await asyncio.wait_for(
+                    self._execute("", silent=True, expressions={"r": expression}),
+                    self._api.request_timeout,
+                )
+            except asyncio.TimeoutError:
+                raise SandboxError(
+                    f"the kernel did not answer a file request ({function}) within "
+                    f"{self._api.request_timeout} s: code still running there holds it"
+                ) from None
         return self._expression(reply, function)
 
     def _expression(self, reply: dict[str, Any], function: str) -> Any:
@@ -308,6 +362,19 @@ class JupyterSandbox(Sandbox):
         return json.loads(ast.literal_eval(text))
 
 
+async def _reply_to(exchange: Exchange) -> None:
+    """Wait for kernel_info_reply (shell) and its idle status (iopub). After a restart the
+    server re-subscribes to iopub a moment after shell answers; until iopub speaks again,
+    a run's output and idle status could be lost."""
+    replied = idle = False
+    while not (replied and idle):
+        message = await exchange.next()
+        if message["msg_type"] == "kernel_info_reply":
+            replied = True
+        elif message["msg_type"] == "status":
+            idle = idle or message.get("content", {}).get("execution_state") == "idle"
+
+
 async def _collect(
     exchange: Exchange,
     result: RunResult,
@@ -317,8 +384,18 @@ async def _collect(
     """Fill `result` from the messages of one execute_request. `execute_reply` (shell) and
     `status: idle` (iopub) come in either order; the run is over only with both."""
     replied = idle = False
+    loop = asyncio.get_running_loop()
+    give_up: float | None = None
     while not (replied and idle):
-        message = await exchange.next()
+        try:
+            if give_up is None:
+                message = await exchange.next()
+            else:
+                message = await asyncio.wait_for(exchange.next(), max(give_up - loop.time(), 0))
+        except asyncio.TimeoutError:
+            # Never hang on an idle status lost in transit: the reply says the run is over.
+            log.warning("no idle status %s s after execute_reply; continuing", IDLE_GRACE)
+            return
         kind, content = message.get("msg_type"), message.get("content", {})
         if kind == "stream":
             name, text = content.get("name", "stdout"), content.get("text", "")
@@ -343,6 +420,7 @@ async def _collect(
             idle = True
         elif kind == "execute_reply":
             replied = True
+            give_up = loop.time() + IDLE_GRACE
             reply.update(content)
             if content.get("status") == "error" and result.error is None:
                 result.error = RunError(content.get("ename", "Error"), content.get("evalue", ""))

@@ -119,6 +119,16 @@ def read(rel: str, offset: int, size: int) -> str:
     return json.dumps({"data": base64.b64encode(data).decode("ascii"), "total": total})
 
 
+def prepare_write(rel: str) -> str:
+    """Check a path someone else (the contents API) will write, and make its parents."""
+    real = _resolve(rel)
+    if os.path.isdir(real):
+        raise IsADirectoryError(f"{rel!r} is a directory; choose a file path")
+    os.makedirs(os.path.dirname(real), exist_ok=True)
+    _resolve(rel)  # the parents just made must not have moved the target out
+    return "{}"
+
+
 def write_open(rel: str) -> str:
     """Start a write: a hidden temporary file beside the target, renamed on commit."""
     real = _resolve(rel)

@@ -188,6 +188,7 @@ class KernelChannel:
         self._session = session
         self._exchanges: dict[str, Exchange] = {}
         self.lost: KernelLost | None = None
+        self.kernel_state = "starting"  # as the server last reported it, e.g. "dead"
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
 
     @classmethod
@@ -272,6 +273,7 @@ class KernelChannel:
                 parent = (message.get("parent_header") or {}).get("msg_id")
                 if parent is None and message.get("msg_type") == "status":
                     state = message.get("content", {}).get("execution_state")
+                    self.kernel_state = state or self.kernel_state
                     if state in ("restarting", "dead"):
                         # The server's restarter saw the kernel die: nothing open will finish.
                         what = "died and was restarted" if state == "restarting" else "died"
