@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
-from ..sandbox.base import WORKSPACE, FileInfo, clean_relative, resolve_inside
+from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative, resolve_inside
 from ..sandbox.directory import DirectoryFiles
 from .engine import new_id, now
 from .store import Store
@@ -74,6 +74,8 @@ class EnvironmentManager:
         self.partials = Path(data_dir) / "uploads"
         self.store = store
         self._uploads: dict[str, Upload] = {}
+        # The live sandboxes (gateway/sandboxes.py), once the gateway wires them in.
+        self.live: Any = None
 
     async def start(self) -> None:
         """Drop partial uploads a previous gateway left: their sessions died with it."""
@@ -84,8 +86,10 @@ class EnvironmentManager:
             raise NotFoundError(f"environment {environment_id!r} not found")
         return self.base / environment_id
 
-    def files(self, environment_id: str) -> DirectoryFiles:
-        return DirectoryFiles(self.root(environment_id))
+    def files(self, environment_id: str) -> SandboxFiles:
+        """The environment's files: its directory, or a live remote sandbox's own files."""
+        live_files = self.live.files(environment_id) if self.live is not None else None
+        return live_files or DirectoryFiles(self.root(environment_id))
 
     # -- CRUD ----------------------------------------------------------------------------------
 
@@ -122,6 +126,8 @@ class EnvironmentManager:
         }
         if network is not None:
             resource["network"] = network
+        if config.get("sandbox"):  # the sandbox kind its agents run in (default: configured)
+            resource["sandbox"] = str(config["sandbox"])
         if sources:
             # The content itself is in the directory; the resource only says where it went.
             resource["sources"] = [
@@ -174,6 +180,8 @@ class EnvironmentManager:
 
     async def delete(self, environment_id: str) -> None:
         await self.get(environment_id)
+        if self.live is not None:
+            await self.live.discard(environment_id)
         await self.store.delete_resource("environments", environment_id)
         await asyncio.to_thread(shutil.rmtree, self.root(environment_id), True)
 
@@ -223,7 +231,7 @@ class EnvironmentManager:
             paths = await asyncio.to_thread(self._place, upload)
         finally:
             upload.partial.unlink(missing_ok=True)
-        files = self.files(upload.environment_id)
+        files = DirectoryFiles(self.root(upload.environment_id))
         return [await files.stat(p) for p in paths]
 
     @staticmethod

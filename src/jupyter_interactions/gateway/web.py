@@ -21,9 +21,12 @@ from tornado.iostream import StreamClosedError
 
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
+from ..sandbox.pool import WarmPool
+from .agents import AGENT_NAME, LocalAgent
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
+from .sandboxes import LiveSandboxes
 from .store import Store
 from .upstream import GoogleUpstream
 
@@ -45,6 +48,11 @@ class GatewayState:
             upstream = GoogleUpstream(config)
         self.upstream = upstream
         self.engine = Engine(config, self.store, self.models, upstream, self.environments)
+        # Agents' sandboxes: one live per environment; the pool starts kernels ahead of use.
+        pool = WarmPool(size=1, base_dir=config.data_dir / "sandboxes")
+        self.sandboxes = LiveSandboxes(config, pool=pool)
+        self.environments.live = self.sandboxes
+        self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
         self.recovered: list[str] = []
 
     async def start(self) -> None:
@@ -58,6 +66,7 @@ class GatewayState:
 
     async def stop(self) -> None:
         await self.engine.shutdown()
+        await self.sandboxes.close()
         aclose = getattr(self.upstream, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -1,0 +1,246 @@
+"""Live sandboxes: one started Sandbox per environment, kept between turns, stopped when idle.
+
+An agent turn leases its environment's sandbox (`acquire` ... `release`). The first lease
+starts one (`registry.create_for`, the kind the environment asked for, rooted at its
+directory); later turns get the same kernel, so they see the variables and the files of
+earlier turns. A sandbox nobody holds stops after `idle_seconds` (one timer, no polling),
+and all stop on gateway shutdown. A sandbox found dead is replaced: the files remain, and
+the lease's notes tell the user that the variables are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import GatewayConfig
+from ..errors import SandboxError
+from ..sandbox import registry
+from ..sandbox.base import Limits, Sandbox, SandboxFiles
+from ..sandbox.directory import DirectoryFiles
+
+__all__ = ["Lease", "LiveSandboxes"]
+
+log = logging.getLogger(__name__)
+
+PROBE_SECONDS = 10.0
+LOST_VARIABLES = (
+    "This environment's sandbox had stopped (idle, or its kernel died), so a fresh one was "
+    "started: its files are all still there, but variables from earlier turns are lost."
+)
+
+
+@dataclass
+class Lease:
+    """A started sandbox for one turn, and what the user should be told about it (once)."""
+
+    environment_id: str
+    sandbox: Sandbox
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Live:
+    sandbox: Sandbox
+    kind: str
+    users: int = 0
+    idle: asyncio.TimerHandle | None = None
+    warned: bool = False  # the isolation warnings were shown in this environment
+
+
+class LiveSandboxes:
+    """Environment id -> its started Sandbox. `pool` (a WarmPool) is handed to the kinds
+    that take one, so a new environment's first step does not wait for a kernel."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        idle_seconds: float | None = None,
+        limits: Limits | None = None,
+        pool: Any = None,
+    ) -> None:
+        self.config = config
+        self.idle_seconds = config.sandbox_idle_seconds if idle_seconds is None else idle_seconds
+        self.limits = limits or Limits()
+        self.pool = pool
+        self._live: dict[str, _Live] = {}
+        self._starting: dict[str, asyncio.Future[_Live]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._retired: set[str] = set()  # environments whose sandbox stopped (not deleted)
+        self._takes_pool: dict[str, bool] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"LiveSandboxes(live={sorted(self._live)}, idle_seconds={self.idle_seconds})"
+
+    def sandbox(self, environment_id: str) -> Sandbox | None:
+        live = self._live.get(environment_id)
+        return live.sandbox if live is not None else None
+
+    def files(self, environment_id: str) -> SandboxFiles | None:
+        """A live sandbox's files when they are not the environment's local directory (a
+        remote kernel's): the file routes serve those instead."""
+        live = self._live.get(environment_id)
+        if live is None or live.sandbox.root is not None:
+            return None
+        return live.sandbox.files
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def acquire(self, environment_id: str, root: Path, kind: str | None = None) -> Lease:
+        """The environment's started sandbox (starting it if needed) for one turn; pair with
+        `release`. Raises SandboxUnavailable/SandboxError if none can start."""
+        if self._closed:
+            raise SandboxError("the gateway is shutting down; retry once it is back")
+        notes: list[str] = []
+        live = self._live.get(environment_id)
+        if live is not None:
+            self._cancel_idle(live)
+            live.users += 1
+            health = await self._probe(environment_id, live) if live.users == 1 else "ok"
+            if health != "ok":
+                notes.append(LOST_VARIABLES)
+            if health == "gone":
+                live = None
+        if live is None:
+            starting = self._starting.get(environment_id)
+            if starting is None:
+                starting = asyncio.ensure_future(self._start(environment_id, root, kind))
+                self._starting[environment_id] = starting
+                starting.add_done_callback(lambda _: self._starting.pop(environment_id, None))
+                if environment_id in self._retired and not notes:
+                    notes.append(LOST_VARIABLES)
+            # Shielded: a turn cancelled meanwhile must not orphan a half-started kernel.
+            live = await asyncio.shield(starting)
+            live.users += 1
+        if not live.warned and live.sandbox.warnings:
+            live.warned = True
+            notes.extend(live.sandbox.warnings)
+        return Lease(environment_id, live.sandbox, notes)
+
+    def release(self, lease: Lease) -> None:
+        """The turn is over; the sandbox stays up for the next one until it idles out."""
+        live = self._live.get(lease.environment_id)
+        if live is None or live.sandbox is not lease.sandbox:
+            return
+        live.users = max(0, live.users - 1)
+        if live.users == 0 and not self._closed:
+            loop = asyncio.get_running_loop()
+            live.idle = loop.call_later(self.idle_seconds, self._expire, lease.environment_id)
+
+    async def discard(self, environment_id: str) -> None:
+        """Stop the environment's sandbox now (the environment is being deleted)."""
+        starting = self._starting.get(environment_id)
+        if starting is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(starting)
+        live = self._live.pop(environment_id, None)
+        self._retired.discard(environment_id)
+        if live is not None:
+            self._cancel_idle(live)
+            await self._stop(live)
+
+    async def close(self) -> None:
+        """Stop every sandbox and the warm pool (gateway shutdown). Idempotent."""
+        self._closed = True
+        for starting in list(self._starting.values()):
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(starting)
+        lives = list(self._live.values())
+        self._live.clear()
+        for live in lives:
+            self._cancel_idle(live)
+        await asyncio.gather(*(self._stop(live) for live in lives))
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def _start(self, environment_id: str, root: Path, kind: str | None) -> _Live:
+        chosen = kind or self.config.sandbox
+        options: dict[str, Any] = {"root": root, "limits": self.limits}
+        if self.pool is not None and self._pool_for(chosen):
+            options["pool"] = self.pool
+        sandbox = registry.create_for(self.config, kind, **options)
+        try:
+            await sandbox.start()
+            if sandbox.root is None:
+                await _copy_in(DirectoryFiles(root), sandbox.files)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await sandbox.stop()
+            raise
+        live = _Live(sandbox, chosen)
+        if self._closed:  # shutdown began while this one started
+            await self._stop(live)
+            raise SandboxError("the gateway is shutting down; retry once it is back")
+        self._live[environment_id] = live
+        log.info("sandbox %s (%s) started for %s", chosen, sandbox.isolation, environment_id)
+        return live
+
+    def _pool_for(self, kind: str) -> bool:
+        """Whether this kind's constructor takes a `pool` (found once per kind)."""
+        if kind not in self._takes_pool:
+            cls = registry.available().get(kind)
+            parameters = inspect.signature(cls).parameters if cls is not None else {}
+            self._takes_pool[kind] = "pool" in parameters
+        return self._takes_pool[kind]
+
+    async def _probe(self, environment_id: str, live: _Live) -> str:
+        """Check a sandbox that sat idle: "ok"; "restarted" (its kernel died and it recovered
+        by itself, variables lost); or "gone" (stopped here, the caller starts a new one)."""
+        try:
+            result = await live.sandbox.run("pass", timeout=PROBE_SECONDS)
+        except (SandboxError, OSError) as exc:
+            log.info("sandbox of %s is gone (%s); starting a fresh one", environment_id, exc)
+        else:
+            # It answered. An error here is the echo of an interrupted run (e.g. "Aborted",
+            # which the probe absorbs so the next real run is not aborted), unless the
+            # kernel had to be restarted.
+            if result.timed_out or (result.error is not None and result.error.name == "KernelDied"):
+                log.info("sandbox of %s lost its state: %s", environment_id, result.text())
+                return "restarted"
+            return "ok"
+        self._live.pop(environment_id, None)
+        self._retired.add(environment_id)
+        await self._stop(live)
+        return "gone"
+
+    def _expire(self, environment_id: str) -> None:
+        live = self._live.get(environment_id)
+        if live is None or live.users:
+            return
+        del self._live[environment_id]
+        self._retired.add(environment_id)
+        log.info("stopping the idle sandbox of %s", environment_id)
+        task = asyncio.ensure_future(self._stop(live))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    @staticmethod
+    def _cancel_idle(live: _Live) -> None:
+        if live.idle is not None:
+            live.idle.cancel()
+            live.idle = None
+
+    @staticmethod
+    async def _stop(live: _Live) -> None:
+        try:
+            await live.sandbox.stop()
+        except Exception as exc:  # stopping must never take the gateway down
+            log.warning("could not stop a %s sandbox cleanly: %s", live.kind, exc)
+
+
+async def _copy_in(source: DirectoryFiles, target: SandboxFiles) -> None:
+    """Put the environment's files (its inline sources, uploads) into a remote sandbox."""
+    for info in await source.list("", recursive=True):
+        if info.type == "file":
+            await target.write(info.path, await source.read(info.path))

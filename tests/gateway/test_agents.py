@@ -1,0 +1,350 @@
+"""The local agent through the real SDK against a real gateway subprocess: code runs in the
+environment's live sandbox (a real kernel), steps stream, files come back byte for byte,
+variables survive to the next turn, budgets and cancel stop it, custom agents build on it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import Api, GatewayProcess, start_gateway
+
+SCRIPTED = {"type": "dynamic", "model": "scripted"}
+
+# google-genai's async file transfers subclass aiohttp.ClientSession, which aiohttp warns about.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
+
+
+def fence(code: str, language: str = "python") -> str:
+    return f"```{language}\n{code}\n```"
+
+
+def kinds(interaction: Any) -> list[str]:
+    """Step types, without the sandbox notes (thoughts) that depend on the machine."""
+    return [step.type for step in interaction.steps or [] if step.type != "thought"]
+
+
+def results(interaction: Any) -> list[Any]:
+    return [s for s in interaction.steps or [] if s.type == "code_execution_result"]
+
+
+def text_of(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    return "".join(getattr(block, "text", "") or "" for block in result)
+
+
+@pytest.fixture(scope="module")
+def agent_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for this module: its sandboxes stop with it."""
+    process = start_gateway(tmp_path_factory.mktemp("agents"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+async def api(request: pytest.FixtureRequest, agent_gateway: GatewayProcess) -> AsyncIterator[Api]:
+    sdk = agent_gateway.client()
+    yield Api(sdk, request.param)
+    await sdk.aio.aclose()
+    sdk.close()
+
+
+@pytest.fixture
+async def aio(agent_gateway: GatewayProcess) -> AsyncIterator[Any]:
+    sdk = agent_gateway.client()
+    yield sdk.aio
+    await sdk.aio.aclose()
+    sdk.close()
+
+
+PLOT_CODE = """\
+import csv, hashlib
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = [(i, i * i) for i in range(10)]
+with open("out.csv", "w", newline="") as handle:
+    csv.writer(handle).writerows(rows)
+plt.plot([a for a, _ in rows], [b for _, b in rows])
+plt.savefig("plot.png")
+for name in ("out.csv", "plot.png"):
+    print(name, hashlib.sha256(open(name, "rb").read()).hexdigest())"""
+
+SHOW_CODE = """\
+from IPython.display import Image, display
+display(Image(filename="plot.png"))
+total = sum(b for _, b in rows)
+print("total", total)"""
+
+
+async def test_agent_writes_files_and_the_next_turn_sees_them(api: Api) -> None:
+    it = await api.call(
+        "interactions.create",
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        input=f"Make data and a plot.\n{fence(PLOT_CODE)}\nThen show it.\n{fence(SHOW_CODE)}",
+    )
+    assert it.status == "completed", it
+    assert kinds(it) == [
+        "code_execution_call",
+        "code_execution_result",
+        "code_execution_call",
+        "code_execution_result",
+        "model_output",
+    ]
+    calls = [s for s in it.steps if s.type == "code_execution_call"]
+    assert calls[0].arguments.code == PLOT_CODE and calls[0].arguments.language == "python"
+    first, second = results(it)
+    assert first.call_id == calls[0].id and second.call_id == calls[1].id
+    assert not first.is_error and not second.is_error
+    printed = dict(re.findall(r"^(\S+) ([0-9a-f]{64})$", text_of(first.result), re.M))
+    assert set(printed) == {"out.csv", "plot.png"}
+    assert "total 285" in text_of(second.result)
+    assert "total 285" in it.output_text  # the answer quotes the last output
+
+    # Every agent run has an environment, even when the request named none.
+    env = it.environment_id
+    assert env and env.startswith("env_")
+    listing = await api.call("environments.files.list", env, "workspace")
+    assert {"out.csv", "plot.png"} <= {f.name for f in listing.files}
+    downloads = {}
+    for name in ("out.csv", "plot.png"):
+        data = await api.call(
+            "environments.files.download", environment=env, path=f"workspace/{name}"
+        )
+        assert hashlib.sha256(data).hexdigest() == printed[name]
+        downloads[name] = data
+    assert downloads["plot.png"].startswith(b"\x89PNG")
+
+    # The displayed image is content of the result step, the same bytes as the file.
+    images = [b for b in second.result if getattr(b, "type", "") == "image"]
+    assert len(images) == 1 and images[0].mime_type == "image/png"
+    assert base64.b64decode(images[0].data) == downloads["plot.png"]
+
+    # Next turn, same environment: the kernel kept `rows` and `total`; the files are there.
+    again = await api.call(
+        "interactions.create",
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        previous_interaction_id=it.id,
+        environment=env,
+        input=fence("print(total, len(rows), len(open('out.csv').read().splitlines()))"),
+    )
+    assert again.status == "completed", again
+    assert again.environment_id == env
+    assert text_of(results(again)[0].result).strip() == "285 10 10"
+
+
+async def test_output_streams_while_the_code_runs(aio: Any) -> None:
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')"
+    stream = await aio.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, input=fence(code), stream=True
+    )
+    seen: list[tuple[float, Any]] = []
+    async for event in stream:
+        seen.append((time.monotonic(), event))
+    types = [e.event_type for _, e in seen]
+    assert types[0] == "interaction.created" and types[-1] == "interaction.completed"
+    assert seen[0][1].interaction.environment_id.startswith("env_")
+    assert seen[-1][1].interaction.status == "completed"
+    result_index = next(
+        e.index
+        for _, e in seen
+        if e.event_type == "step.start" and e.step.type == "code_execution_result"
+    )
+    deltas = [
+        (at, e.delta) for at, e in seen if e.event_type == "step.delta" and e.index == result_index
+    ]
+    first_at = next(at for at, d in deltas if "first" in d.result)
+    second_at = next(at for at, d in deltas if "second" in d.result)
+    # "first" reached the client while the code was still sleeping: streamed, not buffered.
+    assert second_at - first_at > 1.0
+    assert deltas[-1][1].is_error is False
+
+
+async def test_error_in_code_is_a_result_and_the_agent_goes_on(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        input=fence("1/0") + "\n" + fence("echo after", "bash"),
+    )
+    assert it.status == "completed"
+    failed, after = results(it)
+    assert failed.is_error is True and "ZeroDivisionError" in text_of(failed.result)
+    assert after.is_error is False and text_of(after.result) == "after\n"
+    assert "Failed: block 1" in it.output_text
+
+
+async def test_step_budget_stops_incomplete(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={**SCRIPTED, "max_steps": "1"},  # int64s arrive as strings
+        input=fence("print('one')") + "\n" + fence("print('two')"),
+    )
+    assert it.status == "incomplete"
+    assert kinds(it) == ["code_execution_call", "code_execution_result", "model_output"]
+    assert text_of(results(it)[0].result) == "one\n"
+    assert "max_steps" in it.output_text and "1" in it.output_text
+
+
+async def test_token_budget_stops_budget_exceeded(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={**SCRIPTED, "max_total_tokens": "3"},
+        input="Please run this for me now.\n" + fence("print('never')"),
+    )
+    assert it.status == "budget_exceeded"
+    assert "code_execution_call" not in kinds(it)
+    assert "max_total_tokens" in it.output_text
+    assert it.usage.total_tokens > 3
+
+
+async def test_cancel_interrupts_running_code_and_the_sandbox_stays_usable(aio: Any) -> None:
+    job = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        input=fence("y = 7\nprint('set')") + "\n" + fence("while True:\n    pass"),
+        background=True,
+    )
+    env = job.environment_id
+    assert env.startswith("env_")
+    stream = await aio.interactions.get(job.id, stream=True)
+    results_started = 0
+    async for event in stream:
+        if event.event_type == "step.start" and event.step.type == "code_execution_result":
+            results_started += 1
+            if results_started == 2:
+                break  # the endless loop is running now
+    await stream.close()
+    began = time.monotonic()
+    cancelled = await aio.interactions.cancel(job.id)
+    assert cancelled.status == "cancelled"
+    assert time.monotonic() - began < 10
+    final = await aio.interactions.get(job.id)
+    assert final.status == "cancelled"
+    assert "interrupted" in text_of(results(final)[-1].result)
+
+    # The same environment still runs code, and kept the variable set before the loop.
+    after = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment=env,
+        input=fence("print(y * 6)"),
+    )
+    assert after.status == "completed"
+    assert text_of(results(after)[0].result) == "42\n"
+
+
+async def test_custom_agent_reads_its_base_environment(aio: Any) -> None:
+    await aio.agents.create(
+        id="reader",
+        base_agent="local-agent",
+        system_instruction="Read the data file.",
+        base_environment={
+            "type": "remote",
+            "sources": [
+                {"type": "inline", "content": "hello from a source", "target": "workspace/data.txt"}
+            ],
+        },
+    )
+    it = await aio.interactions.create(
+        agent="reader",
+        agent_config=SCRIPTED,
+        input=fence("print(open('data.txt').read().upper())"),
+    )
+    assert it.status == "completed", it
+    assert it.agent == "reader"
+    assert text_of(results(it)[0].result) == "HELLO FROM A SOURCE\n"
+    # Each run of the custom agent gets its own copy of the base environment.
+    other = await aio.interactions.create(
+        agent="reader", agent_config=SCRIPTED, input=fence("import os; print(os.listdir())")
+    )
+    assert other.environment_id != it.environment_id
+    assert "data.txt" in text_of(results(other)[0].result)
+
+
+async def test_function_tools_pause_the_agent(aio: Any) -> None:
+    """A client function tool the model calls pauses the run at requires_action."""
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={"type": "dynamic", "model": "echo"},
+        tools=[{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+        input='call lookup {"key": "a"}',
+    )
+    assert it.status == "requires_action"
+    call = next(s for s in it.steps if s.type == "function_call")
+    assert call.name == "lookup" and call.arguments == {"key": "a"}
+    done = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={"type": "dynamic", "model": "echo"},
+        previous_interaction_id=it.id,
+        environment=it.environment_id,
+        input=[{"type": "function_result", "call_id": call.id, "name": "lookup", "result": "A"}],
+    )
+    assert done.status == "completed"
+    assert done.output_text == "lookup returned: A"
+
+
+async def test_unknown_model_fails_with_a_clear_error(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent", agent_config={"type": "dynamic", "model": "nope"}, input="hi"
+    )
+    assert it.status == "failed"
+    assert "unknown model 'nope'" in it.errors[0].message
+
+
+async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
+    gateway_factory: Any,
+) -> None:
+    gateway = gateway_factory(settings={"sandbox_idle_seconds": 0.5})
+    sdk = gateway.client()
+    try:
+        aio = sdk.aio
+        first = await aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            input=fence("z = 5\nopen('keep.txt', 'w').write('kept')"),
+        )
+        assert first.status == "completed"
+        await asyncio.sleep(2.0)  # past the idle timeout: the kernel is stopped
+        second = await aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            environment=first.environment_id,
+            input=fence("print(open('keep.txt').read(), 'z' in globals())"),
+        )
+        assert second.status == "completed"
+        assert text_of(results(second)[0].result) == "kept False\n"
+        notes = [
+            block.text
+            for step in second.steps
+            if step.type == "thought"
+            for block in step.summary or []
+        ]
+        assert any("variables from earlier turns are lost" in note for note in notes)
+    finally:
+        await sdk.aio.aclose()
+        sdk.close()
+
+
+@pytest.mark.slow
+async def test_local_model_takes_a_short_agent_turn(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={"type": "dynamic", "model": "local", "max_steps": 1},
+        input="Use Python to print the sum of 2 and 3.",
+    )
+    assert it.status in ("completed", "incomplete"), it
+    allowed = {"model_output", "thought", "code_execution_call", "code_execution_result"}
+    assert it.steps and {s.type for s in it.steps} <= allowed
+    assert it.steps[-1].type in ("model_output", "code_execution_result")
+    assert it.environment_id.startswith("env_")
