@@ -129,3 +129,86 @@ def gw(gateway, ipython, monkeypatch, request) -> Shell:
     monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
     monkeypatch.setenv("JPY_SESSION_NAME", f"{request.node.name}.ipynb")
     return ipython
+
+
+class Proxy:
+    """A loopback TCP proxy in front of the gateway whose live connections can be cut."""
+
+    def __init__(self, target_url: str) -> None:
+        import socket
+        from urllib.parse import urlparse
+
+        target = urlparse(target_url)
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.accepted = 0
+        self.sockets: list[Any] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self.accepted += 1
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                pipe = threading.Thread(target=self._pipe, args=(source, sink), daemon=True)
+                self._threads.append(pipe)
+                pipe.start()
+
+    @staticmethod
+    def _pipe(source: Any, sink: Any) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            import socket
+
+            for sock in (source, sink):  # shutdown, not just close: it wakes the other pipe
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def cut(self) -> None:
+        """Drop every open connection, as a flaky network or a sleeping laptop would."""
+        import socket
+
+        with self._lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        import socket
+
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self.listener.close()
+        self.cut()
+        for thread in self._threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def proxy(gateway) -> Iterator[Proxy]:
+    proxy = Proxy(gateway.url)
+    yield proxy
+    proxy.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -227,3 +228,43 @@ def test_cancel_a_background_job(gw):
     assert gw.run("%interactions threads").result.rows == []
     rows = gw.run("%interactions jobs").result.rows
     assert [row[:2] for row in rows] == [[job.id, "cancelled"]]
+
+
+def test_direct_mode_keeps_heads_locally(ipython, gateway, isolated, monkeypatch):
+    # --direct talks to "Google's service": here the gateway stands in for it (same
+    # protocol), with its token as the key. Heads then live in a local JSON file.
+    monkeypatch.setenv("GEMINI_API_KEY", gateway.token)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_DIRECT_URL", gateway.url)
+    monkeypatch.setenv("JPY_SESSION_NAME", "direct.ipynb")
+    ipython.run("%%interaction --direct --model echo --out d1\none")
+    ipython.run("%%interaction --direct --model echo --out d2\ntwo")
+    assert previous(gateway, ipython.ns["d2"].id) == ipython.ns["d1"].id
+    rows = ipython.run("%interactions threads --direct").result.rows
+    assert [row[:4] for row in rows] == [["default", ipython.ns["d2"].id, "echo", 2]]
+    heads = json.loads((isolated / "data" / "direct-threads.json").read_text())
+    assert heads["direct.ipynb"]["default"]["head"] == ipython.ns["d2"].id
+    assert gateway.token not in json.dumps(heads)
+
+
+def test_job_resumes_after_a_dropped_stream(proxy, gateway, isolated, monkeypatch):
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", proxy.url)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
+    session = Session("dropped.ipynb")
+    words = " ".join(f"w{i}" for i in range(30))  # ~1.5 s from `slow`
+    try:
+        job = session.start(words, model="slow")
+        deadline = time.monotonic() + 10
+        while job.transcript.events < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        connections = proxy.accepted
+        proxy.cut()
+        reply = job.result(timeout=30)
+        assert reply.text.split() == words.split()  # nothing lost, nothing repeated
+        assert proxy.accepted > connections  # it reconnected...
+        client = sdk(gateway)
+        with client.interactions.get(job.id, stream=True) as replay:
+            everything = sum(1 for _ in replay)
+        client.close()
+        assert job.transcript.events == everything  # ...after the last event it had seen
+    finally:
+        session.close()

@@ -47,15 +47,18 @@ def test_notebook_with_a_kernel_restart_in_the_middle(gateway, client):
         "%load_ext jupyter_interactions",
         "%%interaction --model echo\nhello from the notebook",
         "%%interaction --model echo\nsecond turn",
+        "%%interaction --model echo --thread jobs --background --out job\nbefore the restart",
+        "print((await job).text)",
         # --- the kernel restarts here ---
         "%load_ext jupyter_interactions",
         "%interactions threads",
         "%%interaction --model echo\nafter the restart",
+        "%interactions jobs",
     )
     runner = NotebookClient(nb, timeout=60, kernel_name="python3")
     with runner.setup_kernel(env=kernel_env(gateway, "restart.ipynb")):
         for index, cell in enumerate(nb.cells):
-            if index == 3:
+            if index == 5:
                 run_sync(runner.km.restart_kernel)()  # nbclient's managers are async
                 run_sync(runner.kc.wait_for_ready)(timeout=60)
             runner.execute_cell(cell, index)
@@ -67,12 +70,19 @@ def test_notebook_with_a_kernel_restart_in_the_middle(gateway, client):
     assert finals(nb.cells[1])[0]["data"]["text/plain"] == "hello from the notebook"
     assert first["model"] == "echo" and first["thread"] == "default"
 
-    table = nb.cells[4].outputs[0]["data"]["text/plain"]
+    assert text(nb.cells[4]) == "before the restart\n"
+
+    table = nb.cells[6].outputs[0]["data"]["text/plain"]
     assert second["interaction_ids"][0] in table and "default" in table
 
-    after = provenance(nb.cells[5])
+    after = provenance(nb.cells[7])
     continued = client.interactions.get(after["interaction_ids"][0])
     assert continued.previous_interaction_id == second["interaction_ids"][0]
+
+    # The job started before the restart is still this notebook's job.
+    jobs = nb.cells[8].outputs[0]["data"]["text/plain"].splitlines()
+    assert len(jobs) == 2 and jobs[1].split()[1:3] == ["completed", "jobs"]
+    assert gateway.token not in nbformat.writes(nb)  # no secret in outputs or metadata
 
 
 def test_background_job_completes_while_other_cells_run(gateway):
