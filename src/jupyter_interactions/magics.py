@@ -6,6 +6,7 @@ IPython shows as one line without a traceback.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -51,6 +52,9 @@ class InteractionMagics(Magics):
     @magic_arguments()
     @argument("--model", "-m", help="model id, e.g. local, echo, gemini-flash-latest")
     @argument("--agent", "-a", help="agent id (instead of a model)")
+    @argument(
+        "--agent-config", metavar="JSON", help='e.g. \'{"type": "antigravity", "model": "local"}\''
+    )
     @argument("--thread", "-t", help="conversation thread name (default: 'default')")
     @argument("--new", action="store_true", help="start the thread afresh")
     @argument(
@@ -73,6 +77,17 @@ class InteractionMagics(Magics):
         args = parse_argstring(self.interaction, line)
         if args.model and args.agent:
             raise UsageError("give --model or --agent, not both")
+        agent_config = None
+        if args.agent_config:
+            raw = args.agent_config
+            if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+                raw = raw[1:-1]  # IPython's splitting keeps the quotes around one argument
+            try:
+                agent_config = json.loads(raw)
+            except ValueError as exc:
+                raise UsageError(f"--agent-config must be a JSON object: {exc}") from None
+            if not isinstance(agent_config, dict):
+                raise UsageError("--agent-config must be a JSON object")
         if not cell.strip():
             raise UsageError("the cell is empty: write what to ask below the %%interaction line")
         options: dict[str, Any] = {
@@ -83,6 +98,7 @@ class InteractionMagics(Magics):
             "parent": self._parent(args.parent),
             "system": args.system,
             "tools": [self._tool(name) for name in args.tools],
+            "agent_config": agent_config,
             "show": True,
         }
         session = self.session(args.direct or None)

@@ -271,6 +271,7 @@ class Session:
         parent: str | None,
         system: str | None,
         tools: Iterable[Any] | None,
+        agent_config: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
         if model and agent:
             raise RequestError("give either a model or an agent, not both")
@@ -279,6 +280,8 @@ class Session:
         args: dict[str, Any] = {"input": input}
         if agent:
             args["agent"] = agent
+            if agent_config:
+                args["agent_config"] = agent_config
         else:
             args["model"] = model
         previous = parent or (None if new else self._head(thread))
@@ -304,6 +307,7 @@ class Session:
         parent: str | None = None,
         system: str | None = None,
         tools: Iterable[Any] | None = None,
+        agent_config: dict[str, Any] | None = None,
         stream: bool = True,
         show: bool = False,
     ) -> Reply:
@@ -314,7 +318,7 @@ class Session:
         """
         args, functions = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools,
+            system=system, tools=tools, agent_config=agent_config,
         )  # fmt: skip
         view = LiveView() if show and stream else None
         ids: list[str] = []
@@ -329,7 +333,7 @@ class Session:
                     break
                 results = [run_function(functions, call) for call in calls]
                 earlier = [*transcript.ordered(), *(result_part(r) for r in results)]
-                kept = ("model", "agent", "tools", "extra_headers")
+                kept = ("model", "agent", "agent_config", "tools", "extra_headers")
                 args = {
                     **{k: v for k, v in args.items() if k in kept},
                     "previous_interaction_id": transcript.interaction_id,
@@ -377,6 +381,7 @@ class Session:
         parent: str | None = None,
         system: str | None = None,
         tools: Iterable[Any] | None = None,
+        agent_config: dict[str, Any] | None = None,
         show: bool = False,
     ) -> Any:
         """Start a background interaction and return its Job at once."""
@@ -384,7 +389,7 @@ class Session:
 
         args, _ = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools,
+            system=system, tools=tools, agent_config=agent_config,
         )  # fmt: skip
         try:
             interaction = self.client.interactions.create(**args, background=True)

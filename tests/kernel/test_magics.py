@@ -268,3 +268,27 @@ def test_job_resumes_after_a_dropped_stream(proxy, gateway, isolated, monkeypatc
         assert job.transcript.events == everything  # ...after the last event it had seen
     finally:
         session.close()
+
+
+def test_agent_steps_are_shown_apart_from_the_answer(gw):
+    config = json.dumps({"type": "antigravity", "model": "scripted"})
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config '{config}' --out r\n"
+        "Run this:\n```python\nprint(6 * 7)\n```"
+    )
+    reply = gw.ns["r"]
+    (final,) = gw.finals()
+    assert final["data"]["text/plain"].splitlines()[:2] == ["[Code] print(6 * 7)", "[Output] 42"]
+    markdown = final["data"]["text/markdown"]
+    assert markdown.startswith(
+        "**Code**\n\n```python\nprint(6 * 7)\n```\n\n**Output**\n\n```\n42\n```"
+    )
+    assert final["metadata"][METADATA_KEY]["agent"] == "local-agent"
+    assert "model" not in final["metadata"][METADATA_KEY]
+    assert reply.agent == "local-agent" and "42" in reply.text
+
+
+def test_bad_agent_config(gw):
+    result = gw.run("%%interaction --agent local-agent --agent-config '{oops'\nhi")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith("--agent-config must be a JSON object: ")
