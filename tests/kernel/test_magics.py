@@ -292,3 +292,15 @@ def test_bad_agent_config(gw):
     result = gw.run("%%interaction --agent local-agent --agent-config '{oops'\nhi")
     assert isinstance(result.error_in_exec, UsageError)
     assert str(result.error_in_exec).startswith("--agent-config must be a JSON object: ")
+
+
+def test_wrong_token(ipython, gateway, monkeypatch, capsys):
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", "not-the-token")
+    result = ipython.run("%%interaction --model echo\nhello")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec) == (
+        f"the gateway at {gateway.url} rejected our token (401); unset "
+        "JUPYTER_INTERACTIONS_TOKEN or restart the kernel to find the running gateway again"
+    )
+    assert "not-the-token" not in capsys.readouterr().err
