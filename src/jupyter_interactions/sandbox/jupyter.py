@@ -297,7 +297,13 @@ class JupyterSandbox(Sandbox):
                 await asyncio.wait_for(asyncio.shield(collector), timeout)
             except asyncio.TimeoutError:
                 result.timed_out = True
-                await self._stop_overrun(collector)
+                if await self._stop_overrun(collector):
+                    result.error = None  # the KeyboardInterrupt is ours, not the code's
+                else:
+                    result.stderr += (
+                        f"[the run exceeded {timeout:g} s and did not stop when interrupted: "
+                        "the kernel was restarted and its variables are lost]\n"
+                    )
         except KernelLost as exc:
             self._needs_setup = True
             if self.kernel_id is None:
@@ -307,30 +313,36 @@ class JupyterSandbox(Sandbox):
                     f"lost the connection to the kernel on {self._api.shown} ({exc}); check "
                     "that the server is still running, then start a new sandbox"
                 ) from None
-            raise SandboxError(
-                f"the remote kernel died while running this code ({exc}); its variables are "
-                "gone, and the next run starts in a fresh kernel"
-            ) from None
+            if not exc.restarted:
+                raise SandboxError(
+                    f"the remote kernel died while running this code and could not be "
+                    f"restarted ({exc}); start a new sandbox, and check the server's log"
+                ) from None
+            # As the local sandbox does: the run's result says so, and the sandbox carries on.
+            result.error = RunError(
+                name="KernelDied",
+                value="the remote kernel died while running this code; the server restarted "
+                "it and its variables are lost",
+            )
         finally:
             collector.cancel()
             channel.forget(exchange)
         self.timings["last_execute"] = time.perf_counter() - began
         return result, reply
 
-    async def _stop_overrun(self, collector: asyncio.Future[None]) -> None:
-        """Interrupt; if the kernel does not come back within the grace, restart it."""
+    async def _stop_overrun(self, collector: asyncio.Future[None]) -> bool:
+        """Interrupt; if the kernel does not come back within the grace, restart it.
+        True when the interrupt took (state kept), False when the kernel was restarted."""
         await self.interrupt()
         try:
             await asyncio.wait_for(asyncio.shield(collector), self.interrupt_grace)
-            return
+            return True
         except asyncio.TimeoutError:
             pass
         log.warning("kernel %s ignored an interrupt; restarting it", self.kernel_id)
         await self._api.request("POST", f"api/kernels/{self._kernel()}/restart")
-        self.warnings.append(
-            "a run ignored its interrupt, so the kernel was restarted and its variables are gone"
-        )
         self._needs_setup = True
+        return False
 
     async def _call(self, function: str, *args: Any) -> Any:
         """Call a function of the in-kernel helper; its JSON answer, errors mapped to ours."""

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import NotFoundError, RequestError, SandboxError
+from ..errors import NotFoundError, RequestError
 from .base import FileInfo, SandboxFiles, clean_relative
 from .jupyter_remote import ServerAPI
 
@@ -118,7 +118,9 @@ class ContentsFiles(KernelFiles):
         return await self.stat(rel)
 
     async def _put_in_chunks(self, rel: str, data: bytes) -> None:
-        # Chunked uploads append in place, so they go to a temporary name, renamed at the end.
+        # Chunked uploads append in place, so they go to a temporary name that the kernel then
+        # renames over the target (atomic). Not the API's DELETE + PATCH: those leave a gap
+        # and litter the folder with .ipynb_checkpoints.
         tmp = posixpath.join(posixpath.dirname(rel), f"upload-{uuid.uuid4().hex}.part")
         try:
             for index, start in enumerate(range(0, len(data), CHUNK_BYTES), start=1):
@@ -128,17 +130,9 @@ class ContentsFiles(KernelFiles):
                     "chunk": -1 if last else index,
                 }
                 await self._api.request("PUT", self._url(tmp), body)
-            try:
-                await self._api.request("DELETE", self._url(rel))
-            except NotFoundError:
-                pass
-            target = posixpath.join(self._root, rel)
-            await self._api.request("PATCH", self._url(tmp), {"path": target})
+            await self._call("move", tmp, rel)
         except BaseException:
-            try:
-                await self._api.request("DELETE", self._url(tmp))
-            except (SandboxError, NotFoundError):
-                pass
+            await self._call("remove", tmp)
             raise
 
 

@@ -159,6 +159,19 @@ def write_abort(tmp: str) -> str:
     return "{}"
 
 
+def move(source: str, target: str) -> str:
+    """Rename one file over another inside the root (both checked): atomic."""
+    os.replace(_resolve(source), _resolve(target))
+    return "{}"
+
+
+def remove(rel: str) -> str:
+    real = _resolve(rel)
+    if os.path.isfile(real):
+        os.unlink(real)
+    return "{}"
+
+
 def bash(code: str) -> None:
     """Run code with bash (sh if absent) in the working directory, streaming its output."""
     import codecs

@@ -156,7 +156,12 @@ def _message(body: bytes | None) -> str:
 
 
 class KernelLost(Exception):
-    """The kernel behind the channel died, restarted, or the socket closed."""
+    """The kernel behind the channel died, restarted, or the socket closed. `restarted`:
+    the server brought up a fresh kernel by itself (its variables are gone)."""
+
+    def __init__(self, message: str, restarted: bool = False) -> None:
+        super().__init__(message)
+        self.restarted = restarted
 
 
 class Exchange:
@@ -277,7 +282,8 @@ class KernelChannel:
                     if state in ("restarting", "dead"):
                         # The server's restarter saw the kernel die: nothing open will finish.
                         what = "died and was restarted" if state == "restarting" else "died"
-                        self._end_all(KernelLost(f"the kernel {what}"))
+                        lost_now = KernelLost(f"the kernel {what}", state == "restarting")
+                        self._end_all(lost_now)
                         continue
                 exchange = self._exchanges.get(parent) if parent else None
                 if exchange is not None:
