@@ -208,6 +208,32 @@ async def test_token_budget_stops_budget_exceeded(aio: Any) -> None:
     assert it.usage.total_tokens > 3
 
 
+async def test_wall_time_budget_interrupts_the_code_and_stops_incomplete(aio: Any) -> None:
+    began = time.monotonic()
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config={**SCRIPTED, "max_wall_seconds": 1},
+        input=fence("import time\nprint('start', flush=True)\ntime.sleep(30)"),
+    )
+    assert time.monotonic() - began < 10
+    assert it.status == "incomplete"
+    result = results(it)[0]
+    assert result.is_error is True and text_of(result.result).startswith("start\n")
+    assert "max_wall_seconds" in it.output_text
+
+
+async def test_a_kernel_that_dies_is_restarted_and_the_run_says_so(aio: Any) -> None:
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        input=fence("x = 1\nimport os\nos._exit(3)") + "\n" + fence("print('x' in globals())"),
+    )
+    assert it.status == "completed"
+    died, after = results(it)
+    assert died.is_error is True and "variables are lost" in text_of(died.result)
+    assert text_of(after.result) == "False\n"  # a fresh kernel ran the next block
+
+
 async def test_cancel_interrupts_running_code_and_the_sandbox_stays_usable(aio: Any) -> None:
     job = await aio.interactions.create(
         agent="local-agent",
@@ -249,6 +275,8 @@ async def test_custom_agent_reads_its_base_environment(aio: Any) -> None:
         id="reader",
         base_agent="local-agent",
         system_instruction="Read the data file.",
+        # The SDK types an Agent's config as antigravity-shaped; its `model` is honoured.
+        agent_config={"type": "antigravity", "model": "scripted"},
         base_environment={
             "type": "remote",
             "sources": [
@@ -257,8 +285,7 @@ async def test_custom_agent_reads_its_base_environment(aio: Any) -> None:
         },
     )
     it = await aio.interactions.create(
-        agent="reader",
-        agent_config=SCRIPTED,
+        agent="reader",  # its own agent_config picks the scripted model
         input=fence("print(open('data.txt').read().upper())"),
     )
     assert it.status == "completed", it
@@ -266,7 +293,7 @@ async def test_custom_agent_reads_its_base_environment(aio: Any) -> None:
     assert text_of(results(it)[0].result) == "HELLO FROM A SOURCE\n"
     # Each run of the custom agent gets its own copy of the base environment.
     other = await aio.interactions.create(
-        agent="reader", agent_config=SCRIPTED, input=fence("import os; print(os.listdir())")
+        agent="reader", input=fence("import os; print(os.listdir())")
     )
     assert other.environment_id != it.environment_id
     assert "data.txt" in text_of(results(other)[0].result)
@@ -300,6 +327,37 @@ async def test_unknown_model_fails_with_a_clear_error(aio: Any) -> None:
     )
     assert it.status == "failed"
     assert "unknown model 'nope'" in it.errors[0].message
+
+
+async def test_isolation_warnings_are_shown_once_per_environment(gateway_factory: Any) -> None:
+    gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
+    sdk = gateway.client()
+
+    def notes(interaction: Any) -> str:
+        return " ".join(
+            block.text
+            for step in interaction.steps
+            if step.type == "thought"
+            for block in step.summary or []
+        )
+
+    try:
+        first = await sdk.aio.interactions.create(
+            agent="local-agent", agent_config=SCRIPTED, input=fence("print(1)")
+        )
+        assert first.status == "completed"
+        assert first.steps[0].type == "thought"  # before any code runs
+        assert "NOT isolated" in notes(first)
+        second = await sdk.aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            environment=first.environment_id,
+            input=fence("print(2)"),
+        )
+        assert second.status == "completed" and "NOT isolated" not in notes(second)
+    finally:
+        await sdk.aio.aclose()
+        sdk.close()
 
 
 async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
