@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import RequestError, SandboxError
 from ..sandbox.base import RunError, RunResult
@@ -70,7 +70,8 @@ print(2 + 2)
 You will then see its output and can take another step. Save files the user asked for in \
 the working directory. When you are done, answer in plain text, without code blocks."""
 
-_LANGUAGES = {"python": "python", "python3": "python", "py": "python"}
+Language = Literal["python", "bash"]
+_LANGUAGES: dict[str, Language] = {"python": "python", "python3": "python", "py": "python"}
 _LANGUAGES.update({"bash": "bash", "sh": "bash", "shell": "bash"})
 # Only blocks tagged with a language run: a bare ``` fence is how answers quote output.
 _TAGGED_FENCE = re.compile(
@@ -79,7 +80,7 @@ _TAGGED_FENCE = re.compile(
 )
 
 
-def fenced_code(text: str) -> list[tuple[str, str]]:
+def fenced_code(text: str) -> list[tuple[Language, str]]:
     """The runnable (language, code) blocks of a text answer: the code block protocol."""
     blocks = []
     for match in _TAGGED_FENCE.finditer(text):
@@ -146,7 +147,7 @@ class LocalAgent:
             )
         )
         try:
-            await _Loop(ctx, model, budget, acquiring, self.sandboxes).run()
+            await _Loop(ctx, model, budget, acquiring).run()
         finally:
             # The sandbox outlives the turn (the next one reuses it); only the lease ends,
             # even if the sandbox is still starting.
@@ -167,14 +168,12 @@ class _Loop:
         model: Model,
         budget: Budget,
         acquiring: asyncio.Future[Lease],
-        sandboxes: LiveSandboxes,
     ) -> None:
         self.ctx = ctx
         self.emitter: Emitter = ctx.emitter
         self.model = model
         self.budget = budget
         self.acquiring = acquiring
-        self.sandboxes = sandboxes
         self.messages = list(ctx.messages)
         self.client_tools = {tool.name for tool in ctx.tools}
         self.tools = (RUN_CODE, *(t for t in ctx.tools if t.name != RUN_CODE.name))
@@ -264,7 +263,7 @@ class _Loop:
         emitter.close_all()
         return "".join(text), calls, reason
 
-    def _protocol_call(self, language: str, code: str) -> ToolCall:
+    def _protocol_call(self, language: Language, code: str) -> ToolCall:
         self.calls += 1
         return ToolCall(
             id=f"call_{self.calls}",

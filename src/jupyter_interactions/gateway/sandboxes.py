@@ -71,6 +71,7 @@ class LiveSandboxes:
         self.pool = pool
         self._live: dict[str, _Live] = {}
         self._starting: dict[str, asyncio.Future[_Live]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._retired: set[str] = set()  # environments whose sandbox stopped (not deleted)
         self._takes_pool: dict[str, bool] = {}
@@ -98,30 +99,34 @@ class LiveSandboxes:
         `release`. Raises SandboxUnavailable/SandboxError if none can start."""
         if self._closed:
             raise SandboxError("the gateway is shutting down; retry once it is back")
-        notes: list[str] = []
-        live = self._live.get(environment_id)
-        if live is not None:
-            self._cancel_idle(live)
-            live.users += 1
-            health = await self._probe(environment_id, live) if live.users == 1 else "ok"
-            if health != "ok":
-                notes.append(LOST_VARIABLES)
-            if health == "gone":
-                live = None
-        if live is None:
-            starting = self._starting.get(environment_id)
-            if starting is None:
+        # One turn at a time decides whether the sandbox is healthy or must be started.
+        async with self._locks.setdefault(environment_id, asyncio.Lock()):
+            notes: list[str] = []
+            live = self._live.get(environment_id)
+            if live is not None:
+                self._cancel_idle(live)
+                # A sandbox in use by another turn is alive; probing would wait behind it.
+                health = await self._probe(environment_id, live) if live.users == 0 else "ok"
+                if health != "ok":
+                    notes.append(LOST_VARIABLES)
+                if health == "gone":
+                    live = None
+            if live is None:
+                if environment_id in self._retired and not notes:
+                    notes.append(LOST_VARIABLES)
                 starting = asyncio.ensure_future(self._start(environment_id, root, kind))
                 self._starting[environment_id] = starting
                 starting.add_done_callback(lambda _: self._starting.pop(environment_id, None))
-                if environment_id in self._retired and not notes:
-                    notes.append(LOST_VARIABLES)
-            # Shielded: a turn cancelled meanwhile must not orphan a half-started kernel.
-            live = await asyncio.shield(starting)
+                try:
+                    # Shielded: a turn cancelled meanwhile must not orphan a starting kernel.
+                    live = await asyncio.shield(starting)
+                except asyncio.CancelledError:
+                    starting.add_done_callback(lambda _: self._arm_idle(environment_id))
+                    raise
             live.users += 1
-        if not live.warned and live.sandbox.warnings:
-            live.warned = True
-            notes.extend(live.sandbox.warnings)
+            if not live.warned and live.sandbox.warnings:
+                live.warned = True
+                notes.extend(live.sandbox.warnings)
         return Lease(environment_id, live.sandbox, notes)
 
     def release(self, lease: Lease) -> None:
@@ -130,9 +135,15 @@ class LiveSandboxes:
         if live is None or live.sandbox is not lease.sandbox:
             return
         live.users = max(0, live.users - 1)
-        if live.users == 0 and not self._closed:
-            loop = asyncio.get_running_loop()
-            live.idle = loop.call_later(self.idle_seconds, self._expire, lease.environment_id)
+        self._arm_idle(lease.environment_id)
+
+    def _arm_idle(self, environment_id: str) -> None:
+        live = self._live.get(environment_id)
+        if live is None or live.users or self._closed:
+            return
+        self._cancel_idle(live)
+        loop = asyncio.get_running_loop()
+        live.idle = loop.call_later(self.idle_seconds, self._expire, environment_id)
 
     async def discard(self, environment_id: str) -> None:
         """Stop the environment's sandbox now (the environment is being deleted)."""
@@ -142,6 +153,7 @@ class LiveSandboxes:
                 await asyncio.shield(starting)
         live = self._live.pop(environment_id, None)
         self._retired.discard(environment_id)
+        self._locks.pop(environment_id, None)
         if live is not None:
             self._cancel_idle(live)
             await self._stop(live)
