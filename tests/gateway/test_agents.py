@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -406,3 +407,35 @@ async def test_local_model_takes_a_short_agent_turn(aio: Any) -> None:
     assert it.steps and {s.type for s in it.steps} <= allowed
     assert it.steps[-1].type in ("model_output", "code_execution_result")
     assert it.environment_id.startswith("env_")
+
+
+async def test_output_from_another_thread_reaches_the_stream_in_order() -> None:
+    """Sandboxes may call on_output from a worker thread: the deltas still land on the loop,
+    in order, and nothing arrives after the step has ended."""
+    from jupyter_interactions.gateway.agents import _OutputSink
+    from jupyter_interactions.gateway.emitter import Emitter
+
+    published: list[dict[str, Any]] = []
+    threads: set[int] = set()
+
+    def publish(event: dict[str, Any]) -> None:
+        threads.add(threading.get_ident())  # the emitter is not thread-safe: loop only
+        published.append(event)
+
+    emitter = Emitter(publish)
+    index = emitter.start({"type": "code_execution_result", "call_id": "c", "result": ""})
+    sink = _OutputSink(emitter, index)
+
+    def produce() -> None:
+        for n in range(50):
+            sink.on_output("stdout", f"{n}\n")
+
+    await asyncio.to_thread(produce)
+    await asyncio.sleep(0)
+    sink.closed = True
+    sink.on_output("stdout", "late\n")
+    await asyncio.sleep(0)
+    expected = "".join(f"{n}\n" for n in range(50))
+    assert emitter.steps[index]["result"] == expected == "".join(sink.streamed)
+    assert [e["event_type"] for e in published].count("step.delta") == 50
+    assert threads == {threading.get_ident()}
