@@ -80,10 +80,10 @@ class Job:
         """Start (or keep) following the job's event stream in a worker thread."""
         if show and self._view is None:
             self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
+        if self._future.done():
+            return self
+        self._stop.clear()
         if self._worker is None or not self._worker.is_alive():
-            if self._future.done():
-                return self
-            self._stop.clear()
             # A plain thread (no copied context): its display updates carry the parent of the
             # cell running when they are sent, which is what nbclient listens to; frontends
             # route them by display id either way.
@@ -160,13 +160,11 @@ class Job:
 
     def result(self, timeout: float | None = None) -> Reply:
         """Block until the job ends; its Reply, or the error it ended with."""
-        if self._worker is None and not self._future.done():
-            self.attach()
+        self.attach()  # (re)start following if nobody is
         return self._future.result(timeout)
 
     def __await__(self) -> Any:
-        if self._worker is None and not self._future.done():
-            self.attach()
+        self.attach()
         return asyncio.wrap_future(self._future).__await__()
 
     def cancel(self) -> None:

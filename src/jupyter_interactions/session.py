@@ -221,8 +221,11 @@ class Session:
                 self.routes.set_head(thread, head, model=model, agent=agent, turns=entry["turns"])
 
     def _fail(self, exc: BaseException) -> InteractionsError:
-        error = map_error(exc, self.connection)
-        if isinstance(error, GatewayError) and self.connection.origin != "explicit":
+        connection = self._connection
+        if connection is None:  # finding the gateway itself failed
+            return exc if isinstance(exc, InteractionsError) else InteractionsError(str(exc))
+        error = map_error(exc, connection)
+        if isinstance(error, GatewayError) and connection.origin != "explicit":
             self._forget_connection()  # the next call finds (or starts) a gateway again
         return error
 
@@ -230,6 +233,8 @@ class Session:
         with self._lock:
             if self._routes is not None:
                 self._routes.close()
+            if self._client is not None:
+                self._client.close()
             self._connection = self._client = self._routes = None
 
     # --- requests --------------------------------------------------------------------------
