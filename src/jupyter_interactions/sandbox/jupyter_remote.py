@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024**2
 MAX_BODY_BYTES = 1024**3
 PROTOCOL_VERSION = "5.3"
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 def safe_url(url: str) -> str:
@@ -184,22 +186,22 @@ class Exchange:
 class KernelChannel:
     """One persistent websocket to a kernel; replies are routed to their request by msg_id.
 
-    A single reader task owns the socket, so many requests may be in flight; the server's
-    own "restarting"/"dead" status messages (no parent) end every open exchange.
+    Messages are dispatched from tornado's callback as they arrive (no reader task), so many
+    requests may be in flight; the server's own "restarting"/"dead" status messages (no
+    parent) end every open exchange.
     """
 
-    def __init__(self, connection: WebSocketClientConnection, session: str) -> None:
-        self._connection = connection
+    def __init__(self, session: str) -> None:
         self._session = session
+        self._connection: WebSocketClientConnection | None = None
         self._exchanges: dict[str, Exchange] = {}
         self.lost: KernelLost | None = None
         self.kernel_state = "starting"  # as the server last reported it, e.g. "dead"
-        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
 
     @classmethod
     async def connect(cls, api: ServerAPI, kernel_id: str, timeout: float) -> KernelChannel:
-        session = uuid.uuid4().hex
-        url = f"{api.ws_base}api/kernels/{quote(kernel_id)}/channels?session_id={session}"
+        channel = cls(uuid.uuid4().hex)
+        url = f"{api.ws_base}api/kernels/{quote(kernel_id)}/channels?session_id={channel._session}"
         request = HTTPRequest(
             url,
             headers=api.headers,
@@ -208,7 +210,11 @@ class KernelChannel:
             validate_cert=api.validate_cert,
         )
         try:
-            connection = await websocket_connect(request, max_message_size=MAX_MESSAGE_BYTES)
+            channel._connection = await websocket_connect(
+                request,
+                max_message_size=MAX_MESSAGE_BYTES,
+                on_message_callback=channel._on_message,
+            )
         except HTTPClientError as exc:
             if exc.code in (401, 403):
                 raise SandboxUnavailable(
@@ -221,7 +227,9 @@ class KernelChannel:
             ) from None
         except OSError as exc:
             raise api.unreachable(exc) from None
-        return cls(connection, session)
+        channel._connection.stream.set_nodelay(True)
+        channel._quick_ack()
+        return channel
 
     def request(
         self,
@@ -251,6 +259,7 @@ class KernelChannel:
         }
         exchange = self._exchanges[msg_id] = Exchange(msg_id)
         try:
+            assert self._connection is not None, "connect() first"
             self._connection.write_message(json.dumps(message))
         except WebSocketClosedError:
             self._exchanges.pop(msg_id, None)
@@ -265,40 +274,46 @@ class KernelChannel:
         for exchange in self._exchanges.values():
             exchange.deliver(lost)
 
-    async def _read_forever(self) -> None:
-        lost = KernelLost("the websocket to the kernel closed")
-        try:
-            while True:
-                raw = await self._connection.read_message()
-                if raw is None:
-                    break
-                if isinstance(raw, bytes):
-                    continue  # binary frames carry buffers (widgets); runs never need them
-                message = json.loads(raw)
-                parent = (message.get("parent_header") or {}).get("msg_id")
-                if parent is None and message.get("msg_type") == "status":
-                    state = message.get("content", {}).get("execution_state")
-                    self.kernel_state = state or self.kernel_state
-                    if state in ("restarting", "dead"):
-                        # The server's restarter saw the kernel die: nothing open will finish.
-                        what = "died and was restarted" if state == "restarting" else "died"
-                        lost_now = KernelLost(f"the kernel {what}", state == "restarting")
-                        self._end_all(lost_now)
-                        continue
-                exchange = self._exchanges.get(parent) if parent else None
-                if exchange is not None:
-                    exchange.deliver(message)
-        except asyncio.CancelledError:
-            lost = KernelLost("the sandbox was stopped")
-            raise
-        except Exception as exc:  # a broken frame must end the exchanges, not hang them
-            log.warning("kernel websocket reader stopped: %s", exc)
-        finally:
+    def _quick_ack(self) -> None:
+        """Acknowledge the server's frames at once. Jupyter servers write with Nagle on, so
+        each frame after the first waits for our ACK, which Linux delays by up to 40 ms:
+        measured here, a run took 48 ms with delayed ACKs and 11 ms without."""
+        stream = self._connection.stream if self._connection is not None else None
+        sock = stream.socket if stream is not None else None
+        if sock is not None and QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+
+    def _on_message(self, raw: str | bytes | None) -> None:
+        if raw is None:
+            lost = self.lost or KernelLost("the websocket to the kernel closed")
             self.lost = lost
             self._end_all(lost)
+            return
+        self._quick_ack()  # Linux leaves quick-ACK mode by itself: renew it per message
+        if isinstance(raw, bytes):
+            return  # binary frames carry buffers (widgets); runs never need them
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring a kernel message that is not JSON")
+            return
+        parent = (message.get("parent_header") or {}).get("msg_id")
+        if parent is None and message.get("msg_type") == "status":
+            state = message.get("content", {}).get("execution_state")
+            self.kernel_state = state or self.kernel_state
+            if state in ("restarting", "dead"):
+                # The server's restarter saw the kernel die: nothing open will finish.
+                what = "died and was restarted" if state == "restarting" else "died"
+                self._end_all(KernelLost(f"the kernel {what}", state == "restarting"))
+                return
+        exchange = self._exchanges.get(parent) if parent else None
+        if exchange is not None:
+            exchange.deliver(message)
 
     async def close(self) -> None:
-        self._connection.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        if self.lost is None:
+            self.lost = KernelLost("the sandbox was stopped")
+            self._end_all(self.lost)
+        if self._connection is not None:
+            self._connection.close()
