@@ -86,9 +86,10 @@ def test_notebook_with_a_kernel_restart_in_the_middle(gateway, client):
 
 
 def test_background_job_completes_while_other_cells_run(gateway):
+    words = " ".join(f"w{i}" for i in range(40))  # `slow`: one word per 50 ms, ~2 s
     nb = notebook(
         "%load_ext jupyter_interactions\nimport time",
-        "%%interaction --model slow --background --out job\none two three four five six",
+        f"%%interaction --model slow --background --out job\n{words}",
         "t0 = time.monotonic(); x = 6 * 7; print(x, job.status in ('queued', 'in_progress'))",
         "reply = await job\nprint(reply.text.strip(), job.status)",
         "%interactions jobs",
@@ -97,7 +98,7 @@ def test_background_job_completes_while_other_cells_run(gateway):
         env=kernel_env(gateway, "background.ipynb")
     )
     assert text(nb.cells[2]) == "42 True\n"  # the kernel answered while the job streamed
-    assert text(nb.cells[3]) == "one two three four five six completed\n"
+    assert text(nb.cells[3]) == f"{words} completed\n"
     job_view = nb.cells[1].outputs[0]
     # nbclient applied the job's display updates: its view ends on the final state.
     assert job_view["data"]["text/plain"].startswith("Job slow in thread 'default': completed")
