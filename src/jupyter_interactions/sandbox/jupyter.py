@@ -20,7 +20,7 @@ from ..errors import NotFoundError, RequestError, SandboxError, SandboxUnavailab
 from . import jupyter_kernel
 from .base import Limits, OutputCallback, RunError, RunResult, Sandbox, SandboxFiles, clean_relative
 from .jupyter_files import ContentsFiles, KernelFiles
-from .jupyter_remote import Exchange, KernelChannel, KernelLost, ServerAPI
+from .jupyter_remote import KernelChannel, KernelLost, ServerAPI, collect_run, kernel_info
 
 __all__ = ["JupyterSandbox"]
 
@@ -34,8 +34,6 @@ BOOTSTRAP = (
     "exec(SOURCE, module.__dict__)\n"
     "sys.modules[NAME] = module\n"
 )
-# How long output may trail an execute_reply before the run is taken as over anyway.
-IDLE_GRACE = 5.0
 _ERRORS_TO_OURS: dict[str, type[Exception]] = {
     "FileNotFoundError": NotFoundError,
     "PermissionError": RequestError,
@@ -53,7 +51,9 @@ class JupyterSandbox(Sandbox):
     gateway gives every sandbox, stands for `interactions/<its last component>`. `files`
     chooses the file backend: "auto" (the contents API where the server has one), "contents"
     or "kernel" (through code execution, e.g. when jupyter_server forwards kernels to a
-    remote gateway and its own contents API is not where they run).
+    remote gateway and its own contents API is not where they run). `kernel_env` goes with
+    the kernel's creation: Kernel Gateway and Enterprise Gateway pass `KERNEL_*` variables to
+    the kernel (e.g. KERNEL_NAMESPACE for its Kubernetes pod); jupyter server ignores it.
     """
 
     kind: ClassVar[str] = "jupyter"
@@ -68,6 +68,7 @@ class JupyterSandbox(Sandbox):
         env_id: str | None = None,
         limits: Limits | None = None,
         headers: dict[str, str] | None = None,
+        kernel_env: dict[str, str] | None = None,
         files: Literal["auto", "contents", "kernel"] = "auto",
         start_timeout: float = 120.0,
         request_timeout: float = 60.0,
@@ -79,6 +80,7 @@ class JupyterSandbox(Sandbox):
         super().__init__(root=None, limits=limits, **options)
         self.remote_root = _remote_root(root, env_id)
         self.kernel_name = kernel_name
+        self.kernel_env = dict(kernel_env or {})
         self.files_mode = files
         self.start_timeout = start_timeout
         self.interrupt_grace = interrupt_grace
@@ -92,6 +94,7 @@ class JupyterSandbox(Sandbox):
         self.kernel_id: str | None = None
         self._channel: KernelChannel | None = None
         self._needs_setup = True
+        self._known_restarts = 0  # server-side restarts already reported to the user
         self._lock = asyncio.Lock()
         self.timings: dict[str, float] = {}
 
@@ -105,10 +108,11 @@ class JupyterSandbox(Sandbox):
         if self.kernel_id is not None:
             return
         began = time.perf_counter()
+        body: dict[str, Any] = {"name": self.kernel_name, "path": ""}
+        if self.kernel_env:  # Kernel Gateway then replaces the kernel's whole environment
+            body["env"] = self.kernel_env
         try:
-            model = await self._api.request(
-                "POST", "api/kernels", {"name": self.kernel_name, "path": ""}
-            )
+            model = await self._api.request("POST", "api/kernels", body)
         except (NotFoundError, SandboxError) as exc:
             raise await self._explain_failed_start(exc) from None
         self.kernel_id = model["id"]
@@ -205,7 +209,7 @@ class JupyterSandbox(Sandbox):
                 )
             exchange = channel.request("shell", "kernel_info_request", {})
             try:
-                await asyncio.wait_for(_reply_to(exchange), min(2.0, self.start_timeout))
+                await asyncio.wait_for(kernel_info(exchange), min(2.0, self.start_timeout))
                 return
             except (asyncio.TimeoutError, KernelLost) as exc:
                 if loop.time() >= deadline:
@@ -260,8 +264,15 @@ class JupyterSandbox(Sandbox):
             )
         limit = self.limits.wall_seconds if timeout is None else timeout
         async with self._lock:
-            if self._needs_setup:
+            channel = self._live_channel()
+            unseen_death = channel.restarts > self._known_restarts
+            if self._needs_setup or unseen_death:
                 await self._prepare()
+            if unseen_death:
+                # The kernel died while idle and the server restarted it: say so, as a run
+                # that found its kernel dead does, rather than run in a silently fresh kernel.
+                self._known_restarts = channel.restarts
+                return RunResult(error=_kernel_died("since the last run"))
             result, _ = await self._execute(code, timeout=limit, on_output=on_output)
         return result
 
@@ -291,7 +302,7 @@ class JupyterSandbox(Sandbox):
                 "stop_on_error": False,
             },
         )
-        collector = asyncio.ensure_future(_collect(exchange, result, reply, on_output))
+        collector = asyncio.ensure_future(collect_run(exchange, result, reply, on_output))
         try:
             try:
                 await asyncio.wait_for(asyncio.shield(collector), timeout)
@@ -319,11 +330,8 @@ class JupyterSandbox(Sandbox):
                     f"restarted ({exc}); start a new sandbox, and check the server's log"
                 ) from None
             # As the local sandbox does: the run's result says so, and the sandbox carries on.
-            result.error = RunError(
-                name="KernelDied",
-                value="the remote kernel died while running this code; the server restarted "
-                "it and its variables are lost",
-            )
+            self._known_restarts = channel.restarts
+            result.error = _kernel_died("while running this code")
         finally:
             collector.cancel()
             channel.forget(exchange)
@@ -348,8 +356,8 @@ class JupyterSandbox(Sandbox):
         """Call a function of the in-kernel helper; its JSON answer, errors mapped to ours."""
         expression = f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
         async with self._lock:
-            if self._needs_setup:
-                await self._prepare()
+            if self._needs_setup or self._live_channel().restarts > self._known_restarts:
+                await self._prepare()  # a death stays unseen, for the next run to report
             try:
                 _, reply = await asyncio.wait_for(
                     self._execute("", silent=True, expressions={"r": expression}),
@@ -374,70 +382,11 @@ class JupyterSandbox(Sandbox):
         return json.loads(ast.literal_eval(text))
 
 
-async def _reply_to(exchange: Exchange) -> None:
-    """Wait for kernel_info_reply (shell) and its idle status (iopub). After a restart the
-    server re-subscribes to iopub a moment after shell answers; until iopub speaks again,
-    a run's output and idle status could be lost."""
-    replied = idle = False
-    while not (replied and idle):
-        message = await exchange.next()
-        if message["msg_type"] == "kernel_info_reply":
-            replied = True
-        elif message["msg_type"] == "status":
-            idle = idle or message.get("content", {}).get("execution_state") == "idle"
-
-
-async def _collect(
-    exchange: Exchange,
-    result: RunResult,
-    reply: dict[str, Any],
-    on_output: OutputCallback | None,
-) -> None:
-    """Fill `result` from the messages of one execute_request. `execute_reply` (shell) and
-    `status: idle` (iopub) come in either order; the run is over only with both."""
-    replied = idle = False
-    loop = asyncio.get_running_loop()
-    give_up: float | None = None
-    while not (replied and idle):
-        try:
-            if give_up is None:
-                message = await exchange.next()
-            else:
-                message = await asyncio.wait_for(exchange.next(), max(give_up - loop.time(), 0))
-        except asyncio.TimeoutError:
-            # Never hang on an idle status lost in transit: the reply says the run is over.
-            log.warning("no idle status %s s after execute_reply; continuing", IDLE_GRACE)
-            return
-        kind, content = message.get("msg_type"), message.get("content", {})
-        if kind == "stream":
-            name, text = content.get("name", "stdout"), content.get("text", "")
-            if name == "stderr":
-                result.stderr += text
-            else:
-                result.stdout += text
-            if on_output is not None:
-                try:
-                    on_output("stderr" if name == "stderr" else "stdout", text)
-                except Exception:  # a broken listener must not abandon the run mid-way
-                    log.exception("on_output callback failed")
-        elif kind in ("display_data", "execute_result"):
-            result.outputs.append(dict(content.get("data", {})))
-        elif kind == "error":
-            result.error = RunError(
-                name=content.get("ename", "Error"),
-                value=content.get("evalue", ""),
-                traceback=list(content.get("traceback", [])),
-            )
-        elif kind == "status" and content.get("execution_state") == "idle":
-            idle = True
-        elif kind == "execute_reply":
-            replied = True
-            give_up = loop.time() + IDLE_GRACE
-            reply.update(content)
-            if content.get("status") == "error" and result.error is None:
-                result.error = RunError(content.get("ename", "Error"), content.get("evalue", ""))
-            elif content.get("status") == "aborted" and result.error is None:
-                result.error = RunError("Aborted", "the kernel aborted this run")
+def _kernel_died(when: str) -> RunError:
+    return RunError(
+        name="KernelDied",
+        value=f"the remote kernel died {when}; the server restarted it and its variables are lost",
+    )
 
 
 def _remote_root(root: str | PurePath | None, env_id: str | None) -> str:

@@ -22,6 +22,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from ..errors import NotFoundError, SandboxError, SandboxUnavailable
+from .base import OutputCallback, RunError, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024**2
 MAX_BODY_BYTES = 1024**3
 PROTOCOL_VERSION = "5.3"
+# How long output may trail an execute_reply before the run is taken as over anyway.
+IDLE_GRACE = 5.0
 QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -197,6 +200,7 @@ class KernelChannel:
         self._exchanges: dict[str, Exchange] = {}
         self.lost: KernelLost | None = None
         self.kernel_state = "starting"  # as the server last reported it, e.g. "dead"
+        self.restarts = 0  # times the server's restarter brought the kernel back by itself
 
     @classmethod
     async def connect(cls, api: ServerAPI, kernel_id: str, timeout: float) -> KernelChannel:
@@ -302,6 +306,7 @@ class KernelChannel:
         if parent is None and message.get("msg_type") == "status":
             state = message.get("content", {}).get("execution_state")
             self.kernel_state = state or self.kernel_state
+            self.restarts += state == "restarting"
             if state in ("restarting", "dead"):
                 # The server's restarter saw the kernel die: nothing open will finish.
                 what = "died and was restarted" if state == "restarting" else "died"
@@ -317,3 +322,69 @@ class KernelChannel:
             self._end_all(self.lost)
         if self._connection is not None:
             self._connection.close()
+
+
+async def kernel_info(exchange: Exchange) -> None:
+    """Wait for kernel_info_reply (shell) and its idle status (iopub). After a restart the
+    server re-subscribes to iopub a moment after shell answers; until iopub speaks again,
+    a run's output and idle status could be lost."""
+    replied = idle = False
+    while not (replied and idle):
+        message = await exchange.next()
+        if message["msg_type"] == "kernel_info_reply":
+            replied = True
+        elif message["msg_type"] == "status":
+            idle = idle or message.get("content", {}).get("execution_state") == "idle"
+
+
+async def collect_run(
+    exchange: Exchange,
+    result: RunResult,
+    reply: dict[str, Any],
+    on_output: OutputCallback | None,
+) -> None:
+    """Fill `result` from the messages of one execute_request. `execute_reply` (shell) and
+    `status: idle` (iopub) come in either order; the run is over only with both."""
+    replied = idle = False
+    loop = asyncio.get_running_loop()
+    give_up: float | None = None
+    while not (replied and idle):
+        try:
+            if give_up is None:
+                message = await exchange.next()
+            else:
+                message = await asyncio.wait_for(exchange.next(), max(give_up - loop.time(), 0))
+        except asyncio.TimeoutError:
+            # Never hang on an idle status lost in transit: the reply says the run is over.
+            log.warning("no idle status %s s after execute_reply; continuing", IDLE_GRACE)
+            return
+        kind, content = message.get("msg_type"), message.get("content", {})
+        if kind == "stream":
+            name, text = content.get("name", "stdout"), content.get("text", "")
+            if name == "stderr":
+                result.stderr += text
+            else:
+                result.stdout += text
+            if on_output is not None:
+                try:
+                    on_output("stderr" if name == "stderr" else "stdout", text)
+                except Exception:  # a broken listener must not abandon the run mid-way
+                    log.exception("on_output callback failed")
+        elif kind in ("display_data", "execute_result"):
+            result.outputs.append(dict(content.get("data", {})))
+        elif kind == "error":
+            result.error = RunError(
+                name=content.get("ename", "Error"),
+                value=content.get("evalue", ""),
+                traceback=list(content.get("traceback", [])),
+            )
+        elif kind == "status" and content.get("execution_state") == "idle":
+            idle = True
+        elif kind == "execute_reply":
+            replied = True
+            give_up = loop.time() + IDLE_GRACE
+            reply.update(content)
+            if content.get("status") == "error" and result.error is None:
+                result.error = RunError(content.get("ename", "Error"), content.get("evalue", ""))
+            elif content.get("status") == "aborted" and result.error is None:
+                result.error = RunError("Aborted", "the kernel aborted this run")
