@@ -58,6 +58,15 @@ async def sandbox(server: RunningServer) -> AsyncIterator[JupyterSandbox]:
         yield running
 
 
+@pytest.fixture
+async def restartable(request: pytest.FixtureRequest) -> AsyncIterator[JupyterSandbox]:
+    """For the slow restart paths: on jupyter server only, since Kernel Gateway restarts
+    kernels with the same jupyter_server handler and jupyter_client restarter."""
+    server = session_server(request, "jupyter-server")
+    async with sandbox_for(server, interrupt_grace=1.0) as running:
+        yield running
+
+
 # Kernel Gateway has no contents API, so "auto" there is already the kernel backend.
 BACKENDS = [("jupyter-server", "auto"), ("jupyter-server", "kernel"), ("kernel-gateway", "auto")]
 
@@ -111,7 +120,10 @@ async def test_output_streams_in_order_while_the_code_runs(sandbox: JupyterSandb
     assert finished - seen[0][2] > 0.4, "the first line arrived only at the end: not streamed"
 
 
-async def test_a_run_that_ignores_interrupts_gets_a_fresh_kernel(sandbox: JupyterSandbox) -> None:
+async def test_a_run_that_ignores_interrupts_gets_a_fresh_kernel(
+    restartable: JupyterSandbox,
+) -> None:
+    sandbox = restartable
     await sandbox.run("lost = 1")
     stubborn = (
         "import signal, time\n"
@@ -128,8 +140,9 @@ async def test_a_run_that_ignores_interrupts_gets_a_fresh_kernel(sandbox: Jupyte
 
 
 async def test_a_dead_kernel_is_reported_and_the_next_run_starts_fresh(
-    sandbox: JupyterSandbox,
+    restartable: JupyterSandbox,
 ) -> None:
+    sandbox = restartable
     await sandbox.run("before = 1")
     died = await sandbox.run("import os\nprint('bye', flush=True)\nos._exit(1)")
     assert died.error is not None and died.error.name == "KernelDied"
