@@ -66,7 +66,11 @@ def llama_server() -> Iterator[LlamaServer]:
     params.port = 0
     params.api_keys = [LLAMA_KEY]
     server = xllamacpp.Server(params)
-    yield LlamaServer(url=server.listening_address, key=LLAMA_KEY)
+    endpoint = LlamaServer(url=server.listening_address, key=LLAMA_KEY)
+    # /slots is answered by llama.cpp's task loop; freeing the server before that loop has
+    # started deadlocks in xllamacpp 2026.10 (see llamacpp.py), so wait for it here.
+    endpoint.slots()
+    yield endpoint
     del server  # joins llama.cpp's threads and closes the listener
 
 
