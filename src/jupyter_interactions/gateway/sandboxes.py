@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ class _Live:
 
 
 class LiveSandboxes:
-    """Environment id -> its started Sandbox. `pool` (a WarmPool) is handed to the kinds
-    that take one, so a new environment's first step does not wait for a kernel."""
+    """Environment id -> its started Sandbox. `pool_factory` makes a WarmPool on first
+    need; it is handed to the kinds that take one (`local`), so a new environment's first
+    step does not wait for a kernel to start."""
 
     def __init__(
         self,
@@ -63,12 +65,13 @@ class LiveSandboxes:
         *,
         idle_seconds: float | None = None,
         limits: Limits | None = None,
-        pool: Any = None,
+        pool_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.idle_seconds = config.sandbox_idle_seconds if idle_seconds is None else idle_seconds
         self.limits = limits or Limits()
-        self.pool = pool
+        self.pool: Any = None
+        self._pool_factory = pool_factory
         self._live: dict[str, _Live] = {}
         self._starting: dict[str, asyncio.Future[_Live]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -179,7 +182,9 @@ class LiveSandboxes:
     async def _start(self, environment_id: str, root: Path, kind: str | None) -> _Live:
         chosen = kind or self.config.sandbox
         options: dict[str, Any] = {"root": root, "limits": self.limits}
-        if self.pool is not None and self._pool_for(chosen):
+        if self._pool_factory is not None and self._pool_for(chosen):
+            if self.pool is None:
+                self.pool = self._pool_factory()
             options["pool"] = self.pool
         sandbox = registry.create_for(self.config, kind, **options)
         try:

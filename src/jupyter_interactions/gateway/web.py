@@ -21,7 +21,6 @@ from tornado.iostream import StreamClosedError
 
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
-from ..sandbox.pool import WarmPool
 from .agents import AGENT_NAME, LocalAgent
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
@@ -48,9 +47,8 @@ class GatewayState:
             upstream = GoogleUpstream(config)
         self.upstream = upstream
         self.engine = Engine(config, self.store, self.models, upstream, self.environments)
-        # Agents' sandboxes: one live per environment; the pool starts kernels ahead of use.
-        pool = WarmPool(size=1, base_dir=config.data_dir / "sandboxes")
-        self.sandboxes = LiveSandboxes(config, pool=pool)
+        # Agents' sandboxes: one live per environment; a pool starts kernels ahead of use.
+        self.sandboxes = LiveSandboxes(config, pool_factory=lambda: _warm_pool(config))
         self.environments.live = self.sandboxes
         self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
         self.recovered: list[str] = []
@@ -71,6 +69,13 @@ class GatewayState:
         if aclose is not None:
             await aclose()
         await self.store.close()
+
+
+def _warm_pool(config: GatewayConfig) -> Any:
+    # Imported on first need: jupyter_client loads with the first agent, not at startup.
+    from ..sandbox.pool import WarmPool
+
+    return WarmPool(size=1, base_dir=config.data_dir / "sandboxes")
 
 
 def _error_body(code: str, message: str) -> str:
