@@ -309,6 +309,82 @@ async def test_an_unknown_kernel_name_lists_the_known_ones(server: RunningServer
         await sandbox.start()
 
 
+class CuttableLink:
+    """A loopback TCP relay in front of a server: the test can drop its connections (as a
+    proxy's idle timeout does) or take it down and bring it back (as an outage does)."""
+
+    def __init__(self, target: RunningServer) -> None:
+        self.target_port = int(target.url.rsplit(":", 1)[1].strip("/"))
+        self.port = 0
+        self._listener: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def up(self) -> None:
+        self._listener = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._open |= {writer, up_writer}
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+                self._open.discard(sink)
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def cut(self) -> None:
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    async def down(self) -> None:
+        assert self._listener is not None
+        self._listener.close()
+        self.cut()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        await self._listener.wait_closed()
+
+
+async def test_a_dropped_connection_is_reopened_and_an_outage_is_clear(
+    server: RunningServer,
+) -> None:
+    link = CuttableLink(server)
+    await link.up()
+    sandbox = JupyterSandbox(link.url, token=server.token, env_id=uuid.uuid4().hex[:8])
+    try:
+        await sandbox.start()
+        await sandbox.run("kept = 9")
+        link.cut()
+        await asyncio.sleep(0.2)
+        assert (await sandbox.run("print(kept)")).stdout == "9\n"  # same kernel, new socket
+        await link.down()
+        await asyncio.sleep(0.2)
+        with pytest.raises(SandboxUnavailable, match="cannot reach the Jupyter server"):
+            await sandbox.run("print(kept)")
+        await link.up()
+        assert (await sandbox.run("print(kept)")).stdout == "9\n"
+    finally:
+        await sandbox.stop()
+        await link.down()
+
+
 async def test_a_server_that_is_not_running_gives_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/base/"
     sandbox = JupyterSandbox(url + "?token=abc123", token="s3cret-token")

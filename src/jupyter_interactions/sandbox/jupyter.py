@@ -207,7 +207,10 @@ class JupyterSandbox(Sandbox):
                     f"the kernel on {self._api.shown} died and the server could not restart "
                     "it; start a new sandbox, and check the server's log"
                 )
-            exchange = channel.request("shell", "kernel_info_request", {})
+            try:
+                exchange = channel.request("shell", "kernel_info_request", {})
+            except KernelLost as exc:
+                raise self._disconnected(exc) from None
             try:
                 await asyncio.wait_for(kernel_info(exchange), min(2.0, self.start_timeout))
                 return
@@ -237,14 +240,44 @@ class JupyterSandbox(Sandbox):
             f"files={mode!r} is not a file backend; use 'auto', 'contents' or 'kernel'"
         )
 
+    async def _connected(self) -> KernelChannel:
+        """The kernel's websocket, reopened if it dropped between runs (proxies close idle
+        sockets; the kernel and its variables live on in the server meanwhile)."""
+        kernel_id = self._kernel()
+        channel = self._channel
+        if channel is not None and channel.lost is None:
+            return channel
+        if channel is not None:
+            await channel.close()
+        try:
+            channel = await KernelChannel.connect(self._api, kernel_id, self.start_timeout)
+        except SandboxUnavailable:
+            raise
+        except SandboxError:
+            try:
+                await self._api.request("GET", f"api/kernels/{kernel_id}")
+            except NotFoundError:
+                raise SandboxUnavailable(
+                    f"the remote kernel is gone from {self._api.shown} (shut down, culled "
+                    "or the server restarted); start a new sandbox"
+                ) from None
+            raise
+        log.info("reconnected to kernel %s on %s", kernel_id, self._api.shown)
+        self._channel, self._known_restarts = channel, 0
+        self._needs_setup = True  # it may have restarted while we were away
+        return channel
+
     def _live_channel(self) -> KernelChannel:
         self._kernel()
         if self._channel is None or self._channel.lost is not None:
-            raise SandboxUnavailable(
-                f"lost the connection to the kernel on {self._api.shown}; check that the "
-                "server is still running, then start a new sandbox"
-            )
+            raise self._disconnected(self._channel.lost if self._channel else None)
         return self._channel
+
+    def _disconnected(self, exc: Exception | None) -> SandboxUnavailable:
+        return SandboxUnavailable(
+            f"lost the connection to the kernel on {self._api.shown} ({exc or 'closed'}); the "
+            "next run reconnects if the server and the kernel are still up"
+        )
 
     # -- running code ---------------------------------------------------------------------
 
@@ -264,7 +297,7 @@ class JupyterSandbox(Sandbox):
             )
         limit = self.limits.wall_seconds if timeout is None else timeout
         async with self._lock:
-            channel = self._live_channel()
+            channel = await self._connected()
             unseen_death = channel.restarts > self._known_restarts
             if self._needs_setup or unseen_death:
                 await self._prepare()
@@ -290,18 +323,18 @@ class JupyterSandbox(Sandbox):
         reply: dict[str, Any] = {}
         began = time.perf_counter()
         channel = self._live_channel()
-        exchange = channel.request(
-            "shell",
-            "execute_request",
-            {
-                "code": code,
-                "silent": silent,
-                "store_history": not silent,
-                "user_expressions": expressions or {},
-                "allow_stdin": False,
-                "stop_on_error": False,
-            },
-        )
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": not silent,
+            "user_expressions": expressions or {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        try:
+            exchange = channel.request("shell", "execute_request", content)
+        except KernelLost as exc:  # closed just now, before its close callback ran
+            raise self._disconnected(exc) from None
         collector = asyncio.ensure_future(collect_run(exchange, result, reply, on_output))
         try:
             try:
@@ -320,10 +353,7 @@ class JupyterSandbox(Sandbox):
             if self.kernel_id is None:
                 raise SandboxError("the sandbox was stopped while this code ran") from None
             if channel.lost is not None:
-                raise SandboxUnavailable(
-                    f"lost the connection to the kernel on {self._api.shown} ({exc}); check "
-                    "that the server is still running, then start a new sandbox"
-                ) from None
+                raise self._disconnected(exc) from None
             if not exc.restarted:
                 raise SandboxError(
                     f"the remote kernel died while running this code and could not be "
@@ -356,7 +386,8 @@ class JupyterSandbox(Sandbox):
         """Call a function of the in-kernel helper; its JSON answer, errors mapped to ours."""
         expression = f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
         async with self._lock:
-            if self._needs_setup or self._live_channel().restarts > self._known_restarts:
+            channel = await self._connected()
+            if self._needs_setup or channel.restarts > self._known_restarts:
                 await self._prepare()  # a death stays unseen, for the next run to report
             try:
                 _, reply = await asyncio.wait_for(
