@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -178,7 +179,7 @@ class JupyterSandbox(Sandbox):
         """Wait for a (re)started kernel, install the helper module and move into the
         workspace. Runs at start and before the first run after any restart."""
         await self._wait_ready()
-        source = Path(jupyter_kernel.__file__).read_text()
+        source = _helper_source()
         code = (
             f"exec({BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
         )
@@ -411,6 +412,11 @@ class JupyterSandbox(Sandbox):
             raise SandboxError(f"the remote kernel failed in {function}: {name}: {value}")
         text = answer.get("data", {}).get("text/plain", "")
         return json.loads(ast.literal_eval(text))
+
+
+@functools.cache
+def _helper_source() -> str:
+    return Path(jupyter_kernel.__file__).read_text()
 
 
 def _kernel_died(when: str) -> RunError:
