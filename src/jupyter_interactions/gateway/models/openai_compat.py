@@ -152,7 +152,7 @@ class OpenAICompatibleModel(Model):
 async def _sse(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
     """(field, data) for each server-sent event; llama-server reports failures mid-stream
     as an `error:` field rather than `data:`."""
-    field, lines = "data", []
+    field, lines = "data", list[str]()
     async for line in response.aiter_lines():
         if not line:
             if lines:
