@@ -140,11 +140,9 @@ class LocalAgent:
         model = ctx.models.get(str(config.get("model") or DEFAULT_MODEL))
         if ctx.environment_id is None or ctx.environment_root is None:
             raise SandboxError("this agent needs an environment; the gateway has none configured")
-        resource = await self.environments.get(ctx.environment_id)
+        kind = await self.environments.sandbox_kind(ctx.environment_id)
         acquiring = asyncio.ensure_future(
-            self.sandboxes.acquire(
-                ctx.environment_id, ctx.environment_root, resource.get("sandbox") or None
-            )
+            self.sandboxes.acquire(ctx.environment_id, ctx.environment_root, kind)
         )
         try:
             await _Loop(ctx, model, budget, acquiring).run()

@@ -170,6 +170,13 @@ class EnvironmentManager:
             )
         return await self._with_counts(resource)
 
+    async def sandbox_kind(self, environment_id: str) -> str | None:
+        """The sandbox kind the environment asked for (its `sandbox` field), if any."""
+        resource = await self.store.get_resource("environments", environment_id)
+        if resource is None:
+            raise NotFoundError(f"environment {environment_id!r} not found")
+        return resource.get("sandbox") or None
+
     async def _with_counts(self, resource: dict[str, Any]) -> dict[str, Any]:
         count, size = await asyncio.to_thread(_tree_size, self.root(resource["id"]))
         return {**resource, "file_count": str(count), "size_bytes": str(size)}
