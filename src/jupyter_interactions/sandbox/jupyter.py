@@ -113,7 +113,8 @@ class JupyterSandbox(Sandbox):
         if self.kernel_env:  # Kernel Gateway then replaces the kernel's whole environment
             body["env"] = self.kernel_env
         try:
-            model = await self._api.request("POST", "api/kernels", body)
+            # Enterprise Gateway answers only once the kernel's pod runs: minutes, at worst.
+            model = await self._api.request("POST", "api/kernels", body, timeout=self.start_timeout)
         except (NotFoundError, SandboxError) as exc:
             raise await self._explain_failed_start(exc) from None
         self.kernel_id = model["id"]
@@ -379,7 +380,9 @@ class JupyterSandbox(Sandbox):
         except asyncio.TimeoutError:
             pass
         log.warning("kernel %s ignored an interrupt; restarting it", self.kernel_id)
-        await self._api.request("POST", f"api/kernels/{self._kernel()}/restart")
+        await self._api.request(
+            "POST", f"api/kernels/{self._kernel()}/restart", timeout=self.start_timeout
+        )
         self._needs_setup = True
         return False
 

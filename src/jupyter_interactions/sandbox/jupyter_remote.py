@@ -86,6 +86,7 @@ class ServerAPI:
         path: str,
         body: Any = None,
         query: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """JSON in, JSON out. NotFoundError on 404; SandboxUnavailable when the server
         cannot be reached or refuses the token; SandboxError for any other failure."""
@@ -97,7 +98,7 @@ class ServerAPI:
             body=json.dumps(body)
             if body is not None
             else ("" if method in ("POST", "PUT", "PATCH") else None),
-            request_timeout=self.request_timeout,
+            request_timeout=timeout or self.request_timeout,
             connect_timeout=min(self.request_timeout, 20.0),
             validate_cert=self.validate_cert,
         )
