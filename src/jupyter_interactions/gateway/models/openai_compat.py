@@ -12,9 +12,11 @@ servers learn to stop generating.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -67,7 +69,9 @@ class OpenAICompatibleModel(Model):
         if self._client is None or self._client_loop is not loop:
             self._client = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                trust_env=False,  # a configured server is reached directly, never via a proxy
+                # Loopback servers (Ollama, llama-server) are reached directly, never through
+                # an http_proxy from the environment; remote ones honour it (and SSL_CERT_FILE).
+                trust_env=not _is_loopback(self.base_url),
             )
             self._client_loop = loop
         return self._client
@@ -180,6 +184,16 @@ def _error_text(raw: bytes) -> str:
     if isinstance(error, dict):
         error = error.get("message") or error.get("detail") or error
     return str(error)[:300]
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _reason(exc: Exception) -> str:
