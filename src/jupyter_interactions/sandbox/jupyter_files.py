@@ -1,8 +1,9 @@
 """A remote sandbox's files: through the contents API where the server has it, else through
 code run in the kernel (Kernel Gateway and Enterprise Gateway have no /api/contents).
 
-Both refuse escapes lexically with clean_relative before anything is sent; the kernel
-backend also checks real paths inside the kernel, so a symlink cannot lead out of the root.
+Both refuse escapes lexically with clean_relative before anything is sent, and both have
+the kernel check the real path (symlinks followed) before a byte moves: the contents API
+resolves paths only lexically, so on its own it would follow a symlink out of the root.
 """
 
 from __future__ import annotations
