@@ -24,17 +24,13 @@ from ..errors import RequestError, SandboxError
 from ..sandbox.base import RunError, RunResult
 from .emitter import Emitter
 from .engine import AgentContext
-from .model_turn import generation_settings
+from .model_turn import generation_settings, stream_turn
 from .models.base import (
-    Finish,
     Message,
     Model,
     ModelRequest,
-    TextDelta,
-    ThoughtDelta,
     ToolCall,
     ToolSpec,
-    Usage,
 )
 from .sandboxes import Lease, LiveSandboxes
 
@@ -231,35 +227,10 @@ class _Loop:
             tools=self.tools,
             generation=generation_settings(self.ctx.body),
         )
-        emitter = self.emitter
-        index, open_kind = -1, ""
-        text: list[str] = []
         calls: list[ToolCall] = []
-        reason = "stop"
-        async for event in self.model.stream(request):
-            if isinstance(event, TextDelta):
-                if open_kind != "model_output":
-                    emitter.close_all()
-                    index = emitter.start({"type": "model_output", "content": []})
-                    open_kind = "model_output"
-                emitter.text(index, event.text)
-                text.append(event.text)
-            elif isinstance(event, ThoughtDelta):
-                if open_kind != "thought":
-                    emitter.close_all()
-                    index, open_kind = emitter.start({"type": "thought", "summary": []}), "thought"
-                content = {"type": "text", "text": event.text}
-                emitter.delta(index, {"type": "thought_summary", "content": content})
-            elif isinstance(event, ToolCall):
-                calls.append(event)
-                self.structured = True
-            elif isinstance(event, Usage):
-                emitter.add_usage(event.input_tokens, event.output_tokens)
-            elif isinstance(event, Finish):
-                reason = event.reason
-            await emitter.drain()
-        emitter.close_all()
-        return "".join(text), calls, reason
+        text, reason = await stream_turn(self.model, request, self.emitter, calls.append)
+        self.structured = self.structured or bool(calls)
+        return text, calls, reason
 
     def _protocol_call(self, language: Language, code: str) -> ToolCall:
         self.calls += 1

@@ -4,6 +4,7 @@ with (`incomplete` at max_output_tokens; `requires_action` is derived from funct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import RequestError
@@ -65,9 +66,23 @@ async def model_turn(
         tools=tool_specs(body.get("tools")),
         generation=generation_settings(body),
     )
+    _, reason = await stream_turn(model, request, emitter)
+    return "incomplete" if reason == "length" else "completed"
+
+
+async def stream_turn(
+    model: Model,
+    request: ModelRequest,
+    emitter: Emitter,
+    on_tool_call: Callable[[ToolCall], None] | None = None,
+) -> tuple[str, str]:
+    """Stream one model turn as thought / model_output steps; each tool call goes to
+    `on_tool_call` (default: a function_call step, where the client must act). Returns the
+    turn's text and its finish reason ("stop", "length" or "tool_calls")."""
     index = -1
     open_kind = ""  # the type of the step being streamed into, if any
     reason = "stop"
+    text: list[str] = []
     async for event in model.stream(request):
         if isinstance(event, TextDelta):
             if open_kind != "model_output":
@@ -77,6 +92,7 @@ async def model_turn(
                     "model_output",
                 )
             emitter.text(index, event.text)
+            text.append(event.text)
         elif isinstance(event, ThoughtDelta):
             if open_kind != "thought":
                 emitter.close_all()
@@ -84,14 +100,17 @@ async def model_turn(
             content = {"type": "text", "text": event.text}
             emitter.delta(index, {"type": "thought_summary", "content": content})
         elif isinstance(event, ToolCall):
-            emitter.close_all()
-            open_kind = ""
-            call = {"type": "function_call", "id": event.id, "name": event.name}
-            emitter.add({**call, "arguments": event.arguments})
+            if on_tool_call is None:
+                emitter.close_all()
+                open_kind = ""
+                call = {"type": "function_call", "id": event.id, "name": event.name}
+                emitter.add({**call, "arguments": event.arguments})
+            else:
+                on_tool_call(event)
         elif isinstance(event, Usage):
             emitter.add_usage(event.input_tokens, event.output_tokens)
         elif isinstance(event, Finish):
             reason = event.reason
         await emitter.drain()
     emitter.close_all()
-    return "incomplete" if reason == "length" else "completed"
+    return "".join(text), reason
