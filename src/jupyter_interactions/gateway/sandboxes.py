@@ -51,7 +51,7 @@ class _Live:
     kind: str
     users: int = 0
     idle: asyncio.TimerHandle | None = None
-    warned: bool = False  # the isolation warnings were shown in this environment
+    shown: int = 0  # how many of the sandbox's warnings this environment has seen
 
 
 class LiveSandboxes:
@@ -127,9 +127,10 @@ class LiveSandboxes:
                     starting.add_done_callback(lambda _: self._arm_idle(environment_id))
                     raise
             live.users += 1
-            if not live.warned and live.sandbox.warnings:
-                live.warned = True
-                notes.extend(live.sandbox.warnings)
+            # Each warning once per environment, including ones a sandbox adds later (a
+            # remote kernel restarted after ignoring an interrupt).
+            notes.extend(live.sandbox.warnings[live.shown :])
+            live.shown = len(live.sandbox.warnings)
         return Lease(environment_id, live.sandbox, notes)
 
     def release(self, lease: Lease) -> None:
