@@ -250,6 +250,10 @@ async def test_listing_stat_and_missing_files(
         await sandbox.files.read("workspace/a")
     with pytest.raises(RequestError, match="directory"):
         await sandbox.files.write("workspace/a", b"x")
+    # Dot-files too (the contents API alone refuses them).
+    await sandbox.files.write("workspace/.config/settings.toml", b"k = 1\n")
+    assert await sandbox.files.read("workspace/.config/settings.toml") == b"k = 1\n"
+    assert "workspace/.config" in [e.path for e in await sandbox.files.list("workspace")]
 
 
 async def test_paths_and_symlinks_that_leave_the_root_are_refused(

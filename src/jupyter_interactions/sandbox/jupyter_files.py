@@ -98,6 +98,8 @@ class ContentsFiles(KernelFiles):
 
     async def read(self, path: str) -> bytes:
         rel = clean_relative(path)
+        if _hidden(rel):
+            return await super().read(rel)
         if (await self.stat(rel)).type == "directory":  # also refuses escapes and absences
             raise RequestError(f"{rel or '/'!r} is a directory; list it instead")
         try:
@@ -110,6 +112,8 @@ class ContentsFiles(KernelFiles):
         rel = clean_relative(path)
         if not rel:
             raise RequestError("give a file path to write, not the environment root")
+        if _hidden(rel):
+            return await super().write(rel, data)
         await self._call("prepare_write", rel)  # refuses escapes, makes the parents
         if len(data) <= SINGLE_PUT_BYTES:
             # The server writes atomically (temporary file, then rename).
@@ -135,6 +139,12 @@ class ContentsFiles(KernelFiles):
         except BaseException:
             await self._call("remove", tmp)
             raise
+
+
+def _hidden(rel: str) -> bool:
+    """The contents API refuses dot-files (allow_hidden is off by default): those go
+    through the kernel, which lists them like any other file."""
+    return any(part.startswith(".") for part in rel.split("/"))
 
 
 _READ = {"type": "file", "format": "base64", "content": "1"}
