@@ -189,7 +189,7 @@ async def test_generating_never_blocks_the_event_loop(local_model: LlamaCppModel
         await tick
     assert_contract(events)
     assert len(gaps) > 10
-    assert max(gaps) < 0.25, max(gaps)  # a blocking call would stall it for the whole answer
+    assert max(gaps) < 0.3, max(gaps)  # a blocking call would stall it for the whole answer
 
 
 async def test_loads_lazily_and_once_for_concurrent_first_requests() -> None:
