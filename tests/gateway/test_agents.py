@@ -144,6 +144,17 @@ async def test_agent_writes_files_and_the_next_turn_sees_them(api: Api) -> None:
     assert again.environment_id == env
     assert text_of(results(again)[0].result).strip() == "285 10 10"
 
+    # Continuing the conversation without naming the environment stays in it, too.
+    third = await api.call(
+        "interactions.create",
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        previous_interaction_id=again.id,
+        input=fence("print(total * 2)"),
+    )
+    assert third.environment_id == env
+    assert text_of(results(third)[0].result) == "570\n"
+
 
 async def test_output_streams_while_the_code_runs(aio: Any) -> None:
     code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')"

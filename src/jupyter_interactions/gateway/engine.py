@@ -176,6 +176,9 @@ class Engine:
         resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
         environment = body.get("environment")
         if execute[0] == "agent":
+            if environment is None and previous_id:
+                # Continuing an agent's conversation continues in its sandbox too.
+                environment = await self._previous_environment(previous_id)
             environment = agent_environment(environment, execute[2])
         if environment is not None:
             resource["environment_id"] = await self._environment(environment)
@@ -236,6 +239,10 @@ class Engine:
                 "gateway, or use model='local' offline"
             )
         return ("model", self.models.get(model), None)
+
+    async def _previous_environment(self, previous_id: str) -> str | None:
+        row = await self.store.get_interaction(previous_id)
+        return row["resource"].get("environment_id") if row is not None else None
 
     async def _history(self, previous_id: str) -> tuple[list[dict[str, Any]], str | None, int]:
         if previous_id in self.runs:
