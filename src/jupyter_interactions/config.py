@@ -115,11 +115,22 @@ class GatewayConfig:
         )
 
     def __repr__(self) -> str:  # never print secrets, even by accident
-        shown = {
-            k: ("***" if k in ("token", "gemini_api_key") and v else v)
-            for k, v in self.__dict__.items()
+        return f"GatewayConfig({masked(self.__dict__)})"
+
+
+_SECRET_WORDS = ("token", "key", "password", "secret", "authorization", "headers")
+
+
+def masked(value: Any) -> Any:
+    """A copy of settings with every secret-looking entry, at any depth, shown as '***'."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if v and any(w in str(k).lower() for w in _SECRET_WORDS) else masked(v)
+            for k, v in value.items()
         }
-        return f"GatewayConfig({shown})"
+    if isinstance(value, (list, tuple)):
+        return type(value)(masked(v) for v in value)
+    return value
 
 
 # Kernel-side readers (the notebook extension). Kept here so this stays the only module
