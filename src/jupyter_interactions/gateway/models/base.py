@@ -97,5 +97,5 @@ class Model(ABC):
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield events for one model turn; end with exactly one `Finish`."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters hold nothing
         """Release resources (threads, loaded weights). Idempotent."""
