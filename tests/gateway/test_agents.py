@@ -410,7 +410,14 @@ async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
 async def test_local_model_takes_a_short_agent_turn(aio: Any) -> None:
     it = await aio.interactions.create(
         agent="local-agent",
-        agent_config={"type": "dynamic", "model": "local", "max_steps": 1},
+        agent_config={
+            "type": "dynamic",
+            "model": "local",
+            "max_steps": 1,
+            "max_output_tokens": 160,  # per model turn
+            "temperature": 0,
+            "seed": 7,
+        },
         input="Use Python to print the sum of 2 and 3.",
     )
     assert it.status in ("completed", "incomplete"), it

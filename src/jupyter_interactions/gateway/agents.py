@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 AGENT_NAME = "local-agent"
 DEFAULT_MODEL = "local"
 INTERRUPT_SECONDS = 5.0
+DEFAULT_TURN_TOKENS = 1024
 RUN_CODE = ToolSpec(
     name="run_code",
     description=(
@@ -115,6 +116,18 @@ class Budget:
         )
 
 
+def turn_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Each model turn's settings, from agent_config (agents get no generation_config):
+    temperature, top_p, seed, and max_output_tokens, capped by default so that one rambling
+    turn of a small model cannot use up the whole wall-time budget."""
+    keys = ("temperature", "top_p", "seed", "max_output_tokens")
+    chosen = {k: config[k] for k in keys if config.get(k) is not None}
+    generation = generation_settings({"generation_config": chosen})
+    if generation.get("max_output_tokens") is None:
+        generation["max_output_tokens"] = DEFAULT_TURN_TOKENS
+    return generation
+
+
 class _BudgetHit(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
@@ -141,7 +154,7 @@ class LocalAgent:
             self.sandboxes.acquire(ctx.environment_id, ctx.environment_root, kind)
         )
         try:
-            await _Loop(ctx, model, budget, acquiring).run()
+            await _Loop(ctx, model, budget, turn_settings(config), acquiring).run()
         finally:
             # The sandbox outlives the turn (the next one reuses it); only the lease ends,
             # even if the sandbox is still starting.
@@ -161,12 +174,14 @@ class _Loop:
         ctx: AgentContext,
         model: Model,
         budget: Budget,
+        generation: dict[str, Any],
         acquiring: asyncio.Future[Lease],
     ) -> None:
         self.ctx = ctx
         self.emitter: Emitter = ctx.emitter
         self.model = model
         self.budget = budget
+        self.generation = generation
         self.acquiring = acquiring
         self.messages = list(ctx.messages)
         self.client_tools = {tool.name for tool in ctx.tools}
@@ -225,7 +240,7 @@ class _Loop:
             messages=tuple(self.messages),
             system_instruction=self.system,
             tools=self.tools,
-            generation=generation_settings(self.ctx.body),
+            generation=self.generation,
         )
         calls: list[ToolCall] = []
         text, reason = await stream_turn(self.model, request, self.emitter, calls.append)
