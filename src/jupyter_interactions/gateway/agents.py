@@ -271,12 +271,9 @@ class _Loop:
         code = str(call.arguments.get("code") or "")
         lease = await self._lease()
         emitter = self.emitter
-        index = emitter.start(
-            {"type": "code_execution_call", "id": call.id, "arguments": {"code": ""}}
-        )
+        # The whole call in step.start: a live view shows the code as soon as it starts.
         shown = {"code": code, "language": language or call.arguments.get("language")}
-        emitter.delta(index, {"type": "code_execution_call", "arguments": shown})
-        emitter.stop(index)
+        emitter.add({"type": "code_execution_call", "id": call.id, "arguments": shown})
         if language is None:
             return self._result(call, "language must be 'python' or 'bash'; nothing ran", True)
         index = emitter.start({"type": "code_execution_result", "call_id": call.id, "result": ""})
