@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import GatewayProcess, start_gateway
-from tests.sandbox.test_jupyter_servers import RunningServer, jupyter_server
+from tests.sandbox.jupyter_servers import RunningServer, jupyter_server
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 

@@ -18,7 +18,7 @@ from jupyter_interactions.gateway.cli import _is_loopback
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 async def test_restart_with_a_running_background_interaction(gateway_factory, how):
-    from conftest import Api
+    from tests.conftest import Api
 
     gateway = gateway_factory()
     sdk = gateway.client()

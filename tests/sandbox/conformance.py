@@ -73,6 +73,22 @@ class SandboxConformance:
         assert failed.stdout == "partial\n"
         assert failed.error is not None and "3" in failed.error.value
 
+    async def test_a_step_ends_with_its_shell_and_nohup_keeps_a_process(
+        self, sandbox: Sandbox
+    ) -> None:
+        started = time.monotonic()
+        result = await sandbox.run("sleep 60 & echo started", language="bash", timeout=30)
+        assert result.ok and result.stdout == "started\n", result.text()
+        assert time.monotonic() - started < 10  # not held until the background sleep ends
+        kept = await sandbox.run(
+            "nohup sleep 60 > /dev/null 2>&1 & echo $! > kept.pid", language="bash"
+        )
+        assert kept.ok, kept.text()
+        alive = await sandbox.run(
+            "import os\npid = int(open('kept.pid').read())\nos.kill(pid, 0)\nos.kill(pid, 9)"
+        )
+        assert alive.ok, alive.text()
+
     async def test_rich_outputs_are_returned_as_mimebundles(self, sandbox: Sandbox) -> None:
         result = await sandbox.run(
             "from IPython.display import display\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from test_jupyter_servers import jupyter_maker  # remote sandboxes on real loopback servers
+from tests.sandbox.jupyter_servers import jupyter_maker  # remote sandboxes on real loopback servers
 
 from jupyter_interactions.sandbox.base import Limits, Sandbox
 from jupyter_interactions.sandbox.pool import WarmPool

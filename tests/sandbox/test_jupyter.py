@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_jupyter_servers import SERVERS, RunningServer, free_port, session_server
+from tests.sandbox.jupyter_servers import SERVERS, RunningServer, free_port, session_server
 
 from jupyter_interactions.errors import (
     NotFoundError,

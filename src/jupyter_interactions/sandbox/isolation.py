@@ -188,15 +188,23 @@ def python_dirs() -> list[Path]:
     return [d for d in resolved if not any(o != d and o in d.parents for o in resolved)]
 
 
+KERNEL_START_CPU_SECONDS = 10
+LIFETIME_CPU_SECONDS = 3600
+
+
 def rlimits(limits: Limits, identity: Identity) -> dict[str, tuple[int, int]]:
     processes = limits.processes
     if not identity.switches:
         # NPROC counts every process of the uid, the gateway's included: allow those too.
         processes += _process_count(os.getuid())
+    # SIGXCPU at the soft limit (the kernel dies, and we can tell why); SIGKILL at the hard
+    # one if the code ignores it. Starting the kernel costs CPU too: it gets an allowance.
+    # Each run then renews the soft limit. Only root may raise a hard limit later; without
+    # it, the hard limit is the kernel's lifetime CPU cap (past it, the kernel restarts).
+    cpu_soft = limits.cpu_seconds + KERNEL_START_CPU_SECONDS
+    cpu_hard = cpu_soft + 1 if identity.switches else max(cpu_soft + 1, LIFETIME_CPU_SECONDS)
     return {
-        # SIGXCPU at the soft limit (the kernel dies, and we can tell why); SIGKILL a second
-        # later if the code ignores it.
-        "RLIMIT_CPU": (limits.cpu_seconds, limits.cpu_seconds + 1),
+        "RLIMIT_CPU": (cpu_soft, cpu_hard),
         "RLIMIT_AS": (limits.memory_bytes, limits.memory_bytes),
         "RLIMIT_FSIZE": (limits.file_bytes, limits.file_bytes),
         "RLIMIT_NPROC": (processes, processes),

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import functools
 import json
 import logging
 import time
 import uuid
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, ClassVar, Literal
 
 from ..errors import NotFoundError, RequestError, SandboxError, SandboxUnavailable
-from . import jupyter_kernel
+from . import kernel_helper
 from .base import Limits, OutputCallback, RunError, RunResult, Sandbox, SandboxFiles, clean_relative
 from .jupyter_files import ContentsFiles, KernelFiles
 from .jupyter_remote import KernelChannel, KernelLost, ServerAPI, collect_run, kernel_info
@@ -27,14 +26,6 @@ __all__ = ["JupyterSandbox"]
 
 log = logging.getLogger(__name__)
 
-HELPER = f"__import__('sys').modules[{jupyter_kernel.MODULE_NAME!r}]"
-# Installs the helper as a module, leaving nothing in the user's namespace.
-BOOTSTRAP = (
-    "import sys, types\n"
-    "module = types.ModuleType(NAME)\n"
-    "exec(SOURCE, module.__dict__)\n"
-    "sys.modules[NAME] = module\n"
-)
 _ERRORS_TO_OURS: dict[str, type[Exception]] = {
     "FileNotFoundError": NotFoundError,
     "PermissionError": RequestError,
@@ -180,11 +171,8 @@ class JupyterSandbox(Sandbox):
         """Wait for a (re)started kernel, install the helper module and move into the
         workspace. Runs at start and before the first run after any restart."""
         await self._wait_ready()
-        source = _helper_source()
-        code = (
-            f"exec({BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
-        )
-        expressions = {"r": f"{HELPER}.setup({self.remote_root!r})"}
+        code = kernel_helper.install_code()
+        expressions = {"r": kernel_helper.call("setup", self.remote_root)}
         try:
             _, reply = await asyncio.wait_for(
                 self._execute(code, silent=True, expressions=expressions), self.start_timeout
@@ -292,7 +280,7 @@ class JupyterSandbox(Sandbox):
         on_output: OutputCallback | None = None,
     ) -> RunResult:
         if language == "bash":
-            code = f"{HELPER}.bash({code!r})"
+            code = kernel_helper.call("bash", code)
         elif language != "python":
             raise RequestError(
                 f"language {language!r} is not supported here; use 'python' or 'bash'"
@@ -388,7 +376,7 @@ class JupyterSandbox(Sandbox):
 
     async def _call(self, function: str, *args: Any) -> Any:
         """Call a function of the in-kernel helper; its JSON answer, errors mapped to ours."""
-        expression = f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
+        expression = kernel_helper.call(function, *args)
         async with self._lock:
             channel = await self._connected()
             if self._needs_setup or channel.restarts > self._known_restarts:
@@ -415,11 +403,6 @@ class JupyterSandbox(Sandbox):
             raise SandboxError(f"the remote kernel failed in {function}: {name}: {value}")
         text = answer.get("data", {}).get("text/plain", "")
         return json.loads(ast.literal_eval(text))
-
-
-@functools.cache
-def _helper_source() -> str:
-    return Path(jupyter_kernel.__file__).read_text()
 
 
 def _kernel_died(when: str) -> RunError:

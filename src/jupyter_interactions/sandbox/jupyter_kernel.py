@@ -172,14 +172,24 @@ def remove(rel: str) -> str:
     return "{}"
 
 
+class BashError(Exception):
+    """bash exited with a non-zero status."""
+
+
 def bash(code: str) -> None:
-    """Run code with bash (sh if absent) in the working directory, streaming its output."""
+    """Run code with bash (sh if absent) in the working directory, streaming its output.
+
+    The run ends when the shell exits. If processes it started still hold the run's output
+    (`sleep 60 &`, a fork bomb), its process group gets SIGHUP, as when a terminal closes.
+    A background process whose output is redirected lives on: `server > log 2>&1 &`.
+    """
     import codecs
     import selectors
     import shutil
     import signal
     import subprocess
     import sys
+    import time
 
     shell = shutil.which("bash") or "/bin/sh"
     proc = subprocess.Popen(
@@ -195,9 +205,32 @@ def bash(code: str) -> None:
     selector = selectors.DefaultSelector()
     for fd in streams:
         selector.register(fd, selectors.EVENT_READ)
+    # A pidfd turns readable when the shell exits: an event, where older kernels poll.
+    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    if pidfd is not None:
+        selector.register(pidfd, selectors.EVENT_READ)
+
+    def output_held() -> bool:
+        return len(selector.get_map()) > (1 if pidfd is not None else 0)
+
+    drain_until = None  # once the shell is gone: take what is written, briefly, then stop
     try:
-        while selector.get_map():
-            for key, _ in selector.select():
+        while output_held():
+            if drain_until is None and proc.poll() is not None:
+                drain_until = time.monotonic() + 0.5
+            if drain_until is None:
+                timeout = None if pidfd is not None else 0.2
+            else:
+                timeout = min(0.05, drain_until - time.monotonic())
+            ready = selector.select(timeout) if timeout is None or timeout > 0 else []
+            if drain_until is not None and not ready:
+                break
+            for key, _ in ready:
+                if key.fd == pidfd:
+                    selector.unregister(pidfd)
+                    pidfd_closed, pidfd = pidfd, None
+                    os.close(pidfd_closed)
+                    continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fd)
@@ -206,16 +239,66 @@ def bash(code: str) -> None:
                 streams[key.fd].write(decoders[key.fd].decode(chunk))
                 streams[key.fd].flush()
         returncode = proc.wait()
+        if output_held():  # by processes the shell left behind
+            _signal_group(proc.pid, signal.SIGHUP)
+        _reap_after_run(proc.pid)
     except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
+        _reap_after_run(proc.pid)
         raise
     finally:
         selector.close()
+        if pidfd is not None:
+            os.close(pidfd)
         proc.stdout.close()
         proc.stderr.close()
     if returncode != 0:
-        raise subprocess.CalledProcessError(returncode, "bash")
+        raise BashError(f"bash exited with status {returncode}") from None
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    """Signal a process group until it is gone or the signal stops reaching anyone new: a
+    group that forks as fast as it can may have members born after one signal."""
+    for _ in range(20):
+        try:
+            os.killpg(pgid, signum)
+        except (ProcessLookupError, PermissionError):
+            return
+
+
+# Process groups of finished runs that may still have members (a `nohup` server).
+_lingering_groups: set[int] = set()
+
+
+def _reap_group(pgid: int) -> bool:
+    """Reap the exited members of a group that are our children (orphans come to a kernel
+    that is a child subreaper). True if any was reaped; the group is forgotten once no
+    child of ours is left in it."""
+    reaped = False
+    try:
+        while os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG) is not None:
+            reaped = True
+    except ChildProcessError:
+        _lingering_groups.discard(pgid)
+    return reaped
+
+
+def _reap_after_run(pgid: int, settle: float = 0.05, patience: float = 2.0) -> None:
+    """Reap a finished run's group, so no zombie counts against the process limit, and
+    what earlier runs left. Waits while members are still dying (a fork bomb takes a
+    moment), until none died for `settle` seconds; what lives on (`nohup`) is left."""
+    import time
+
+    for earlier in list(_lingering_groups):
+        _reap_group(earlier)
+    _lingering_groups.add(pgid)
+    deadline = time.monotonic() + patience
+    quiet_since = time.monotonic()
+    while pgid in _lingering_groups:
+        now = time.monotonic()
+        if _reap_group(pgid):
+            quiet_since = now
+        elif now - quiet_since >= settle or now >= deadline:
+            return
+        time.sleep(0.005)

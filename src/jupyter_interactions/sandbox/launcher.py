@@ -3,7 +3,8 @@
 Run as `python -I -S launcher.py PLAN.json`; standard library only (ctypes), so it starts
 fast and needs nothing importable. The plan (written by `isolation.py`) says which rules to
 apply, in this order: no_new_privs, resource limits, Landlock, seccomp, dropping to an
-unprivileged uid, parent-death signal, then `execve` of the kernel with a minimal env.
+unprivileged uid, parent-death signal, child subreaper, then `execve` of the kernel with a
+minimal env.
 Landlock and the uid change must come after every file the launcher itself needs is open.
 """
 
@@ -27,6 +28,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
@@ -245,6 +247,10 @@ def main(plan_path: str) -> None:
         become(plan["uid"], plan["gid"], bool(plan.get("keep_dac_read_search")))
     # Set after the uid change, which clears it: the kernel dies with the gateway.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Orphans of the code it runs become the kernel's children, for its bash helper to reap,
+    # rather than zombies under an init that may never reap them (and that count against
+    # the sandbox's process limit). Kept across execve.
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if plan.get("parent_pid") and os.getppid() != plan["parent_pid"]:
         sys.exit("the gateway exited before the sandbox kernel started")
     argv = plan["argv"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import RequestError, SandboxError
+from . import kernel_helper
 from .base import WORKSPACE, FileInfo, Limits, OutputCallback, RunError, RunResult, Sandbox
 from .directory import DirectoryFiles
 from .isolation import Identity, Layout, choose_tier, tier_warnings, write_plan
@@ -35,54 +36,6 @@ __all__ = ["IsolatedKernel", "LocalSandbox"]
 INTERRUPT_GRACE_SECONDS = 3.0
 _UID_BASE = 1_100_000  # far above any uid a distribution hands out
 _UID_SPAN = 1 << 20
-_HELPERS = r'''
-import codecs, os, selectors, subprocess, sys
-
-class BashError(Exception):
-    """bash exited with a non-zero status."""
-
-def bash(script):
-    # A process group of its own, so an interrupt also ends what the script left behind.
-    proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    streams = {proc.stdout.fileno(): sys.stdout, proc.stderr.fileno(): sys.stderr}
-    decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in streams}
-    selector = selectors.DefaultSelector()
-    for fd in streams:
-        selector.register(fd, selectors.EVENT_READ)
-    try:
-        while selector.get_map():
-            for key, _ in selector.select():
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    continue
-                streams[key.fd].write(decoders[key.fd].decode(chunk))
-                streams[key.fd].flush()
-        status = proc.wait()
-    except BaseException:
-        for _ in range(20):
-            try:
-                os.killpg(proc.pid, 9)
-            except OSError:
-                break
-        proc.wait()
-        raise
-    finally:
-        selector.close()
-        proc.stdout.close()
-        proc.stderr.close()
-    if status != 0:
-        raise BashError(f"bash exited with status {status}") from None
-'''
-_INSTALL_HELPERS = (
-    "import sys as _s, types as _t\n"
-    "_m = _t.ModuleType('_sandbox_helpers')\n"
-    f"exec({_HELPERS!r}, _m.__dict__)\n"
-    "_s.modules['_sandbox_helpers'] = _m\n"
-    "del _s, _t, _m\n"
-)
 
 
 def _new_identity() -> Identity:
@@ -156,7 +109,7 @@ class IsolatedKernel:
         kernel = cls(tier, limits, identity, layout, runner)
         try:
             await runner.start()
-            await runner.execute(_INSTALL_HELPERS, silent=True)
+            await runner.execute(kernel_helper.install_code(), silent=True)
         except BaseException:
             await kernel.destroy()
             raise
@@ -193,12 +146,13 @@ class IsolatedKernel:
             return
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            used = (int(fields[11]) + int(fields[12])) // os.sysconf("SC_CLK_TCK")
+            ticks = int(fields[11]) + int(fields[12])
+            used = -(-ticks // os.sysconf("SC_CLK_TCK"))  # rounded up: never less than a budget
             budget = used + self.limits.cpu_seconds
             _, hard = resource.prlimit(pid, resource.RLIMIT_CPU)
             if self.identity.switches:
                 hard = budget + 1
-            resource.prlimit(pid, resource.RLIMIT_CPU, (budget, hard))
+            resource.prlimit(pid, resource.RLIMIT_CPU, (min(budget, hard), hard))
         except (OSError, ValueError, IndexError):
             pass  # the kernel is gone; the run reports that
 
@@ -228,7 +182,7 @@ class IsolatedKernel:
     async def restart(self) -> None:
         await self.sweep()
         await self.runner.restart()
-        await self.runner.execute(_INSTALL_HELPERS, silent=True)
+        await self.runner.execute(kernel_helper.install_code(), silent=True)
 
     async def destroy(self) -> None:
         await self.sweep()
@@ -326,7 +280,7 @@ class LocalSandbox(Sandbox):
     ) -> RunResult:
         kernel = self._require_kernel()
         if language == "bash":
-            code = f"__import__('_sandbox_helpers').bash({code!r})"
+            code = kernel_helper.call("bash", code)
         elif language != "python":
             raise RequestError(f"language {language!r} is not supported; use 'python' or 'bash'")
         limit = timeout if timeout is not None else self.limits.wall_seconds

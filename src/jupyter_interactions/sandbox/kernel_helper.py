@@ -1,0 +1,33 @@
+"""Host side of the in-kernel helper (`jupyter_kernel`): the code that installs it in a
+sandbox kernel and the expressions that call it. Local and remote sandboxes share both."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from . import jupyter_kernel
+
+__all__ = ["HELPER", "call", "install_code"]
+
+HELPER = f"__import__('sys').modules[{jupyter_kernel.MODULE_NAME!r}]"
+# Installs the helper as a module, leaving nothing in the user's namespace.
+_BOOTSTRAP = (
+    "import sys, types\n"
+    "module = types.ModuleType(NAME)\n"
+    "exec(SOURCE, module.__dict__)\n"
+    "sys.modules[NAME] = module\n"
+)
+
+
+@functools.cache
+def install_code() -> str:
+    """Code that installs the helper module in a kernel (after every start or restart)."""
+    source = Path(jupyter_kernel.__file__).read_text()
+    return f"exec({_BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
+
+
+def call(function: str, *args: Any) -> str:
+    """A Python expression calling one helper function with literal arguments."""
+    return f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
