@@ -33,17 +33,15 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(PY) -c 'import nbformat, nbclient; \
-	nb = nbformat.read("notebooks/quickstart.ipynb", as_version=4); \
-	nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute(); \
-	show = lambda o: o.get("text") or o.get("data", {}).get("text/plain") or o.get("evalue", ""); \
-	[print(f"\n[{c.execution_count}] " + c.source, *("   " + show(o).rstrip().replace("\n", "\n   ") for o in c.outputs if show(o).strip()), sep="\n") for c in nb.cells if c.cell_type == "code"]'
+	$(PY) scripts/run_notebook.py notebooks/quickstart.ipynb
 
 test: install
 	$(PY) -m pytest
 
 bench: install
 	$(PY) benchmarks/gateway.py
+	$(PY) benchmarks/magic.py
+	$(PY) benchmarks/sandbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -152,6 +152,7 @@ def busy_google() -> Iterator[str]:
             ready.set()
             await holder["stop"].wait()
             server.stop()
+            await server.close_all_connections()  # the gateway's kept-alive ones too
 
         asyncio.run(main())
 

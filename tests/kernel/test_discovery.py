@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from jupyter_interactions import config
+from jupyter_interactions import client, config
 from jupyter_interactions.client import healthy
 from jupyter_interactions.errors import GatewayError
 from jupyter_interactions.session import Session
@@ -36,6 +36,9 @@ def test_starts_a_detached_gateway_then_finds_it_again(isolated, monkeypatch):
         first.close()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)  # it outlives kernels by design; stop it here
+            for process in client._STARTED:  # and reap it: this process started it
+                if process.pid == pid:
+                    process.wait(15)
 
 
 def test_gateway_that_cannot_start(isolated, monkeypatch):
