@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx2 as httpx
 from google import genai
 
+from jupyter_interactions.gateway.command import serve_command
+
 UNARY_RUNS = 200
 WARMUP = 30
 STREAM_WORDS = 10_000
@@ -135,19 +137,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env.update(JUPYTER_RUNTIME_DIR=str(work / "runtime"), JUPYTER_INTERACTIONS_CONFIG=str(config))
     gateway, gateway_url = start(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_interactions.gateway.cli",
-            "serve",
-            "--port",
-            "0",
-            f"--token={token}",
-            "--data-dir",
-            str(work / "data"),
-            "--log-level",
-            "WARNING",
-        ],
+        [*serve_command(token=token, data_dir=work / "data"), "--log-level=WARNING"],
         env,
     )
     floor, floor_url = start([sys.executable, "-c", FLOOR_SERVER], env)

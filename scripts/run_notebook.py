@@ -1,7 +1,8 @@
 """Run a notebook top to bottom in a fresh kernel and print each code cell with its outputs.
 
-`make demo` uses it on notebooks/quickstart.ipynb. The notebook file is left as it is.
-Usage: python scripts/run_notebook.py NOTEBOOK [--timeout SECONDS]
+`make demo` uses it on notebooks/quickstart.ipynb. The notebook file is left as it is, unless
+--save (how the committed notebooks get their outputs).
+Usage: python scripts/run_notebook.py NOTEBOOK [--timeout SECONDS] [--save]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook")
     parser.add_argument("--timeout", type=int, default=600, help="per cell (default 600 s)")
+    parser.add_argument("--save", action="store_true", help="write the outputs into the file")
     args = parser.parse_args()
     notebook = nbformat.read(args.notebook, as_version=4)
     started = time.perf_counter()
@@ -35,6 +37,8 @@ def main() -> int:
     except nbclient.exceptions.CellExecutionError as error:
         print(error, file=sys.stderr)
         return 1
+    if args.save:
+        nbformat.write(notebook, args.notebook)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue

@@ -19,7 +19,6 @@ import secrets
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from jupyter_interactions.gateway.command import serve_command
 
 TEST_MODELS: dict[str, dict[str, Any]] = {
     "slow": {"adapter": "ji-slow", "delay": 0.05},
@@ -107,17 +108,7 @@ class GatewayProcess:
         return Path(self.env["JUPYTER_RUNTIME_DIR"]) / "jupyter-interactions-gateway.json"
 
     def start(self, timeout: float = 30) -> GatewayProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_interactions.gateway.cli",
-            "serve",
-            "--port",
-            "0",
-            f"--token={self.token}",  # a generated token may start with "-"
-            "--data-dir",
-            str(self.data_dir),
-        ]
+        command = serve_command(token=self.token, data_dir=self.data_dir)
         stderr = self.stderr_path.open("a")
         self.proc = subprocess.Popen(
             command, env=self.env, stdout=subprocess.PIPE, stderr=stderr, text=True

@@ -8,6 +8,7 @@ import pytest
 
 from jupyter_interactions.config import GatewayConfig
 from jupyter_interactions.errors import ConfigError
+from jupyter_interactions.sandbox.base import Limits
 
 
 @pytest.fixture
@@ -54,3 +55,12 @@ def test_repr_hides_every_secret(config_file, monkeypatch):
     for secret in ("AIza-the-key", "remote-token", "sk-secret", "gateway-token"):
         assert secret not in text
     assert "http://127.0.0.1:1/" in text  # only secrets are hidden
+
+
+def test_sandbox_limits_come_from_the_config_file() -> None:
+    from jupyter_interactions.gateway.sandboxes import configured_limits
+
+    limits = configured_limits(GatewayConfig(sandbox_options={"limits": {"cpu_seconds": 30}}))
+    assert limits.cpu_seconds == 30 and limits.wall_seconds == Limits().wall_seconds
+    with pytest.raises(ConfigError, match="keys among"):
+        configured_limits(GatewayConfig(sandbox_options={"limits": {"cpu": 30}}))

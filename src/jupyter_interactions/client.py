@@ -13,7 +13,6 @@ import inspect
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from .errors import (
     RequestError,
     UpstreamError,
 )
+from .gateway.command import serve_command
 
 try:  # the same HTTP library the SDK uses, for our few non-protocol routes
     import httpx as _http
@@ -145,7 +145,7 @@ def start_gateway() -> Connection:
         log = runtime.parent / "jupyter-interactions-gateway.log"
         with open(log, "ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_interactions.gateway.cli", "serve", "--port", "0"],
+                serve_command(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

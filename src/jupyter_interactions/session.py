@@ -80,6 +80,11 @@ class Reply:
         return self.transcript.agent
 
     @property
+    def environment_id(self) -> str | None:
+        """The agent's environment: its sandbox files are at client.environments.files."""
+        return self.transcript.environment_id
+
+    @property
     def usage(self) -> dict[str, Any]:
         return dict(self.transcript.usage)
 

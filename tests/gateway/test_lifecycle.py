@@ -8,12 +8,12 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 
 import pytest
 from google.genai import _interactions as errors
 
 from jupyter_interactions.gateway.cli import _is_loopback
+from jupyter_interactions.gateway.command import serve_command
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
@@ -78,16 +78,7 @@ def test_serving_line_and_generated_token(tmp_path):
         "JUPYTER_INTERACTIONS_CONFIG": str(tmp_path / "none.json"),
     }
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_interactions.gateway.cli",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        serve_command(data_dir=tmp_path / "data"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -304,3 +304,34 @@ def test_wrong_token(ipython, gateway, monkeypatch, capsys):
         "JUPYTER_INTERACTIONS_TOKEN or restart the kernel to find the running gateway again"
     )
     assert "not-the-token" not in capsys.readouterr().err
+
+
+SCRIPTED = """'{"type": "dynamic", "model": "scripted"}'"""
+AGENT = f"""%%interaction --agent local-agent --agent-config {SCRIPTED} --out r
+```python
+kept = 6 * 7
+open("note.txt", "w").write("from the first turn")
+print(kept)
+```
+"""
+
+
+def test_an_agent_thread_keeps_its_environment_across_cells(gw, gateway):
+    gw.run(AGENT)
+    first = gw.ns["r"]
+    assert first.status == "completed" and "42" in first.text
+    assert first.environment_id
+    (final,) = gw.finals()
+    record = final["metadata"][METADATA_KEY]
+    assert record["agent"] == "local-agent"
+    assert record["environment_id"] == first.environment_id
+    gw.run(AGENT.replace("kept = 6 * 7", "kept += 1").replace('"w"', '"a"'))
+    second = gw.ns["r"]
+    assert second.environment_id == first.environment_id
+    assert "43" in second.text  # the kernel's variables carried over
+    client = sdk(gateway)
+    try:
+        listing = client.environments.files.list(first.environment_id, "workspace")
+        assert "note.txt" in {f.name for f in listing.files}
+    finally:
+        client.close()

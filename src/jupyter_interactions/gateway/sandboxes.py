@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import GatewayConfig
-from ..errors import SandboxError
+from ..errors import ConfigError, SandboxError
 from ..sandbox import registry
 from ..sandbox.base import Limits, Sandbox, SandboxFiles
 from ..sandbox.directory import DirectoryFiles
@@ -69,7 +69,7 @@ class LiveSandboxes:
     ) -> None:
         self.config = config
         self.idle_seconds = config.sandbox_idle_seconds if idle_seconds is None else idle_seconds
-        self.limits = limits or Limits()
+        self.limits = limits or configured_limits(config)
         self.pool: Any = None
         self._pool_factory = pool_factory
         self._live: dict[str, _Live] = {}
@@ -262,3 +262,15 @@ async def _copy_in(source: DirectoryFiles, target: SandboxFiles) -> None:
     for info in await source.list("", recursive=True):
         if info.type == "file":
             await target.write(info.path, await source.read(info.path))
+
+
+def configured_limits(config: GatewayConfig) -> Limits:
+    """`sandbox_options.limits` of the config file ({"cpu_seconds": 60, ...}) over defaults."""
+    given = config.sandbox_options.get("limits") or {}
+    known = set(Limits.__dataclass_fields__)
+    if not isinstance(given, dict) or set(given) - known:
+        raise ConfigError(
+            f"sandbox_options.limits must be an object with keys among {sorted(known)}; "
+            f"got {given!r}"
+        )
+    return Limits(**given)

@@ -95,9 +95,9 @@ class BaseHandler(tornado.web.RequestHandler):
     # -- auth: the one hook a host server overrides --------------------------------------------
 
     def authenticate(self) -> bool:
-        """True if the request carries the gateway's token (x-goog-api-key, or Authorization:
+        """True if the request carries the expected token (x-goog-api-key, or Authorization:
         Bearer/token). Compared in constant time; never logged."""
-        expected = self.state.config.token
+        expected = self.expected_token()
         if not expected:
             return False
         offered = self.request.headers.get("x-goog-api-key", "")
@@ -105,7 +105,12 @@ class BaseHandler(tornado.web.RequestHandler):
             scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() in ("bearer", "token"):
                 offered = value.strip()
-        return hmac.compare_digest(offered.encode(), str(expected).encode())
+        return hmac.compare_digest(offered.encode(), expected.encode())
+
+    def expected_token(self) -> str | None:
+        """The token requests must carry: the gateway's own (the server extension's differs)."""
+        token = self.state.config.token
+        return str(token) if token else None
 
     def prepare(self) -> None:
         if not self.authenticate():

@@ -20,6 +20,8 @@ def provenance(
     record: dict[str, Any] = {"interaction_ids": list(ids)}
     if transcript.agent:
         record["agent"] = transcript.agent
+        if transcript.environment_id:
+            record["environment_id"] = transcript.environment_id
     else:
         record["model"] = transcript.model
     record.update({"thread": thread, "usage": dict(transcript.usage), "status": transcript.status})

@@ -34,6 +34,7 @@ class Transcript:
     status: str | None = None
     model: str | None = None
     agent: str | None = None
+    environment_id: str | None = None  # an agent's sandbox, reused by the thread's next turn
     usage: dict[str, Any] = field(default_factory=dict)
     parts: dict[int, Part] = field(default_factory=dict)
     last_event_id: str | None = None
@@ -73,6 +74,7 @@ class Transcript:
         self.status = getattr(interaction, "status", None) or self.status
         self.model = getattr(interaction, "model", None) or self.model
         self.agent = getattr(interaction, "agent", None) or self.agent
+        self.environment_id = getattr(interaction, "environment_id", None) or self.environment_id
         self._take_usage(getattr(interaction, "usage", None))
         steps = getattr(interaction, "steps", None)
         if steps and not self.parts:

@@ -1,0 +1,18 @@
+"""How to start a gateway process; cheap to import (kernels use it without the server code)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def serve_command(
+    *, token: str | None = None, data_dir: str | Path | None = None, port: int = 0
+) -> list[str]:
+    """The command line that starts a gateway with this Python (kernels, tests, benchmarks)."""
+    command = [sys.executable, "-m", "jupyter_interactions.gateway.cli", "serve", f"--port={port}"]
+    if token is not None:
+        command.append(f"--token={token}")  # one argument: a generated token may start with "-"
+    if data_dir is not None:
+        command.append(f"--data-dir={data_dir}")
+    return command
