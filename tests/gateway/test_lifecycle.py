@@ -12,8 +12,7 @@ import subprocess
 import pytest
 from google.genai import _interactions as errors
 
-from jupyter_interactions.gateway.cli import _is_loopback
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.gateway.command import is_loopback, serve_command
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
@@ -97,8 +96,8 @@ def test_serving_line_and_generated_token(tmp_path):
 
 
 def test_loopback_detection():
-    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
 
 
 def test_state_is_sqlite_wal_with_a_schema_version(gateway, client):

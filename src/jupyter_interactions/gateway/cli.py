@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -24,17 +23,9 @@ from tornado.netutil import bind_sockets
 from ..config import GatewayConfig, Secret, runtime_file
 from ..errors import InteractionsError
 from .app import make_app
+from .command import is_loopback
 
 log = logging.getLogger("jupyter_interactions.gateway")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def write_runtime_file(path: Path, info: dict[str, object]) -> None:
@@ -71,7 +62,7 @@ async def serve(config: GatewayConfig) -> None:
     port = sockets[0].getsockname()[1]
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}/"
-    if not _is_loopback(config.host):
+    if not is_loopback(config.host):
         print(
             f"WARNING: serving on {config.host}, which is not loopback: anyone who can reach "
             "this address and has the token can run models and code here",

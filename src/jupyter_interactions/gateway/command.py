@@ -1,7 +1,9 @@
-"""How to start a gateway process; cheap to import (kernels use it without the server code)."""
+"""How to start a gateway process, and where it may listen; cheap to import (kernels use it
+without the server code)."""
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -16,3 +18,13 @@ def serve_command(
     if data_dir is not None:
         command.append(f"--data-dir={data_dir}")
     return command
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,7 @@ through `..`, absolute paths or symlinks.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import posixpath
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..errors import NotFoundError, RequestError
+
+log = logging.getLogger(__name__)
 
 WORKSPACE = "workspace"
 
@@ -57,6 +60,48 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.timed_out
+
+    def add_message(
+        self, kind: str, content: dict[str, Any], on_output: OutputCallback | None = None
+    ) -> bool:
+        """Fold one iopub message (Jupyter messaging protocol) into the result, streaming
+        text to `on_output`; True when it is a `status: idle` (the run's output is over)."""
+        if kind == "stream":
+            name = "stderr" if content.get("name") == "stderr" else "stdout"
+            text = content.get("text", "")
+            if name == "stderr":
+                self.stderr += text
+            else:
+                self.stdout += text
+            if on_output is not None and text:
+                try:
+                    on_output(name, text)
+                except Exception:  # a broken listener must not abandon the run mid-way
+                    log.exception("on_output callback failed")
+        elif kind in ("display_data", "execute_result", "update_display_data"):
+            self.outputs.append(dict(content.get("data", {})))
+        elif kind == "error":
+            self.error = RunError(
+                name=content.get("ename", "Error"),
+                value=content.get("evalue", ""),
+                traceback=list(content.get("traceback", [])),
+            )
+        elif kind == "status":
+            return content.get("execution_state") == "idle"
+        return False
+
+    def add_reply(self, content: dict[str, Any]) -> None:
+        """Take an execute_reply: an error it reports that no iopub message did."""
+        if self.error is not None:
+            return
+        if content.get("status") == "error":
+            self.error = RunError(
+                name=content.get("ename", "Error"),
+                value=content.get("evalue", ""),
+                traceback=list(content.get("traceback", [])),
+            )
+        elif content.get("status") == "aborted":
+            self.error = RunError(name="Aborted", value="the kernel aborted this run")
 
     def text(self) -> str:
         """A plain-text account of the run, as an agent step's result shows it."""

@@ -131,11 +131,8 @@ def prepare_write(rel: str) -> str:
 
 def write_open(rel: str) -> str:
     """Start a write: a hidden temporary file beside the target, renamed on commit."""
+    prepare_write(rel)
     real = _resolve(rel)
-    if os.path.isdir(real):
-        raise IsADirectoryError(f"{rel!r} is a directory; choose a file path")
-    os.makedirs(os.path.dirname(real), exist_ok=True)
-    _resolve(rel)  # the parents just made must not have moved the target out
     tmp = os.path.join(os.path.dirname(real), f".upload-{uuid.uuid4().hex}")
     open(tmp, "wb").close()
     return json.dumps({"tmp": tmp})

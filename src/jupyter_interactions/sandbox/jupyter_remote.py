@@ -22,7 +22,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from ..errors import NotFoundError, SandboxError, SandboxUnavailable
-from .base import OutputCallback, RunError, RunResult
+from .base import OutputCallback, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -360,32 +360,10 @@ async def collect_run(
             log.warning("no idle status %s s after execute_reply; continuing", IDLE_GRACE)
             return
         kind, content = message.get("msg_type"), message.get("content", {})
-        if kind == "stream":
-            name, text = content.get("name", "stdout"), content.get("text", "")
-            if name == "stderr":
-                result.stderr += text
-            else:
-                result.stdout += text
-            if on_output is not None:
-                try:
-                    on_output("stderr" if name == "stderr" else "stdout", text)
-                except Exception:  # a broken listener must not abandon the run mid-way
-                    log.exception("on_output callback failed")
-        elif kind in ("display_data", "execute_result"):
-            result.outputs.append(dict(content.get("data", {})))
-        elif kind == "error":
-            result.error = RunError(
-                name=content.get("ename", "Error"),
-                value=content.get("evalue", ""),
-                traceback=list(content.get("traceback", [])),
-            )
-        elif kind == "status" and content.get("execution_state") == "idle":
-            idle = True
-        elif kind == "execute_reply":
+        if kind == "execute_reply":
             replied = True
             give_up = loop.time() + IDLE_GRACE
             reply.update(content)
-            if content.get("status") == "error" and result.error is None:
-                result.error = RunError(content.get("ename", "Error"), content.get("evalue", ""))
-            elif content.get("status") == "aborted" and result.error is None:
-                result.error = RunError("Aborted", "the kernel aborted this run")
+            result.add_reply(content)
+        elif result.add_message(kind or "", content, on_output):
+            idle = True

@@ -20,7 +20,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from ..errors import SandboxError
-from .base import OutputCallback, RunError, RunResult
+from .base import OutputCallback, RunResult
 
 
 class _WrappedKernelManager(AsyncKernelManager):
@@ -177,13 +177,15 @@ class KernelRunner:
                     message = iopub.result()
                     iopub = asyncio.ensure_future(self.client.get_iopub_msg())
                     if message["parent_header"].get("msg_id") == msg_id:
-                        got_idle |= _apply_iopub(message, result, on_output)
+                        got_idle |= result.add_message(
+                            message["header"]["msg_type"], message["content"], on_output
+                        )
                 if shell in done:
                     message = shell.result()
                     shell = asyncio.ensure_future(self.client.get_shell_msg())
                     if message["parent_header"].get("msg_id") == msg_id:
                         got_reply = True
-                        _apply_reply(message, result)
+                        result.add_reply(message["content"])
                 if self._exited in done and not (got_reply and got_idle):
                     raise KernelDied("the sandbox kernel exited while running code", result)
         finally:
@@ -214,43 +216,3 @@ class KernelRunner:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def _apply_iopub(
-    message: dict[str, Any], result: RunResult, on_output: OutputCallback | None
-) -> bool:
-    """Fold one iopub message into the result; True when it is the final `status: idle`."""
-    kind = message["header"]["msg_type"]
-    content = message["content"]
-    if kind == "stream":
-        name, text = content.get("name", "stdout"), content.get("text", "")
-        if name == "stderr":
-            result.stderr += text
-        else:
-            name = "stdout"
-            result.stdout += text
-        if on_output is not None and text:
-            on_output(name, text)
-    elif kind in ("display_data", "execute_result", "update_display_data"):
-        result.outputs.append(dict(content.get("data", {})))
-    elif kind == "error":
-        result.error = RunError(
-            name=content.get("ename", "Error"),
-            value=content.get("evalue", ""),
-            traceback=list(content.get("traceback", [])),
-        )
-    elif kind == "status":
-        return content.get("execution_state") == "idle"
-    return False
-
-
-def _apply_reply(message: dict[str, Any], result: RunResult) -> None:
-    content = message["content"]
-    if content.get("status") == "error" and result.error is None:
-        result.error = RunError(
-            name=content.get("ename", "Error"),
-            value=content.get("evalue", ""),
-            traceback=list(content.get("traceback", [])),
-        )
-    elif content.get("status") == "aborted" and result.error is None:
-        result.error = RunError(name="Aborted", value="the kernel aborted this run")

@@ -12,7 +12,6 @@ servers learn to stop generating.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +21,7 @@ import httpx2
 
 from ...config import Secret
 from ...errors import ConfigError, InteractionsError, RequestError, UpstreamError
+from ..command import is_loopback
 from ._chat_completions import ChunkReader, chat_body
 from .base import Model, ModelEvent, ModelRequest
 
@@ -71,7 +71,7 @@ class OpenAICompatibleModel(Model):
                 timeout=httpx2.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
                 # Loopback servers (Ollama, llama-server) are reached directly, never through
                 # an http_proxy from the environment; remote ones honour it (and SSL_CERT_FILE).
-                trust_env=not _is_loopback(self.base_url),
+                trust_env=not is_loopback(urlsplit(self.base_url).hostname or ""),
             )
             self._client_loop = loop
         return self._client
@@ -184,16 +184,6 @@ def _error_text(raw: bytes) -> str:
     if isinstance(error, dict):
         error = error.get("message") or error.get("detail") or error
     return str(error)[:300]
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _reason(exc: Exception) -> str:
