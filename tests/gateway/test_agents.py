@@ -457,3 +457,26 @@ async def test_output_from_another_thread_reaches_the_stream_in_order() -> None:
     assert emitter.steps[index]["result"] == expected == "".join(sink.streamed)
     assert [e["event_type"] for e in published].count("step.delta") == 50
     assert threads == {threading.get_ident()}
+
+
+async def test_the_agent_can_read_and_change_files_uploaded_to_its_environment(aio: Any) -> None:
+    first = await aio.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, input=fence("print('ready')")
+    )
+    env = first.environment_id
+    await aio.environments.files.upload(environment=env, path="workspace/in/data.txt", file=b"up")
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        previous_interaction_id=first.id,
+        input=fence(
+            "print(open('in/data.txt').read())\n"
+            "with open('in/data.txt', 'a') as f: f.write('+edited')\n"
+            "with open('in/new.txt', 'w') as f: f.write('made beside it')"
+        ),
+    )
+    assert it.environment_id == env
+    result = results(it)[0]
+    assert not result.is_error and text_of(result.result) == "up\n", text_of(result.result)
+    data = await aio.environments.files.download(environment=env, path="workspace/in/data.txt")
+    assert data == b"up+edited"

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
 from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative, resolve_inside
-from ..sandbox.directory import DirectoryFiles
+from ..sandbox.directory import DirectoryFiles, give_to_owner
 from .engine import new_id, now
 from .store import Store
 
@@ -259,6 +259,7 @@ class EnvironmentManager:
             )
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(upload.partial, target)
+        give_to_owner(root, target)
         return [upload.path]
 
     def _extract(self, upload: Upload, root: Path) -> list[str]:
@@ -274,6 +275,7 @@ class EnvironmentManager:
                         )
                 # The "data" filter refuses absolute paths, .. and links that escape.
                 archive.extractall(destination, filter="data")
+            give_to_owner(root, destination)
         except tarfile.TarError as exc:
             raise RequestError(f"extract=True needs a tar or tar.gz archive: {exc}") from None
         prefix = upload.path

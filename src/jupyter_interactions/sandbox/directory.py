@@ -17,6 +17,25 @@ from ..errors import NotFoundError, RequestError
 from .base import FileInfo, SandboxFiles, clean_relative, guess_mime, resolve_inside
 
 
+def give_to_owner(root: Path, *paths: Path) -> None:
+    """Give written paths (with their new parents, and a directory's whole tree) to the
+    owner of `root`. A gateway running as root writes what the sandbox's own uid, the
+    owner of an environment once a sandbox started there, must be able to change."""
+    if os.geteuid() != 0:
+        return
+    root = root.resolve()
+    owner = root.stat()
+    if owner.st_uid == 0:
+        return  # no sandbox identity yet: the sandbox takes the whole tree when it starts
+    for path in paths:
+        tree = path.rglob("*") if path.is_dir() and not path.is_symlink() else ()
+        for item in (*tree, path, *path.parents):
+            if item == root or root not in item.parents:
+                break
+            if item.lstat().st_uid != owner.st_uid:
+                os.lchown(item, owner.st_uid, owner.st_gid)
+
+
 class DirectoryFiles(SandboxFiles):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -76,7 +95,9 @@ class DirectoryFiles(SandboxFiles):
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, 0o644)  # not mkstemp's 0600: the sandbox's uid reads it too
             os.replace(tmp, real)
+            give_to_owner(self.root, real)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
