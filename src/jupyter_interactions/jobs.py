@@ -126,6 +126,7 @@ class Job:
                 break
             time.sleep(min(0.2 * drops, 2.0))
         if not self._stop.is_set():
+            self.session._complete_steps(self.transcript)
             self._finish(None)
 
     def _refresh(self) -> None:

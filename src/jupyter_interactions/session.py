@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +27,8 @@ DEFAULT_THREAD = "default"
 DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
 BUILTIN_TOOLS = frozenset({"code_execution", "google_search", "url_context", "google_maps"})
 MAX_TOOL_ROUNDS = 8
+
+log = logging.getLogger(__name__)
 
 
 def kernel_key() -> str:
@@ -225,6 +228,16 @@ class Session:
             if isinstance(self.routes, LocalHeads):
                 self.routes.set_head(thread, head, model=model, agent=agent, turns=entry["turns"])
 
+    def _complete_steps(self, transcript: Transcript) -> None:
+        """Fetch the finished interaction's steps when its code results may hold images
+        (plots), which a stream cannot carry. Best effort: the text is already complete."""
+        if not (transcript.interaction_id and transcript.done and transcript.lacks_result_images()):
+            return
+        try:
+            transcript.take_steps(self.client.interactions.get(transcript.interaction_id))
+        except Exception as exc:  # the answer stands without its images
+            log.debug("could not fetch the steps of %s: %s", transcript.interaction_id, exc)
+
     def _fail(self, exc: BaseException) -> InteractionsError:
         connection = self._connection
         if connection is None:  # finding the gateway itself failed
@@ -310,6 +323,8 @@ class Session:
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 transcript = self._turn(args, stream, view, earlier)
+                if stream:
+                    self._complete_steps(transcript)
                 if transcript.interaction_id:
                     ids.append(transcript.interaction_id)
                 calls = transcript.function_calls()

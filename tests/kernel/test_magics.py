@@ -307,7 +307,12 @@ def test_wrong_token(ipython, gateway, monkeypatch, capsys):
 
 
 SCRIPTED = """'{"type": "dynamic", "model": "scripted"}'"""
+TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 AGENT = f"""%%interaction --agent local-agent --agent-config {SCRIPTED} --out r
+```python
+from IPython.display import display
+display({{"image/png": "{TINY_PNG}"}}, raw=True)
+```
 ```python
 kept = 6 * 7
 open("note.txt", "w").write("from the first turn")
@@ -325,6 +330,8 @@ def test_an_agent_thread_keeps_its_environment_across_cells(gw, gateway):
     record = final["metadata"][METADATA_KEY]
     assert record["agent"] == "local-agent"
     assert record["environment_id"] == first.environment_id
+    # The plot-like output shows as an image in the final Markdown (from the completed steps).
+    assert "![image/png output](data:image/png;base64,iVBORw0KGgo" in final["data"]["text/markdown"]
     gw.run(AGENT.replace("kept = 6 * 7", "kept += 1").replace('"w"', '"a"'))
     second = gw.ns["r"]
     assert second.environment_id == first.environment_id

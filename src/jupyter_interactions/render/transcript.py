@@ -26,6 +26,7 @@ class Part:
     call_id: str = ""
     name: str = ""
     arguments: dict[str, Any] | None = None
+    images: list[dict[str, str]] = field(default_factory=list)  # {"mime_type", "data" (base64)}
 
 
 @dataclass
@@ -79,6 +80,12 @@ class Transcript:
         steps = getattr(interaction, "steps", None)
         if steps and not self.parts:
             self.parts = {i: _part_from_step(_dump(s)) for i, s in enumerate(steps)}
+        elif steps:
+            # Images of code results come only with the whole step (deltas carry text).
+            for index, step in enumerate(steps):
+                part = self.parts.get(index)
+                if part is not None and part.kind == "result" and not part.images:
+                    part.images = _images_of(_dump(step).get("result"))
 
     def _take_usage(self, usage: Any) -> None:
         if usage:
@@ -112,6 +119,15 @@ class Transcript:
     def steps(self) -> int:
         return len(self.earlier) + len(self.parts)
 
+    def lacks_result_images(self) -> bool:
+        """True if code results may carry images the stream could not: deltas carry only
+        text, the whole steps (GET) carry images too."""
+        return any(p.kind == "result" and not p.images for p in self.parts.values())
+
+    def take_steps(self, interaction: Any) -> None:
+        """Merge a fetched interaction's whole steps (their images) into this transcript."""
+        self._take_interaction(interaction)
+
     def function_calls(self) -> list[Part]:
         return [p for _, p in sorted(self.parts.items()) if p.kind == "call" and p.call_id]
 
@@ -131,6 +147,11 @@ class Transcript:
                 blocks.append(f"**Tool call** `{part.title}`\n\n```json\n{part.text}\n```")
             elif part.kind == "result":
                 blocks.append(f"**{part.title}**\n\n```\n{part.text.rstrip()}\n```")
+                blocks.extend(
+                    f"![{image['mime_type']} output](data:{image['mime_type']};base64,"
+                    f"{image['data']})"
+                    for image in part.images
+                )
             elif part.text or part.title:
                 blocks.append(f"*{part.title}* {part.text}".strip())
         if self.error:
@@ -199,7 +220,10 @@ def _part_from_step(step: dict[str, Any]) -> Part:
         )
     if kind.endswith("_result"):
         title = "Output" if kind == "code_execution_result" else kind.replace("_", " ")
-        return Part(kind="result", title=title, text=_result_text(step.get("result")))
+        result = step.get("result")
+        return Part(
+            kind="result", title=title, text=_result_text(result), images=_images_of(result)
+        )
     if kind == "user_input":
         return Part(kind="other", title="input", text=_text_of(step.get("content")))
     if kind.endswith("_call"):
@@ -207,6 +231,16 @@ def _part_from_step(step: dict[str, Any]) -> Part:
         text = json.dumps(arguments, sort_keys=True) if arguments else ""
         return Part(kind="call", title=step.get("name") or kind.replace("_", " "), text=text)
     return Part(kind="other", title=kind or "step")
+
+
+def _images_of(result: Any) -> list[dict[str, str]]:
+    if not isinstance(result, list):
+        return []
+    return [
+        {"mime_type": str(block.get("mime_type", "image/png")), "data": str(block["data"])}
+        for block in result
+        if isinstance(block, dict) and block.get("type") == "image" and block.get("data")
+    ]
 
 
 def _result_text(result: Any) -> str:
