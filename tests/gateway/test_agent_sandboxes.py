@@ -78,13 +78,16 @@ async def test_agent_on_a_remote_kernel_files_and_lifecycle(
         data = sdk.environments.files.download(environment=env, path="workspace/out.txt")
         assert data == b"abcabc"
 
+        # An upload while the sandbox is live reaches the remote kernel's files.
+        await aio.environments.files.upload(environment=env, path="workspace/up.txt", file=b"xy")
         again = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,
             environment=env,
-            input=fence("print(len(data))"),
+            input=fence("print(len(data), open('up.txt').read())"),
         )
-        assert next(s for s in again.steps if s.type == "code_execution_result").result == "3\n"
+        step = next(s for s in again.steps if s.type == "code_execution_result")
+        assert step.result == "3 xy\n", step.result
         assert len(kernels(remote)) == before + 1  # the same kernel served the second turn
 
         await aio.environments.delete(env)

@@ -18,11 +18,6 @@ from tests.conftest import Api, GatewayProcess, start_gateway
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 
-# google-genai's async file transfers subclass aiohttp.ClientSession, which aiohttp warns about.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
-)
-
 
 def fence(code: str, language: str = "python") -> str:
     return f"```{language}\n{code}\n```"

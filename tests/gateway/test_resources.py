@@ -12,11 +12,6 @@ import pytest
 from google.genai import _interactions as errors
 from google.genai import errors as classic_errors
 
-# google-genai's async file transfers subclass aiohttp.ClientSession, which aiohttp warns about.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
-)
-
 
 async def test_agents_crud(api):
     agent_id = f"helper-{api.mode}"

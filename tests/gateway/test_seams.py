@@ -121,7 +121,6 @@ async def test_upstream_gets_gemini_models_and_the_previous_upstream_id(mounted)
     assert (await mounted.interactions.create(model="echo", input="here")).output_text == "here"
 
 
-@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 async def test_uploads_and_downloads_under_a_prefix(mounted):
     env = await mounted.environments.create()
     placed = await mounted.environments.files.upload(

@@ -307,7 +307,10 @@ def test_wrong_token(ipython, gateway, monkeypatch, capsys):
 
 
 SCRIPTED = """'{"type": "dynamic", "model": "scripted"}'"""
-TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+TINY_PNG = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 AGENT = f"""%%interaction --agent local-agent --agent-config {SCRIPTED} --out r
 ```python
 from IPython.display import display

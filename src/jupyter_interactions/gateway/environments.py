@@ -238,7 +238,11 @@ class EnvironmentManager:
             paths = await asyncio.to_thread(self._place, upload)
         finally:
             upload.partial.unlink(missing_ok=True)
-        files = DirectoryFiles(self.root(upload.environment_id))
+        files = self.files(upload.environment_id)
+        if not isinstance(files, DirectoryFiles):  # a live remote sandbox gets them as well
+            root = self.root(upload.environment_id)
+            for path in paths:
+                await files.write(path, await asyncio.to_thread((root / path).read_bytes))
         return [await files.stat(p) for p in paths]
 
     @staticmethod
