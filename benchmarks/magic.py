@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def start_gateway(root: Path):
     """The test suite's gateway launcher (it adds the `slow` model used here)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import start_gateway as start
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import start_gateway as start
 
     return start(root / "gateway")
 
