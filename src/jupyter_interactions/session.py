@@ -7,8 +7,6 @@ gateway's record of its threads and jobs survives a kernel restart. Threads cont
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import os
 import threading
@@ -22,10 +20,10 @@ from .render.bundle import live_bundle, provenance, reply_bundle
 from .render.listing import Listing
 from .render.live import LiveView, publish
 from .render.transcript import Part, Transcript
+from .tools import result_part, run_function, tool_declarations
 
 DEFAULT_THREAD = "default"
 DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
-BUILTIN_TOOLS = frozenset({"code_execution", "google_search", "url_context", "google_maps"})
 MAX_TOOL_ROUNDS = 8
 
 log = logging.getLogger(__name__)
@@ -457,74 +455,6 @@ class Session:
         self._jobs[job_id] = job
         job.attach(show=show)
         return job
-
-
-# --- function tools ----------------------------------------------------------------------
-
-
-def tool_declarations(tools: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, Callable]]:
-    """Wire tool declarations, and the Python callables that answer function calls."""
-    declared: list[dict[str, Any]] = []
-    functions: dict[str, Callable[..., Any]] = {}
-    for tool in tools:
-        if isinstance(tool, dict):
-            declared.append(tool)
-        elif isinstance(tool, str):
-            if tool not in BUILTIN_TOOLS:
-                raise RequestError(
-                    f"unknown tool {tool!r}; use one of {sorted(BUILTIN_TOOLS)} "
-                    "or the name of a Python function"
-                )
-            declared.append({"type": tool})
-        elif callable(tool):
-            declared.append(function_declaration(tool))
-            functions[tool.__name__] = tool
-        else:
-            raise RequestError(f"a tool must be a name, a dict or a function, not {tool!r}")
-    return declared, functions
-
-
-_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}
-
-
-def function_declaration(function: Callable[..., Any]) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for name, param in inspect.signature(function).parameters.items():
-        kind = _JSON_TYPES.get(param.annotation, "string")
-        if isinstance(param.annotation, str):
-            kind = {"int": "integer", "float": "number", "bool": "boolean"}.get(
-                param.annotation, "string"
-            )
-        properties[name] = {"type": kind}
-        if param.default is inspect.Parameter.empty:
-            required.append(name)
-    return {
-        "type": "function",
-        "name": function.__name__,
-        "description": inspect.getdoc(function) or function.__name__,
-        "parameters": {"type": "object", "properties": properties, "required": required},
-    }
-
-
-def run_function(functions: dict[str, Callable[..., Any]], call: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {"type": "function_result", "call_id": call.call_id, "name": call.name}
-    function = functions.get(call.name)
-    try:
-        if function is None:
-            raise LookupError(f"no function named {call.name!r} was given with --tools")
-        value = function(**(call.arguments or {}))
-        result["result"] = value if isinstance(value, str | dict | list) else str(value)
-    except Exception as exc:  # the model sees the failure and can react to it
-        result.update(result=f"{type(exc).__name__}: {exc}", is_error=True)
-    return result
-
-
-def result_part(result: dict[str, Any]) -> Part:
-    text = result["result"]
-    text = text if isinstance(text, str) else json.dumps(text, sort_keys=True)
-    title = f"{result['name']} {'failed' if result.get('is_error') else 'result'}"
-    return Part(kind="result", title=title, text=text)
 
 
 def failure_message(transcript: Transcript) -> str:
