@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 
 import pytest
 from google.genai import _interactions as errors
@@ -70,7 +71,7 @@ def test_runtime_file_is_private_and_removed_on_exit(gateway_factory):
     assert gateway.token not in gateway.stderr_path.read_text()
 
 
-def test_serving_line_and_generated_token(tmp_path):
+def test_serving_line_generated_token_status_and_stop(tmp_path):
     env = {
         **os.environ,
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
@@ -88,6 +89,20 @@ def test_serving_line_and_generated_token(tmp_path):
         assert line.startswith("Serving on http://127.0.0.1:") and line.endswith("/\n")
         info = json.loads((tmp_path / "rt" / "jupyter-interactions-gateway.json").read_text())
         assert len(info["token"]) >= 32
+
+        def cli(command: str) -> subprocess.CompletedProcess[str]:
+            argv = [sys.executable, "-m", "jupyter_interactions.gateway.cli", command]
+            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+
+        status = cli("status")
+        assert status.returncode == 0 and info["url"] in status.stdout
+        assert info["token"] not in status.stdout + status.stderr
+        stopped = cli("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout == f"stopped the gateway on {info['url']}\n"
+        assert proc.wait(5) == 0
+        assert cli("status").returncode == 1
+        assert cli("stop").stdout == "no gateway is running\n"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)

@@ -13,8 +13,11 @@ import json
 import logging
 import os
 import secrets
+import select
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
@@ -95,6 +98,70 @@ async def serve(config: GatewayConfig) -> None:
         _remove_runtime_file(runtime)
 
 
+def _running() -> tuple[dict[str, object], int] | None:
+    """The runtime file's gateway and its pid, if that process answers on its URL."""
+    from ..client import healthy
+
+    try:
+        info = json.loads(runtime_file().read_text())
+        pid = int(info["pid"])
+        url = str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (info, pid) if healthy(url) else None
+
+
+def _status() -> int:
+    running = _running()
+    if running is None:
+        print("no gateway is running (kernels start one when a cell needs it)")
+        return 1
+    info, pid = running
+    print(f"gateway running on {info['url']} (pid {pid}, data in {info.get('data_dir')})")
+    return 0
+
+
+def _stop(timeout: float) -> int:
+    running = _running()
+    if running is None:
+        print("no gateway is running")
+        return 0
+    info, pid = running
+    exited = _exit_waiter(pid)
+    os.kill(pid, signal.SIGTERM)  # it finishes its work, marks running interactions, exits
+    if exited(timeout):
+        print(f"stopped the gateway on {info['url']}")
+        return 0
+    print(f"error: the gateway (pid {pid}) is still running after {timeout:g} s", file=sys.stderr)
+    return 1
+
+
+def _exit_waiter(pid: int) -> Callable[[float], bool]:
+    """A wait for another process's exit: its pidfd turns readable then (Linux); elsewhere,
+    checks every 50 ms. Opened before signalling, so the pid cannot be reused meanwhile."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def wait(timeout: float) -> bool:
+        if pidfd is not None:
+            try:
+                return bool(select.select([pidfd], [], [], timeout)[0])
+            finally:
+                os.close(pidfd)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return False
+
+    return wait
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jupyter-interactions")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--token", default=None, help="token clients must send (default: generated)")
     run.add_argument("--data-dir", default=None, help="where state lives")
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    commands.add_parser("status", help="say whether a standalone gateway is running, and where")
+    stop = commands.add_parser("stop", help="stop the standalone gateway kernels started")
+    stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (default 15)")
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return _status()
+    if args.command == "stop":
+        return _stop(args.timeout)
 
     logging.basicConfig(
         level=args.log_level.upper(),
