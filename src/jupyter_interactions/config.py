@@ -81,7 +81,9 @@ class GatewayConfig:
     upstream_attempts: int = 4  # tries per upstream call, the SDK's backoff between them
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox: str = "local"
-    sandbox_options: dict[str, Any] = field(default_factory=dict)
+    sandbox_options: dict[str, Any] = field(default_factory=dict)  # for the `sandbox` kind
+    # Options of other kinds environments may ask for: {"jupyter": {"url": ...}, ...}
+    sandbox_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox_idle_seconds: float = 900.0  # an environment's live sandbox stops after this idle
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 

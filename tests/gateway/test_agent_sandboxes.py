@@ -122,3 +122,31 @@ async def test_unknown_sandbox_kind_fails_the_interaction_clearly(
     finally:
         await sdk.aio.aclose()
         sdk.close()
+
+
+async def test_an_environment_asks_for_a_remote_kernel_on_a_local_gateway(
+    remote: RunningServer, tmp_path: Path
+) -> None:
+    settings = {"sandbox_kinds": {"jupyter": {"url": remote.url, "token": remote.token}}}
+    gateway = start_gateway(tmp_path / "gateway", settings=settings)
+    sdk = gateway.client()
+    try:
+        local = await sdk.aio.interactions.create(
+            agent="local-agent", agent_config=SCRIPTED, input=fence("print('here')")
+        )
+        assert local.status == "completed", local
+        it = await sdk.aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            environment={"type": "remote", "sandbox": "jupyter"},
+            input=fence("open('where.txt', 'w').write('remote'); print('there')"),
+        )
+        assert it.status == "completed", it
+        written = remote.root_dir / "interactions" / it.environment_id / "workspace" / "where.txt"
+        assert written.read_text() == "remote"
+        # The gateway's default kind still served the first environment.
+        assert not (remote.root_dir / "interactions" / local.environment_id).exists()
+    finally:
+        await sdk.aio.aclose()
+        sdk.close()
+        gateway.stop()

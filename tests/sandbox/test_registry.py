@@ -117,3 +117,18 @@ def test_a_request_may_choose_another_kind_without_the_configured_options(
     sandbox = registry.create_for(config, "shelf", colour="red")
     assert type(sandbox).__name__ == "NotebookShelfSandbox"
     assert sandbox.options == {"colour": "red"}
+
+
+def test_options_of_other_kinds_come_from_sandbox_kinds(third_party_plugins: Path) -> None:
+    config = GatewayConfig(
+        sandbox="local",
+        sandbox_kinds={
+            "jupyter": {"url": "http://127.0.0.1:9/remote/", "token": "t"},
+            "shelf": {"colour": "blue", "size": 3},
+        },
+    )
+    remote = registry.create_for(config, "jupyter", env_id="env2")
+    assert repr(remote).startswith("JupyterSandbox('http://127.0.0.1:9/remote/'")
+    shelf = registry.create_for(config, "shelf", colour="red")  # the request's options win
+    assert shelf.options == {"colour": "red", "size": 3}
+    assert "'t'" not in repr(config)  # the token is masked at any depth

@@ -60,16 +60,18 @@ def create(kind: str, **options: Any) -> Sandbox:
     except TypeError as exc:
         raise SandboxUnavailable(
             f"sandbox {kind!r} does not accept these options ({exc}); check 'sandbox_options' "
-            "in jupyter_interactions.json"
+            f"(or 'sandbox_kinds.{kind}') in jupyter_interactions.json"
         ) from None
 
 
 def create_for(config: GatewayConfig, kind: str | None = None, **options: Any) -> Sandbox:
     """The sandbox a request gets: its own `kind` if it names one, else the configured one.
-
-    `config.sandbox_options` belong to the configured kind and apply only to it; `options`
-    (e.g. the environment's root and limits) are added on top either way.
+    A kind's options come from `config.sandbox_kinds[kind]`, then, for the configured kind,
+    `config.sandbox_options` on top; `options` (e.g. the environment's root and limits) are
+    added last either way.
     """
     chosen = kind or config.sandbox
-    configured = dict(config.sandbox_options) if chosen == config.sandbox else {}
+    configured = dict(config.sandbox_kinds.get(chosen) or {})
+    if chosen == config.sandbox:
+        configured.update(config.sandbox_options)
     return create(chosen, **{**configured, **options})
