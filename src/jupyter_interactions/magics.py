@@ -42,6 +42,11 @@ class InteractionMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._sessions: dict[bool, Session] = {}
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None, "the magics are registered with a shell"
+        return self.shell.user_ns
+
     def session(self, direct: bool | None = None) -> Session:
         """The kernel's session (one for the gateway, one for --direct)."""
         direct = self.direct if direct is None else direct
@@ -112,13 +117,13 @@ class InteractionMagics(Magics):
         except InteractionsError as exc:
             raise UsageError(exc.message) from None
         if args.out:
-            self.shell.user_ns[args.out] = result
+            self._user_ns[args.out] = result
         return None  # the output is already shown: a live Job view, or the final display
 
     def _parent(self, name: str | None) -> str | None:
         if not name:
             return None
-        value = self.shell.user_ns.get(name) if name.isidentifier() else None
+        value = self._user_ns.get(name) if name.isidentifier() else None
         if isinstance(value, Reply):
             return value.id
         if value is not None and hasattr(value, "id") and hasattr(value, "transcript"):
@@ -126,7 +131,7 @@ class InteractionMagics(Magics):
         return name
 
     def _tool(self, name: str) -> Any:
-        value = self.shell.user_ns.get(name)
+        value = self._user_ns.get(name)
         return value if callable(value) else name
 
     @magic_arguments()

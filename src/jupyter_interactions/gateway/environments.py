@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins  # `list` below is also a method of EnvironmentManager
 import os
 import re
 import shutil
@@ -216,7 +217,7 @@ class EnvironmentManager:
 
     async def upload_chunk(
         self, upload_id: str, offset: int, data: bytes, finalize: bool
-    ) -> list[FileInfo] | None:
+    ) -> builtins.list[FileInfo] | None:
         """Append a chunk; on finalize, move the file (or the archive's files) into place."""
         upload = self._uploads.get(upload_id)
         if upload is None:
@@ -250,7 +251,7 @@ class EnvironmentManager:
         with partial.open("ab") as handle:
             handle.write(data)
 
-    def _place(self, upload: Upload) -> list[str]:
+    def _place(self, upload: Upload) -> builtins.list[str]:
         root = self.root(upload.environment_id)
         if upload.extract:
             return self._extract(upload, root)
@@ -266,7 +267,7 @@ class EnvironmentManager:
         give_to_owner(root, target)
         return [upload.path]
 
-    def _extract(self, upload: Upload, root: Path) -> list[str]:
+    def _extract(self, upload: Upload, root: Path) -> builtins.list[str]:
         destination = resolve_inside(root, upload.path)
         destination.mkdir(parents=True, exist_ok=True)
         try:

@@ -318,9 +318,9 @@ def bubblewrap_argv(layout: Layout, limits: Limits) -> list[str]:
     tmpfs_size = str(min(limits.file_bytes * 4, 1024**3))
     for path in ("/tmp", "/home/sandbox"):
         argv += [*parents_of(path), "--perms", "01777", "--size", tmpfs_size, "--tmpfs", path]
-    for path in [*python_dirs(), LAUNCHER.parent]:
-        if str(path) not in made and Path("/usr") not in path.parents:
-            argv += [*parents_of(str(path)), "--ro-bind", str(path), str(path)]
+    for directory in [*python_dirs(), LAUNCHER.parent]:
+        if str(directory) not in made and Path("/usr") not in directory.parents:
+            argv += [*parents_of(str(directory)), "--ro-bind", str(directory), str(directory)]
     argv += [*parents_of(str(layout.runtime)), "--bind", str(layout.runtime), str(layout.runtime)]
     argv += ["--bind", str(layout.root), SANDBOX_ROOT]
     argv += ["--chdir", f"{SANDBOX_ROOT}/{WORKSPACE}"]
