@@ -130,6 +130,12 @@ def time_calls(call, runs: int) -> list[float]:
     return samples
 
 
+def sdk_events_per_second(client, body: dict) -> float:
+    t0 = time.perf_counter()
+    events = sum(1 for _ in client.interactions.create(**body))
+    return events / (time.perf_counter() - t0)
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ji-bench-"))
     token = secrets.token_urlsafe(16)
@@ -183,9 +189,7 @@ def run(gateway_url: str, floor_url: str, token: str) -> int:
             for _ in range(STREAM_RUNS):
                 for name in urls:
                     stream_body = {"model": "echo-many", "input": words, "stream": True}
-                    t0 = time.perf_counter()
-                    n = sum(1 for _ in clients[name].interactions.create(**stream_body))
-                    rates["SDK", name].append(n / (time.perf_counter() - t0))
+                    rates["SDK", name].append(sdk_events_per_second(clients[name], stream_body))
                     t0 = time.perf_counter()
                     with http.stream("POST", f"{urls[name]}v1/interactions", json=stream_body) as r:
                         n = sum(1 for line in r.iter_lines() if line.startswith("data: {"))
@@ -215,9 +219,7 @@ def run(gateway_url: str, floor_url: str, token: str) -> int:
             for _ in range(STREAM_RUNS):
                 for name in urls:
                     stream_body = {"model": "echo-many", "input": words, "stream": True}
-                    t0 = time.perf_counter()
-                    n = sum(1 for _ in clients[name].interactions.create(**stream_body))
-                    cached[name].append(n / (time.perf_counter() - t0))
+                    cached[name].append(sdk_events_per_second(clients[name], stream_body))
     finally:
         via_gateway.close()
         via_floor.close()

@@ -111,15 +111,22 @@ def jupyter_server_gateway() -> Connection | None:
     return Connection(base, config.Secret(token) if token else None, origin="jupyter-server")
 
 
-def runtime_file_gateway() -> Connection | None:
+def runtime_file_info() -> dict[str, Any] | None:
+    """The standalone gateway's runtime file (url, token, pid, data_dir), if it answers."""
     info = _read_json(config.runtime_file())
-    if not info or not info.get("url"):
+    if not info or not info.get("url") or not healthy(_slash(info["url"])):
         return None
-    base = _slash(info["url"])
-    if not healthy(base):
+    return info
+
+
+def runtime_file_gateway() -> Connection | None:
+    info = runtime_file_info()
+    if info is None:
         return None
     token = info.get("token")
-    return Connection(base, config.Secret(token) if token else None, origin="runtime-file")
+    return Connection(
+        _slash(info["url"]), config.Secret(token) if token else None, origin="runtime-file"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -4,11 +4,7 @@ with the server's own token, under a base_url prefix as JupyterHub would give it
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,49 +12,14 @@ from typing import Any
 
 import pytest
 from google.genai import _interactions as errors
+from tests.extension_server import extension_server
 
 
 @pytest.fixture(scope="module")
 def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("jupyter-server")
-    token = secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "JUPYTER_INTERACTIONS_DATA_DIR": str(root / "data"),
-        "JUPYTER_INTERACTIONS_CONFIG": str(root / "none.json"),
-    }
-    env.pop("GEMINI_API_KEY", None)
-    env.pop("GOOGLE_API_KEY", None)
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyter_server",
-            "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
-            f"--IdentityProvider.token={token}", "--ServerApp.base_url=/user/me/",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    runtime = root / "runtime" / f"jpserver-{proc.pid}.json"
-    deadline = time.monotonic() + 60
-    while not runtime.exists():
-        assert proc.poll() is None, (root / "server.log").read_text()
-        assert time.monotonic() < deadline, "jupyter server did not start"
-        time.sleep(0.1)
-    info = json.loads(runtime.read_text())
-    base = f"{info['url']}interactions/"
-    while True:  # the start hook opens the store just after the server listens
-        try:
-            urllib.request.urlopen(f"{base}health", timeout=2).read()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, (root / "server.log").read_text()
-            time.sleep(0.1)
-    yield {"base": base, "token": token, "log": root / "server.log", "info": info}
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    with extension_server(root, secrets.token_urlsafe(16), "/user/me/") as server:
+        yield {"base": server.gateway_url, "token": server.token, "log": server.log}
 
 
 def _client(server: dict[str, Any], token: str) -> Any:

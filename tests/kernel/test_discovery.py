@@ -6,12 +6,10 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
+
+from tests.extension_server import extension_server
 
 from jupyter_interactions import client, config
-from jupyter_interactions.client import healthy
 from jupyter_interactions.errors import GatewayError
 from jupyter_interactions.session import Session
 
@@ -63,48 +61,17 @@ def test_gateway_that_cannot_start(isolated, monkeypatch):
 
 def test_uses_the_gateway_inside_its_jupyter_server(isolated, monkeypatch):
     """A kernel started by Jupyter Server (JPY_PARENT_PID) uses that server's gateway."""
-    runtime = isolated / "server-runtime"
-    token = "server-token-for-kernel-tests"
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(runtime),
-        JUPYTER_INTERACTIONS_DATA_DIR=str(isolated / "server-data"),
-        JUPYTER_INTERACTIONS_CONFIG=str(isolated / "none.json"),
-    )
-    log = (isolated / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyter_server",
-            "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
-            f"--IdentityProvider.token={token}", "--ServerApp.base_url=/lab/me/",
-            f"--ServerApp.root_dir={isolated}",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    session = None
-    try:
-        info_file = runtime / f"jpserver-{server.pid}.json"
-        deadline = time.monotonic() + 60
-        while not info_file.exists():
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    with extension_server(isolated, "server-token-for-kernel-tests", "/lab/me/") as server:
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(server.runtime_dir))
         monkeypatch.setenv("JPY_PARENT_PID", str(server.pid))
         monkeypatch.setenv("JPY_SESSION_NAME", "inside/server.ipynb")
-        url = json.loads(info_file.read_text())["url"]
-        while not healthy(f"{url}interactions/"):  # the store opens just after it listens
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
         session = Session()
-        reply = session.ask("inside the server", model="echo")
-        assert reply.text == "inside the server"
-        assert session.key == "inside/server.ipynb"
-        assert session.connection.origin == "jupyter-server"
-        assert session.connection.base_url == f"{url}interactions/"
-        assert session.thread().head == reply.id
-    finally:
-        if session is not None:
+        try:
+            reply = session.ask("inside the server", model="echo")
+            assert reply.text == "inside the server"
+            assert session.key == "inside/server.ipynb"
+            assert session.connection.origin == "jupyter-server"
+            assert session.connection.base_url == server.gateway_url
+            assert session.thread().head == reply.id
+        finally:
             session.close()
-        server.terminate()
-        server.wait(20)
-        log.close()

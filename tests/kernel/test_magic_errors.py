@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from IPython.core.error import UsageError
 
-SECRET = "AIza-test-secret-never-shown-0123456789"
+# Shaped like a real Gemini key, made at run time so no key-like literal is committed.
+SECRET = "AIza" + secrets.token_urlsafe(30)
 
 
 def usage_error(result) -> str:

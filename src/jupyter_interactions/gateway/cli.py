@@ -100,15 +100,13 @@ async def serve(config: GatewayConfig) -> None:
 
 def _running() -> tuple[dict[str, object], int] | None:
     """The runtime file's gateway and its pid, if that process answers on its URL."""
-    from ..client import healthy
+    from ..client import runtime_file_info
 
+    info = runtime_file_info()
     try:
-        info = json.loads(runtime_file().read_text())
-        pid = int(info["pid"])
-        url = str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return (info, int(info["pid"])) if info is not None else None
+    except (KeyError, TypeError, ValueError):
         return None
-    return (info, pid) if healthy(url) else None
 
 
 def _status() -> int:

@@ -279,12 +279,7 @@ class JupyterSandbox(Sandbox):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
-        if language == "bash":
-            code = kernel_helper.call("bash", code)
-        elif language != "python":
-            raise RequestError(
-                f"language {language!r} is not supported here; use 'python' or 'bash'"
-            )
+        code = kernel_helper.code_for(code, language)
         limit = self.limits.wall_seconds if timeout is None else timeout
         async with self._lock:
             channel = await self._connected()

@@ -15,6 +15,7 @@ import mimetypes
 import os
 import posixpath
 import stat as stat_module
+import time
 import uuid
 
 MODULE_NAME = "_jupyter_interactions_sandbox"
@@ -186,7 +187,6 @@ def bash(code: str) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     shell = shutil.which("bash") or "/bin/sh"
     proc = subprocess.Popen(
@@ -285,8 +285,6 @@ def _reap_after_run(pgid: int, settle: float = 0.05, patience: float = 2.0) -> N
     """Reap a finished run's group, so no zombie counts against the process limit, and
     what earlier runs left. Waits while members are still dying (a fork bomb takes a
     moment), until none died for `settle` seconds; what lives on (`nohup`) is left."""
-    import time
-
     for earlier in list(_lingering_groups):
         _reap_group(earlier)
     _lingering_groups.add(pgid)

@@ -7,9 +7,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from ..errors import RequestError
 from . import jupyter_kernel
 
-__all__ = ["HELPER", "call", "install_code"]
+__all__ = ["HELPER", "call", "code_for", "install_code"]
 
 HELPER = f"__import__('sys').modules[{jupyter_kernel.MODULE_NAME!r}]"
 # Installs the helper as a module, leaving nothing in the user's namespace.
@@ -31,3 +32,12 @@ def install_code() -> str:
 def call(function: str, *args: Any) -> str:
     """A Python expression calling one helper function with literal arguments."""
     return f"{HELPER}.{function}({', '.join(repr(a) for a in args)})"
+
+
+def code_for(code: str, language: str) -> str:
+    """What a kernel runs for `code` in `language`: Python as it is, bash through the helper."""
+    if language == "python":
+        return code
+    if language == "bash":
+        return call("bash", code)
+    raise RequestError(f"language {language!r} is not supported; use 'python' or 'bash'")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import RequestError, SandboxError
+from ..errors import SandboxError
 from . import kernel_helper
 from .base import WORKSPACE, FileInfo, Limits, OutputCallback, RunError, RunResult, Sandbox
 from .directory import DirectoryFiles
@@ -279,10 +279,7 @@ class LocalSandbox(Sandbox):
         on_output: OutputCallback | None = None,
     ) -> RunResult:
         kernel = self._require_kernel()
-        if language == "bash":
-            code = kernel_helper.call("bash", code)
-        elif language != "python":
-            raise RequestError(f"language {language!r} is not supported; use 'python' or 'bash'")
+        code = kernel_helper.code_for(code, language)
         limit = timeout if timeout is not None else self.limits.wall_seconds
         async with self._lock:
             kernel.renew_cpu_budget()

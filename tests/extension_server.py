@@ -1,0 +1,74 @@
+"""A real `jupyter server` with our server extension, under a base_url as JupyterHub gives
+one: used by the extension tests and by the kernel-side discovery test. Holds no tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STARTUP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ExtensionServer:
+    pid: int
+    url: str  # the server's own URL, base_url included
+    token: str
+    runtime_dir: Path  # where its jpserver-<pid>.json is
+    log: Path
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.url}interactions/"
+
+
+@contextlib.contextmanager
+def extension_server(root: Path, token: str, base_url: str) -> Iterator[ExtensionServer]:
+    """Start it rooted at `root` (runtime dir, data and log there, no Gemini key) and wait
+    until the gateway inside answers; stop it on exit."""
+    runtime, log = root / "server-runtime", root / "server.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTER_INTERACTIONS_DATA_DIR=str(root / "server-data"),
+        JUPYTER_INTERACTIONS_CONFIG=str(root / "none.json"),
+    )
+    with log.open("w") as log_handle:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyter_server",
+                "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
+                f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
+                f"--ServerApp.root_dir={root}",
+            ],
+            env=env, stdout=log_handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        info_file = runtime / f"jpserver-{proc.pid}.json"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not info_file.exists():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "jupyter server did not start"
+            time.sleep(0.1)
+        server = ExtensionServer(
+            proc.pid, json.loads(info_file.read_text())["url"], token, runtime, log
+        )
+        while True:  # the start hook opens the store just after the server listens
+            try:
+                urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(20)
