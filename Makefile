@@ -38,6 +38,13 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Style and types: ruff must pass; mypy's remaining findings are listed, not enforced.
+lint: install
+	$(PIP) install -q -e '.[lint]'
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	-$(VENV)/bin/mypy src
+
 bench: install
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/magic.py

@@ -60,6 +60,13 @@ class InteractionMagics(Magics):
     @argument(
         "--agent-config", metavar="JSON", help='e.g. \'{"type": "antigravity", "model": "local"}\''
     )
+    @argument(
+        "--environment",
+        "-e",
+        metavar="ENV",
+        help="an agent's environment: an id, a Reply, a dict variable (e.g. with 'env': keep "
+        "secrets out of the cell) or a JSON object",
+    )
     @argument("--thread", "-t", help="conversation thread name (default: 'default')")
     @argument("--new", action="store_true", help="start the thread afresh")
     @argument(
@@ -84,15 +91,8 @@ class InteractionMagics(Magics):
             raise UsageError("give --model or --agent, not both")
         agent_config = None
         if args.agent_config:
-            raw = args.agent_config
-            if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-                raw = raw[1:-1]  # IPython's splitting keeps the quotes around one argument
-            try:
-                agent_config = json.loads(raw)
-            except ValueError as exc:
-                raise UsageError(f"--agent-config must be a JSON object: {exc}") from None
-            if not isinstance(agent_config, dict):
-                raise UsageError("--agent-config must be a JSON object")
+            agent_config = _json_object(args.agent_config, "--agent-config")
+        environment = self._environment(args.environment)
         if not cell.strip():
             raise UsageError("the cell is empty: write what to ask below the %%interaction line")
         options: dict[str, Any] = {
@@ -104,6 +104,7 @@ class InteractionMagics(Magics):
             "system": args.system,
             "tools": [self._tool(name) for name in args.tools],
             "agent_config": agent_config,
+            "environment": environment,
             "show": True,
         }
         session = self.session(args.direct or None)
@@ -129,6 +130,26 @@ class InteractionMagics(Magics):
         if value is not None and hasattr(value, "id") and hasattr(value, "transcript"):
             return value.id  # a Job
         return name
+
+    def _environment(self, given: str | None) -> str | dict[str, Any] | None:
+        """--environment: a variable (a Reply's environment, a dict, an id), JSON, or an id."""
+        if not given:
+            return None
+        value = self._user_ns.get(given) if given.isidentifier() else None
+        if isinstance(value, Reply):
+            if not value.environment_id:
+                raise UsageError(f"{given} is a Reply without an environment (not an agent's)")
+            return value.environment_id
+        if isinstance(value, (dict, str)):
+            return value
+        if value is not None:
+            raise UsageError(
+                f"--environment {given}: expected a dict, an id or a Reply, not "
+                f"{type(value).__name__}"
+            )
+        if given.lstrip("'\"").startswith("{"):
+            return _json_object(given, "--environment")
+        return given
 
     def _tool(self, name: str) -> Any:
         value = self._user_ns.get(name)
@@ -172,3 +193,15 @@ def unload_ipython_extension(ipython: Any) -> None:
         for session in magics._sessions.values():
             session.close()
         magics._sessions.clear()
+
+
+def _json_object(raw: str, option: str) -> dict[str, Any]:
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        raw = raw[1:-1]  # IPython's splitting keeps the quotes around one argument
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"{option} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object")
+    return value

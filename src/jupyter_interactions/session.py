@@ -267,6 +267,7 @@ class Session:
         system: str | None,
         tools: Iterable[Any] | None,
         agent_config: dict[str, Any] | None = None,
+        environment: str | dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
         if model and agent:
             raise RequestError("give either a model or an agent, not both")
@@ -277,6 +278,13 @@ class Session:
             args["agent"] = agent
             if agent_config:
                 args["agent_config"] = agent_config
+            if environment is not None:
+                args["environment"] = environment
+        elif environment is not None:
+            raise RequestError(
+                "an environment is for agents: choose one, e.g. agent='local-agent' "
+                "(--agent local-agent)"
+            )
         else:
             args["model"] = model
         previous = parent or (None if new else self._head(thread))
@@ -303,6 +311,7 @@ class Session:
         system: str | None = None,
         tools: Iterable[Any] | None = None,
         agent_config: dict[str, Any] | None = None,
+        environment: str | dict[str, Any] | None = None,
         stream: bool = True,
         show: bool = False,
     ) -> Reply:
@@ -313,7 +322,7 @@ class Session:
         """
         args, functions = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools, agent_config=agent_config,
+            system=system, tools=tools, agent_config=agent_config, environment=environment,
         )  # fmt: skip
         view = LiveView() if show and stream else None
         ids: list[str] = []
@@ -379,6 +388,7 @@ class Session:
         system: str | None = None,
         tools: Iterable[Any] | None = None,
         agent_config: dict[str, Any] | None = None,
+        environment: str | dict[str, Any] | None = None,
         show: bool = False,
     ) -> Any:
         """Start a background interaction and return its Job at once."""
@@ -386,7 +396,7 @@ class Session:
 
         args, _ = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools, agent_config=agent_config,
+            system=system, tools=tools, agent_config=agent_config, environment=environment,
         )  # fmt: skip
         try:
             interaction = self.client.interactions.create(**args, background=True)

@@ -56,11 +56,11 @@ async def test_environment_files_list_download_upload(api):
             {"type": "inline", "content": "print('hi')\n", "target": "workspace/main.py"},
             {"type": "inline", "content": "aGVsbG8=", "encoding": "base64", "target": "data/h.txt"},
         ],
-        network={"allowlist": [{"domain": "pypi.org"}]},
+        network="disabled",
     )
     assert env.id.startswith("env_") and env.status == "active"
     assert env.file_count == 2 and env.size_bytes == len("print('hi')\n") + 5
-    assert env.network.allowlist[0].domain == "pypi.org"
+    assert env.network == "disabled"
 
     listing = await api.call("environments.files.list", env.id, "workspace")
     assert [(f.name, f.path, f.type) for f in listing.files] == [

@@ -345,3 +345,35 @@ def test_an_agent_thread_keeps_its_environment_across_cells(gw, gateway):
         assert "note.txt" in {f.name for f in listing.files}
     finally:
         client.close()
+
+
+def test_an_environment_from_a_variable_keeps_its_secret_out_of_the_cell(gw):
+    secret = "tok-" + "x" * 20
+    gw.ns["sandbox"] = {"type": "remote", "env": {"SERVICE_TOKEN": secret}}
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config {SCRIPTED} --environment sandbox "
+        "--new --out r\n```bash\necho ${#SERVICE_TOKEN} ${SERVICE_TOKEN:0:4}\n```"
+    )
+    first = gw.ns["r"]
+    assert first.status == "completed" and "24 tok-" in first.text
+    (final,) = gw.finals()
+    assert secret not in json.dumps(final)
+    # A Reply names its environment for a later cell, even in another thread.
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config {SCRIPTED} --environment r "
+        "--thread other --out again\n```bash\necho ${#SERVICE_TOKEN}\n```"
+    )
+    again = gw.ns["again"]
+    assert again.environment_id == first.environment_id and "24" in again.text
+
+
+def test_environment_errors(gw):
+    gw.ns["number"] = 3
+    for line, message in [
+        ("--model echo --environment '{}'", "an environment is for agents: choose one"),
+        ("--agent local-agent --environment number", "--environment number: expected a dict"),
+        ("--agent local-agent --environment '{oops'", "--environment must be a JSON object: "),
+    ]:
+        result = gw.run(f"%%interaction {line}\nhi")
+        assert isinstance(result.error_in_exec, UsageError), line
+        assert str(result.error_in_exec).startswith(message), str(result.error_in_exec)

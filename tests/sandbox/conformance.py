@@ -89,6 +89,23 @@ class SandboxConformance:
         )
         assert alive.ok, alive.text()
 
+    async def test_variables_reach_python_and_bash_and_outlive_a_kernel_death(
+        self, sandbox: Sandbox
+    ) -> None:
+        await sandbox.set_variables({"GREETING": "hello there", "EMPTY": ""})
+        await sandbox.set_variables({"SECOND": "2"})
+        python = await sandbox.run("import os\nprint(os.environ['GREETING'], os.environ['SECOND'])")
+        assert python.stdout == "hello there 2\n", python.text()
+        bash = await sandbox.run('echo "$GREETING|${EMPTY-unset}|$SECOND"', language="bash")
+        assert bash.stdout == "hello there||2\n", bash.text()
+        # Set without a trace in the kernel's input history.
+        history = await sandbox.run("print(any('hello' + ' there' in cell for cell in In))")
+        assert history.stdout == "False\n", history.text()
+        died = await sandbox.run("import os\nos._exit(1)")
+        assert died.error is not None and died.error.name == "KernelDied"
+        after = await sandbox.run("import os\nprint(os.environ.get('GREETING'))")
+        assert after.stdout == "hello there\n", after.text()
+
     async def test_rich_outputs_are_returned_as_mimebundles(self, sandbox: Sandbox) -> None:
         result = await sandbox.run(
             "from IPython.display import display\n"

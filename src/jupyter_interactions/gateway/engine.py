@@ -60,6 +60,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+def without_env_values(environment: dict[str, Any]) -> dict[str, Any]:
+    """The environment object as echoed in the interaction: variable names, never values."""
+    if not isinstance(environment.get("env"), dict):
+        return environment
+    return {**environment, "env": dict.fromkeys(environment["env"], "***")}
+
+
 class Upstream(Protocol):
     """Forwarding to Google's service (written in upstream.py on top of this seam)."""
 
@@ -102,6 +109,7 @@ class AgentRunner(Protocol):
 class Environments(Protocol):
     async def create(self, config: dict[str, Any]) -> dict[str, Any]: ...
     async def get(self, environment_id: str) -> dict[str, Any]: ...
+    async def update(self, environment_id: str, config: dict[str, Any]) -> dict[str, Any]: ...
     def root(self, environment_id: str) -> Path: ...
 
 
@@ -174,13 +182,16 @@ class Engine:
         }
         resource["model" if model else "agent"] = model or agent
         resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
+        if isinstance(resource.get("environment"), dict):
+            resource["environment"] = without_env_values(resource["environment"])
         environment = body.get("environment")
         if execute[0] == "agent":
             if environment is None and previous_id:
                 # Continuing an agent's conversation continues in its sandbox too.
                 environment = await self._previous_environment(previous_id)
             environment = agent_environment(environment, execute[2])
-        if environment is not None:
+        if environment is not None and execute[0] != "upstream":
+            # (Google's own runs get the environment object as sent: its sandboxes are its.)
             resource["environment_id"] = await self._environment(environment)
         row = {
             "previous_id": previous_id,
@@ -273,7 +284,9 @@ class Engine:
             return env_id
         if isinstance(environment, dict):
             if environment.get("environment_id"):
-                return await self._environment(str(environment["environment_id"]))
+                env_id = str(environment["environment_id"]).removeprefix("environments/")
+                await self.environments.update(env_id, environment)
+                return env_id
             created = await self.environments.create(environment)
             return str(created["id"])
         raise RequestError("environment must be an environment id or an environment object")

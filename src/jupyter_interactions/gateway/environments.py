@@ -3,8 +3,9 @@ resumable uploads into them.
 
 Each environment is `{data_dir}/environments/{env_id}/` (agents work in `workspace/` inside
 it). The resource (id, status, created, network, sources) lives in the store; file counts
-are read from the directory when asked. An upload's bytes collect outside the directory and
-appear in it only when the upload is finalized.
+are read from the directory when asked. Its environment variables (`env`) live in a table of
+their own that no route serves: they are often secrets. An upload's bytes collect outside
+the directory and appear in it only when the upload is finalized.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .engine import new_id, now
 from .store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+NO_NETWORK = "disabled"
 
 
 def rfc3339(timestamp: float) -> str:
@@ -69,6 +72,58 @@ def _tree_size(root: Path) -> tuple[int, int]:
     return count, size
 
 
+def _sources(config: dict[str, Any]) -> builtins.list[Any]:
+    sources = config.get("sources") or []
+    if not isinstance(sources, list):
+        raise RequestError("sources must be a list")
+    return sources
+
+
+def _described(sources: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+    """The content itself is in the directory; the resource only says where it went."""
+    return [{k: v for k, v in s.items() if k != "content"} for s in sources]
+
+
+def _network(network: Any) -> Any:
+    """No sandbox here can let some domains through and not others: local ones have no
+    network at all (but the unisolated `limits` tier), remote kernels have their server's."""
+    if network is None or network == NO_NETWORK or network == {"allowlist": NO_NETWORK}:
+        return network
+    raise UnsupportedError(
+        "this gateway's sandboxes cannot honour a network allowlist (local ones have no "
+        "network egress); leave 'network' out (or set it to 'disabled') and put the files the "
+        "agent needs into its environment (sources, or client.environments.files.upload)"
+    )
+
+
+def environment_variables(env: Any) -> dict[str, str]:
+    """An environment object's `env` ({"NAME": "value" | {"value": ...}}) as plain strings.
+    Credential references name secrets kept by Google's service: there are none here."""
+    if env is None:
+        return {}
+    if not isinstance(env, dict):
+        raise RequestError("env must be an object of NAME: value")
+    variables: dict[str, str] = {}
+    for name, given in env.items():
+        if not _ENV_NAME.match(str(name)):
+            raise RequestError(
+                f"env name {str(name)[:64]!r} is not a valid variable name (letters, digits, _)"
+            )
+        if isinstance(given, dict):
+            if given.get("credential") is not None:
+                raise UnsupportedError(
+                    f"env {name}: credentials are resources of Google's service; on this "
+                    "gateway give the value itself: env={'NAME': 'value'}"
+                )
+            given = given.get("value")
+        if not isinstance(given, str):
+            raise RequestError(f"env {name}: the value must be a string")
+        if "\0" in given:
+            raise RequestError(f"env {name}: the value cannot contain a NUL character")
+        variables[str(name)] = given
+    return variables
+
+
 class EnvironmentManager:
     def __init__(self, data_dir: Path, store: Store) -> None:
         self.base = Path(data_dir) / "environments"
@@ -97,27 +152,30 @@ class EnvironmentManager:
     async def create(self, config: dict[str, Any]) -> dict[str, Any]:
         """From `{sources?, network?}`, `{from_environment}`, or an interaction's
         environment object (`{type: "remote", sources, network, env}`)."""
-        sources = config.get("sources") or []
+        sources = _sources(config)
+        variables = environment_variables(config.get("env"))
         fork = config.get("from_environment")
-        if fork and sources:
-            raise RequestError("give sources or from_environment, not both")
-        if not isinstance(sources, list):
-            raise RequestError("sources must be a list")
+        if fork and (sources or variables):
+            raise RequestError("a fork (from_environment) takes no sources or env")
+        network = _network(config.get("network"))
         env_id = new_id("env")
         root = self.root(env_id)
         if fork:
             parent = str(fork).removeprefix("environments/")
             parent_resource = await self.get(parent)
             await asyncio.to_thread(shutil.copytree, self.root(parent), root, symlinks=True)
-            network = config.get("network", parent_resource.get("network"))
+            if network is None:
+                network = parent_resource.get("network")
+            variables = await self.variables(parent)
         else:
             await asyncio.to_thread((root / WORKSPACE).mkdir, parents=True, exist_ok=True)
-            network = config.get("network")
         try:
             await self._write_sources(root, sources)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, root, True)
             raise
+        if variables:
+            await self._save_variables(env_id, variables)
         stamp = now()
         resource: dict[str, Any] = {
             "id": env_id,
@@ -130,12 +188,41 @@ class EnvironmentManager:
         if config.get("sandbox"):  # the sandbox kind its agents run in (default: configured)
             resource["sandbox"] = str(config["sandbox"])
         if sources:
-            # The content itself is in the directory; the resource only says where it went.
-            resource["sources"] = [
-                {k: v for k, v in s.items() if k not in ("content",)} for s in sources
-            ]
+            resource["sources"] = _described(sources)
         await self.store.put_resource("environments", resource)
         return await self._with_counts(resource)
+
+    async def update(self, environment_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """An interaction's environment object naming an existing environment: its sources
+        are added, its env merged over the variables set before, its network replaces."""
+        resource = await self.store.get_resource("environments", environment_id)
+        if resource is None:
+            await self.get(environment_id)  # the 404 with its hint
+        assert resource is not None
+        sources = _sources(config)
+        variables = environment_variables(config.get("env"))
+        network = _network(config.get("network"))
+        await self._write_sources(self.root(environment_id), sources)
+        if variables:
+            await self._save_variables(
+                environment_id, {**await self.variables(environment_id), **variables}
+            )
+        if network is not None:
+            resource["network"] = network
+        if sources:
+            resource["sources"] = [*resource.get("sources", []), *_described(sources)]
+        resource["updated"] = now()
+        await self.store.put_resource("environments", resource)
+        return await self._with_counts(resource)
+
+    async def variables(self, environment_id: str) -> dict[str, str]:
+        """The environment variables its sandbox gets (never part of a response)."""
+        saved = await self.store.get_resource("environment_variables", environment_id)
+        return dict(saved["variables"]) if saved else {}
+
+    async def _save_variables(self, environment_id: str, variables: dict[str, str]) -> None:
+        saved = {"id": environment_id, "created": now(), "variables": variables}
+        await self.store.put_resource("environment_variables", saved)
 
     async def _write_sources(self, root: Path, sources: list[Any]) -> None:
         files = DirectoryFiles(root)
@@ -191,6 +278,7 @@ class EnvironmentManager:
         if self.live is not None:
             await self.live.discard(environment_id)
         await self.store.delete_resource("environments", environment_id)
+        await self.store.delete_resource("environment_variables", environment_id)
         await asyncio.to_thread(shutil.rmtree, self.root(environment_id), True)
 
     # -- resumable uploads ---------------------------------------------------------------------

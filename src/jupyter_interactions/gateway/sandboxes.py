@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class _Live:
     users: int = 0
     idle: asyncio.TimerHandle | None = None
     shown: int = 0  # how many of the sandbox's warnings this environment has seen
+    variables: dict[str, str] = field(default_factory=dict)  # as last set in the sandbox
 
 
 class LiveSandboxes:
@@ -97,9 +98,16 @@ class LiveSandboxes:
 
     # -- leases ---------------------------------------------------------------------------------
 
-    async def acquire(self, environment_id: str, root: Path, kind: str | None = None) -> Lease:
-        """The environment's started sandbox (starting it if needed) for one turn; pair with
-        `release`. Raises SandboxUnavailable/SandboxError if none can start."""
+    async def acquire(
+        self,
+        environment_id: str,
+        root: Path,
+        kind: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> Lease:
+        """The environment's started sandbox (starting it if needed) for one turn, with the
+        environment's variables set; pair with `release`. Raises SandboxUnavailable or
+        SandboxError if none can start."""
         if self._closed:
             raise SandboxError("the gateway is shutting down; retry once it is back")
         # One turn at a time decides whether the sandbox is healthy or must be started.
@@ -127,6 +135,14 @@ class LiveSandboxes:
                     starting.add_done_callback(lambda _: self._arm_idle(environment_id))
                     raise
             live.users += 1
+            if variables and variables != live.variables:
+                try:
+                    await live.sandbox.set_variables(variables)
+                except BaseException:
+                    live.users -= 1
+                    self._arm_idle(environment_id)
+                    raise
+                live.variables = dict(variables)
             # Each warning once per environment, including ones a sandbox adds later (a
             # remote kernel restarted after ignoring an interrupt).
             notes.extend(live.sandbox.warnings[live.shown :])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -77,9 +78,16 @@ CREATE TABLE IF NOT EXISTS environments (
     created TEXT NOT NULL,
     resource TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS environment_variables (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    resource TEXT NOT NULL
+);
 """
 
 Write = Callable[[sqlite3.Connection], Any]
+# Plain JSON resources by id. environment_variables are never served: they may be secrets.
+RESOURCE_TABLES = ("agents", "environments", "environment_variables")
 
 
 class Store:
@@ -103,6 +111,10 @@ class Store:
 
     def _open(self) -> list[str]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Conversations and sandbox variables are in here: readable by this user only
+        # (SQLite gives the -wal and -shm files the database's permissions).
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._thread_id = threading.get_ident()
         conn.execute("PRAGMA journal_mode=WAL")
@@ -417,14 +429,14 @@ class Store:
     # -- agents and environments: plain JSON resources -----------------------------------------
 
     def put_resource(self, table: str, resource: dict[str, Any]) -> asyncio.Future[Any]:
-        assert table in ("agents", "environments")
+        assert table in RESOURCE_TABLES
         values = (resource["id"], resource.get("created", ""), json.dumps(resource))
         return self.submit(
             lambda conn: conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?)", values)
         )
 
     async def get_resource(self, table: str, resource_id: str) -> dict[str, Any] | None:
-        assert table in ("agents", "environments")
+        assert table in RESOURCE_TABLES
         row = await self._read(
             lambda conn: conn.execute(
                 f"SELECT resource FROM {table} WHERE id = ?", (resource_id,)
@@ -433,7 +445,7 @@ class Store:
         return json.loads(row[0]) if row else None
 
     async def list_resources(self, table: str, offset: int, limit: int) -> list[dict[str, Any]]:
-        assert table in ("agents", "environments")
+        assert table in RESOURCE_TABLES
         rows = await self._read(
             lambda conn: conn.execute(
                 f"SELECT resource FROM {table} ORDER BY created, id LIMIT ? OFFSET ?",
@@ -443,7 +455,7 @@ class Store:
         return [json.loads(r[0]) for r in rows]
 
     def delete_resource(self, table: str, resource_id: str) -> asyncio.Future[Any]:
-        assert table in ("agents", "environments")
+        assert table in RESOURCE_TABLES
         return self.submit(
             lambda conn: conn.execute(f"DELETE FROM {table} WHERE id = ?", (resource_id,)).rowcount
         )

@@ -14,12 +14,12 @@ import mimetypes
 import os
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from ..errors import NotFoundError, RequestError
+from ..errors import NotFoundError, RequestError, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,14 @@ class SandboxFiles(ABC):
         return target
 
 
+def check_variables_set(result: RunResult) -> None:
+    """Raise if the run that set environment variables failed. Only the error's name is
+    told: its text could quote the code, and so the values."""
+    if result.error is not None or result.timed_out:
+        cause = result.error.name if result.error is not None else "timed out"
+        raise SandboxError(f"could not set the environment variables in the sandbox ({cause})")
+
+
 class Sandbox(ABC):
     """Start, run code (streamed, with a timeout), interrupt, files, stop.
 
@@ -217,6 +225,7 @@ class Sandbox(ABC):
         self.options = options
         self.isolation = "none"
         self.warnings: list[str] = []
+        self.variables: dict[str, str] = {}
 
     files: SandboxFiles
 
@@ -235,6 +244,12 @@ class Sandbox(ABC):
     ) -> RunResult:
         """Run code; state persists between runs. On timeout, interrupt (then restart if
         the interrupt does not take) and return a result with timed_out=True."""
+
+    @abstractmethod
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        """Set environment variables for the code from now on, its subprocesses included:
+        added to those set before (kept in `variables`), set again after a kernel restart,
+        and leaving no trace in the kernel's input history."""
 
     @abstractmethod
     async def interrupt(self) -> None:

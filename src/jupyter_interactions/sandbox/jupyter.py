@@ -13,12 +13,22 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, ClassVar, Literal
 
 from ..errors import NotFoundError, RequestError, SandboxError, SandboxUnavailable
 from . import kernel_helper
-from .base import Limits, OutputCallback, RunError, RunResult, Sandbox, SandboxFiles, clean_relative
+from .base import (
+    Limits,
+    OutputCallback,
+    RunError,
+    RunResult,
+    Sandbox,
+    SandboxFiles,
+    check_variables_set,
+    clean_relative,
+)
 from .jupyter_files import ContentsFiles, KernelFiles
 from .jupyter_remote import KernelChannel, KernelLost, ServerAPI, collect_run, kernel_info
 
@@ -171,7 +181,7 @@ class JupyterSandbox(Sandbox):
         """Wait for a (re)started kernel, install the helper module and move into the
         workspace. Runs at start and before the first run after any restart."""
         await self._wait_ready()
-        code = kernel_helper.install_code()
+        code = kernel_helper.setup_code(self.variables)
         expressions = {"r": kernel_helper.call("setup", self.remote_root)}
         try:
             _, reply = await asyncio.wait_for(
@@ -293,6 +303,17 @@ class JupyterSandbox(Sandbox):
                 return RunResult(error=_kernel_died("since the last run"))
             result, _ = await self._execute(code, timeout=limit, on_output=on_output)
         return result
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        async with self._lock:
+            self.variables.update(variables)  # _prepare sets them all after a restart
+            channel = await self._connected()
+            if self._needs_setup or channel.restarts > self._known_restarts:
+                return  # the next run prepares the kernel, variables included
+            result, _ = await self._execute(
+                kernel_helper.variables_code(variables), silent=True, timeout=self.start_timeout
+            )
+        check_variables_set(result)
 
     async def _execute(
         self,

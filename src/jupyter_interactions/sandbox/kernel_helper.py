@@ -4,13 +4,14 @@ sandbox kernel and the expressions that call it. Local and remote sandboxes shar
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import RequestError
 from . import jupyter_kernel
 
-__all__ = ["HELPER", "call", "code_for", "install_code"]
+__all__ = ["HELPER", "call", "code_for", "install_code", "setup_code", "variables_code"]
 
 HELPER = f"__import__('sys').modules[{jupyter_kernel.MODULE_NAME!r}]"
 # Installs the helper as a module, leaving nothing in the user's namespace.
@@ -27,6 +28,18 @@ def install_code() -> str:
     """Code that installs the helper module in a kernel (after every start or restart)."""
     source = Path(jupyter_kernel.__file__).read_text()
     return f"exec({_BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
+
+
+def variables_code(variables: Mapping[str, str]) -> str:
+    """Code that sets environment variables in a kernel (its subprocesses inherit them)."""
+    return f"__import__('os').environ.update({dict(variables)!r})"
+
+
+def setup_code(variables: Mapping[str, str]) -> str:
+    """What a kernel runs, silently, after every start or restart."""
+    if not variables:
+        return install_code()
+    return f"{install_code()}\n{variables_code(variables)}"
 
 
 def call(function: str, *args: Any) -> str:

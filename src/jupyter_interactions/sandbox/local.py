@@ -17,13 +17,23 @@ import secrets
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SandboxError
 from . import kernel_helper
-from .base import WORKSPACE, FileInfo, Limits, OutputCallback, RunError, RunResult, Sandbox
+from .base import (
+    WORKSPACE,
+    FileInfo,
+    Limits,
+    OutputCallback,
+    RunError,
+    RunResult,
+    Sandbox,
+    check_variables_set,
+)
 from .directory import DirectoryFiles
 from .isolation import Identity, Layout, choose_tier, tier_warnings, write_plan
 from .kernel import KernelDied, KernelRunner
@@ -88,6 +98,7 @@ class IsolatedKernel:
     identity: Identity
     layout: Layout
     runner: KernelRunner
+    variables: dict[str, str] = field(default_factory=dict)  # set again after a restart
 
     @classmethod
     async def launch(cls, tier: str, root: Path, limits: Limits) -> IsolatedKernel:
@@ -182,7 +193,7 @@ class IsolatedKernel:
     async def restart(self) -> None:
         await self.sweep()
         await self.runner.restart()
-        await self.runner.execute(kernel_helper.install_code(), silent=True)
+        await self.runner.execute(kernel_helper.setup_code(self.variables), silent=True)
 
     async def destroy(self) -> None:
         await self.sweep()
@@ -321,6 +332,16 @@ class LocalSandbox(Sandbox):
         result.error = _death_note(kernel, returncode)
         await kernel.restart()
         return result
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        kernel = self._require_kernel()
+        async with self._lock:
+            result = await kernel.runner.execute(
+                kernel_helper.variables_code(variables), silent=True
+            )
+        check_variables_set(result)
+        kernel.variables.update(variables)
+        self.variables.update(variables)
 
     async def interrupt(self) -> None:
         await self._require_kernel().runner.interrupt()

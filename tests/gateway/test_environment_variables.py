@@ -1,0 +1,145 @@
+"""An environment's variables (`env` of the interaction's environment object) and its network
+setting, through the real SDK against a real gateway: the agent's code sees the variables in
+Python and bash, turn after turn and in forks; updates merge; values never come back in a
+response, the gateway's log or its database's readable files; what this gateway cannot honour
+(credentials, a network allowlist) is refused with a message that says what to do."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from google.genai import _interactions as errors
+from tests.conftest import GatewayProcess, start_gateway
+
+SCRIPTED = {"type": "dynamic", "model": "scripted"}
+SHOW_PYTHON = "```python\nimport os\nprint(os.environ.get('API_URL'), os.environ.get('TOKEN'))\n```"
+SHOW_BASH = '```bash\necho "$API_URL $TOKEN"\n```'
+
+
+def outputs(interaction: Any) -> list[str]:
+    return [
+        "".join(getattr(block, "text", "") or "" for block in step.result)
+        if not isinstance(step.result, str)
+        else step.result
+        for step in interaction.steps or []
+        if step.type == "code_execution_result"
+    ]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = start_gateway(tmp_path_factory.mktemp("variables"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def aio(gateway: GatewayProcess) -> AsyncIterator[Any]:
+    sdk = gateway.client()
+    yield sdk.aio
+    await sdk.aio.aclose()
+    sdk.close()
+
+
+async def test_code_sees_the_variables_and_their_values_are_never_served(
+    aio: Any, gateway: GatewayProcess
+) -> None:
+    token = "tok-" + secrets.token_hex(12)
+    first = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={
+            "type": "remote",
+            "env": {"API_URL": "http://example.invalid/v1", "TOKEN": {"value": token}},
+        },
+        input=SHOW_PYTHON + "\n" + SHOW_BASH,
+    )
+    assert first.status == "completed", first
+    expected = f"http://example.invalid/v1 {token}\n"
+    assert outputs(first) == [expected, expected]
+    env_id = first.environment_id
+
+    # The next turn in the same environment (by id) still has them.
+    second = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        previous_interaction_id=first.id,
+        environment=env_id,
+        input=SHOW_BASH,
+    )
+    assert outputs(second) == [expected]
+
+    # Names are echoed, values are not (only the code's own output shows what it printed).
+    fetched = await aio.interactions.get(first.id)
+    for shown in (first, fetched):
+        assert shown.environment.env == {"API_URL": "***", "TOKEN": "***"}
+    assert token not in (await aio.environments.get(env_id)).model_dump_json()
+    assert token not in gateway.stderr_path.read_text()
+    database = gateway.data_dir / "gateway.sqlite3"
+    assert stat.S_IMODE(os.stat(database).st_mode) == 0o600
+
+
+async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
+    first = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={"type": "remote", "env": {"API_URL": "one", "TOKEN": "kept"}},
+        input="```python\nprint('ready')\n```",
+    )
+    env_id = first.environment_id
+    updated = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={
+            "type": "remote",
+            "environment_id": env_id,
+            "env": {"API_URL": "two"},
+            "sources": [{"type": "inline", "content": "x", "target": "workspace/added.txt"}],
+        },
+        input=SHOW_BASH + "\n```bash\ncat added.txt\n```",
+    )
+    assert updated.environment_id == env_id
+    assert outputs(updated) == ["two kept\n", "x"]
+
+    fork = await aio.environments.create(from_environment=f"environments/{env_id}")
+    forked = await aio.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, environment=fork.id, input=SHOW_BASH
+    )
+    assert outputs(forked) == ["two kept\n"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"env": {"TOKEN": {"credential": "credentials/abc"}}}, "give the value itself"),
+        ({"env": {"BAD NAME": "x"}}, "not a valid variable name"),
+        ({"env": {"N": "a\x00b"}}, "cannot contain a NUL"),
+        ({"network": {"allowlist": [{"domain": "pypi.org"}]}}, "cannot honour a network allowlist"),
+    ],
+    ids=["credential", "name", "nul", "allowlist"],
+)
+async def test_what_cannot_be_honoured_is_refused(
+    aio: Any, environment: dict[str, Any], message: str
+) -> None:
+    before = len((await aio.environments.list(page_size=1000)).environments or [])
+    with pytest.raises(errors.BadRequestError) as excinfo:
+        await aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            environment={"type": "remote", **environment},
+            input="```python\nprint(1)\n```",
+        )
+    assert message in str(excinfo.value)
+    # Nothing half made: no environment was left behind.
+    after = len((await aio.environments.list(page_size=1000)).environments or [])
+    assert after == before
+
+
+async def test_a_disabled_network_is_accepted_and_kept(aio: Any) -> None:
+    created = await aio.environments.create(network="disabled")
+    assert created.network == "disabled"
