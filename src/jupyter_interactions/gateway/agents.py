@@ -149,10 +149,9 @@ class LocalAgent:
         model = ctx.models.get(str(config.get("model") or DEFAULT_MODEL))
         if ctx.environment_id is None or ctx.environment_root is None:
             raise SandboxError("this agent needs an environment; the gateway has none configured")
-        kind = await self.environments.sandbox_kind(ctx.environment_id)
-        variables = await self.environments.variables(ctx.environment_id)
+        setup = await self.environments.sandbox_setup(ctx.environment_id)
         acquiring = asyncio.ensure_future(
-            self.sandboxes.acquire(ctx.environment_id, ctx.environment_root, kind, variables)
+            self.sandboxes.acquire(ctx.environment_id, ctx.environment_root, setup)
         )
         try:
             await _Loop(ctx, model, budget, turn_settings(config), acquiring).run()

@@ -26,12 +26,13 @@ from typing import Any
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
 from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative, resolve_inside
 from ..sandbox.directory import DirectoryFiles, give_to_owner
+from ..sandbox.egress import Allowlist
 from .engine import new_id, now
+from .sandboxes import SandboxSetup
 from .store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-NO_NETWORK = "disabled"
 
 
 def rfc3339(timestamp: float) -> str:
@@ -82,18 +83,6 @@ def _sources(config: dict[str, Any]) -> builtins.list[Any]:
 def _described(sources: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
     """The content itself is in the directory; the resource only says where it went."""
     return [{k: v for k, v in s.items() if k != "content"} for s in sources]
-
-
-def _network(network: Any) -> Any:
-    """No sandbox here can let some domains through and not others: local ones have no
-    network at all (but the unisolated `limits` tier), remote kernels have their server's."""
-    if network is None or network == NO_NETWORK or network == {"allowlist": NO_NETWORK}:
-        return network
-    raise UnsupportedError(
-        "this gateway's sandboxes cannot honour a network allowlist (local ones have no "
-        "network egress); leave 'network' out (or set it to 'disabled') and put the files the "
-        "agent needs into its environment (sources, or client.environments.files.upload)"
-    )
 
 
 def environment_variables(env: Any) -> dict[str, str]:
@@ -157,7 +146,8 @@ class EnvironmentManager:
         fork = config.get("from_environment")
         if fork and (sources or variables):
             raise RequestError("a fork (from_environment) takes no sources or env")
-        network = _network(config.get("network"))
+        kind = str(config["sandbox"]) if config.get("sandbox") else None
+        network = self._check_network(config.get("network"), kind)
         env_id = new_id("env")
         root = self.root(env_id)
         if fork:
@@ -185,8 +175,8 @@ class EnvironmentManager:
         }
         if network is not None:
             resource["network"] = network
-        if config.get("sandbox"):  # the sandbox kind its agents run in (default: configured)
-            resource["sandbox"] = str(config["sandbox"])
+        if kind:  # the sandbox kind its agents run in (default: the configured one)
+            resource["sandbox"] = kind
         if sources:
             resource["sources"] = _described(sources)
         await self.store.put_resource("environments", resource)
@@ -201,7 +191,7 @@ class EnvironmentManager:
         assert resource is not None
         sources = _sources(config)
         variables = environment_variables(config.get("env"))
-        network = _network(config.get("network"))
+        network = self._check_network(config.get("network"), resource.get("sandbox"))
         await self._write_sources(self.root(environment_id), sources)
         if variables:
             await self._save_variables(
@@ -258,12 +248,25 @@ class EnvironmentManager:
             )
         return await self._with_counts(resource)
 
-    async def sandbox_kind(self, environment_id: str) -> str | None:
-        """The sandbox kind the environment asked for (its `sandbox` field), if any."""
+    async def sandbox_setup(self, environment_id: str) -> SandboxSetup:
+        """What the environment's sandbox needs: its kind (the `sandbox` field), variables
+        and network allowlist."""
         resource = await self.store.get_resource("environments", environment_id)
         if resource is None:
             raise NotFoundError(f"environment {environment_id!r} not found")
-        return resource.get("sandbox") or None
+        return SandboxSetup(
+            kind=resource.get("sandbox") or None,
+            variables=await self.variables(environment_id),
+            allowlist=Allowlist.parse(resource.get("network")),
+        )
+
+    def _check_network(self, network: Any, kind: str | None) -> Any:
+        """The `network` setting, if the environment's sandbox kind can honour it."""
+        if Allowlist.parse(network) is not None and self.live is not None:
+            refusal = self.live.allowlist_refusal(kind)
+            if refusal:
+                raise UnsupportedError(refusal)
+        return network
 
     async def _with_counts(self, resource: dict[str, Any]) -> dict[str, Any]:
         count, size = await asyncio.to_thread(_tree_size, self.root(resource["id"]))

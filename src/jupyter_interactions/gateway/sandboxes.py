@@ -24,8 +24,9 @@ from ..errors import ConfigError, SandboxError
 from ..sandbox import registry
 from ..sandbox.base import Limits, Sandbox, SandboxFiles
 from ..sandbox.directory import DirectoryFiles
+from ..sandbox.egress import Allowlist
 
-__all__ = ["Lease", "LiveSandboxes"]
+__all__ = ["Lease", "LiveSandboxes", "SandboxSetup"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ LOST_VARIABLES = (
     "This environment's sandbox had stopped (idle, or its kernel died), so a fresh one was "
     "started: its files are all still there, but variables from earlier turns are lost."
 )
+
+
+@dataclass(frozen=True)
+class SandboxSetup:
+    """What an environment asks of its sandbox: a kind (None: the configured one), its
+    environment variables and its network allowlist (None: no network)."""
+
+    kind: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    allowlist: Allowlist | None = None
 
 
 @dataclass
@@ -53,6 +64,7 @@ class _Live:
     idle: asyncio.TimerHandle | None = None
     shown: int = 0  # how many of the sandbox's warnings this environment has seen
     variables: dict[str, str] = field(default_factory=dict)  # as last set in the sandbox
+    allowlist: Allowlist | None = None  # as last set in the sandbox
 
 
 class LiveSandboxes:
@@ -99,15 +111,13 @@ class LiveSandboxes:
     # -- leases ---------------------------------------------------------------------------------
 
     async def acquire(
-        self,
-        environment_id: str,
-        root: Path,
-        kind: str | None = None,
-        variables: Mapping[str, str] | None = None,
+        self, environment_id: str, root: Path, setup: SandboxSetup | None = None
     ) -> Lease:
         """The environment's started sandbox (starting it if needed) for one turn, with the
-        environment's variables set; pair with `release`. Raises SandboxUnavailable or
-        SandboxError if none can start."""
+        environment's variables and network set; pair with `release`. Raises
+        SandboxUnavailable or SandboxError if none can start."""
+        setup = setup or SandboxSetup()
+        kind = setup.kind
         if self._closed:
             raise SandboxError("the gateway is shutting down; retry once it is back")
         # One turn at a time decides whether the sandbox is healthy or must be started.
@@ -135,19 +145,33 @@ class LiveSandboxes:
                     starting.add_done_callback(lambda _: self._arm_idle(environment_id))
                     raise
             live.users += 1
-            if variables and variables != live.variables:
-                try:
-                    await live.sandbox.set_variables(variables)
-                except BaseException:
-                    live.users -= 1
-                    self._arm_idle(environment_id)
-                    raise
-                live.variables = dict(variables)
+            try:
+                await self._apply(live, setup)
+            except BaseException:
+                live.users -= 1
+                self._arm_idle(environment_id)
+                raise
             # Each warning once per environment, including ones a sandbox adds later (a
             # remote kernel restarted after ignoring an interrupt).
             notes.extend(live.sandbox.warnings[live.shown :])
             live.shown = len(live.sandbox.warnings)
         return Lease(environment_id, live.sandbox, notes)
+
+    @staticmethod
+    async def _apply(live: _Live, setup: SandboxSetup) -> None:
+        """Bring the sandbox's variables and network up to what the environment asks."""
+        if setup.variables and setup.variables != live.variables:
+            await live.sandbox.set_variables(setup.variables)
+            live.variables = dict(setup.variables)
+        if setup.allowlist != live.allowlist:
+            await live.sandbox.allow_network(setup.allowlist)
+            live.allowlist = setup.allowlist
+
+    def allowlist_refusal(self, kind: str | None) -> str | None:
+        """Why an environment's sandbox of this kind could not honour a network allowlist."""
+        chosen, options = registry.options_for(self.config, kind)
+        cls = registry.available().get(chosen)
+        return cls.allowlist_refusal(options) if cls is not None else None
 
     def release(self, lease: Lease) -> None:
         """The turn is over; the sandbox stays up for the next one until it idles out."""

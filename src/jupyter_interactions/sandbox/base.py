@@ -17,9 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..errors import NotFoundError, RequestError, SandboxError
+from ..errors import NotFoundError, RequestError, SandboxError, UnsupportedError
+
+if TYPE_CHECKING:
+    from .egress import Allowlist
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +253,19 @@ class Sandbox(ABC):
         """Set environment variables for the code from now on, its subprocesses included:
         added to those set before (kept in `variables`), set again after a kernel restart,
         and leaving no trace in the kernel's input history."""
+
+    @classmethod
+    def allowlist_refusal(cls, options: Mapping[str, Any]) -> str | None:
+        """Why sandboxes of this kind, built with these options, cannot honour a network
+        allowlist; None when they can (then they implement `allow_network`)."""
+        return (
+            f"{cls.kind!r} sandboxes cannot let some domains through and not others: their "
+            "network is what their host gives them"
+        )
+
+    async def allow_network(self, allowlist: Allowlist | None) -> None:
+        """Let the code reach the allowlist's domains (None: nothing) from now on."""
+        raise UnsupportedError(self.allowlist_refusal(self.options) or "no network allowlists")
 
     @abstractmethod
     async def interrupt(self) -> None:

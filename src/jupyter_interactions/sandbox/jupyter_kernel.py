@@ -297,3 +297,51 @@ def _reap_after_run(pgid: int, settle: float = 0.05, patience: float = 2.0) -> N
         elif now - quiet_since >= settle or now >= deadline:
             return
         time.sleep(0.005)
+
+
+# --- network egress: a relay from the sandbox's own loopback to the host's allowlist proxy ---
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+
+
+def forward_egress(socket_path: str) -> int:
+    """Listen on 127.0.0.1 (inside the sandbox's network namespace) and relay every
+    connection to the proxy's Unix socket; point HTTP(S)_PROXY at it. Returns the port."""
+    import socket
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+
+    def pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def relay(client: socket.socket) -> None:
+        with client, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as proxy:
+            try:
+                proxy.connect(socket_path)
+            except OSError:
+                return
+            back = threading.Thread(target=pump, args=(proxy, client), daemon=True)
+            back.start()
+            pump(client, proxy)
+            back.join()
+
+    def serve() -> None:
+        while True:
+            client, _ = listener.accept()
+            threading.Thread(target=relay, args=(client,), daemon=True).start()
+
+    threading.Thread(target=serve, name="egress-relay", daemon=True).start()
+    port = listener.getsockname()[1]
+    for name in _PROXY_VARIABLES:
+        os.environ[name] = f"http://127.0.0.1:{port}"
+    for name in ("NO_PROXY", "no_proxy"):
+        os.environ.pop(name, None)
+    return port

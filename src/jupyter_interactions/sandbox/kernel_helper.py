@@ -11,7 +11,15 @@ from typing import Any
 from ..errors import RequestError
 from . import jupyter_kernel
 
-__all__ = ["HELPER", "call", "code_for", "install_code", "setup_code", "variables_code"]
+__all__ = [
+    "HELPER",
+    "call",
+    "code_for",
+    "egress_code",
+    "install_code",
+    "setup_code",
+    "variables_code",
+]
 
 HELPER = f"__import__('sys').modules[{jupyter_kernel.MODULE_NAME!r}]"
 # Installs the helper as a module, leaving nothing in the user's namespace.
@@ -35,11 +43,19 @@ def variables_code(variables: Mapping[str, str]) -> str:
     return f"__import__('os').environ.update({dict(variables)!r})"
 
 
-def setup_code(variables: Mapping[str, str]) -> str:
+def egress_code(socket_path: str) -> str:
+    """Code that relays the kernel's HTTP(S)_PROXY to the egress proxy's socket."""
+    return call("forward_egress", socket_path)
+
+
+def setup_code(variables: Mapping[str, str], egress_socket: str | None = None) -> str:
     """What a kernel runs, silently, after every start or restart."""
-    if not variables:
-        return install_code()
-    return f"{install_code()}\n{variables_code(variables)}"
+    parts = [install_code()]
+    if variables:
+        parts.append(variables_code(variables))
+    if egress_socket:
+        parts.append(egress_code(egress_socket))
+    return "\n".join(parts)
 
 
 def call(function: str, *args: Any) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import SandboxError
+from ..errors import SandboxError, UnsupportedError
 from . import kernel_helper
 from .base import (
     WORKSPACE,
@@ -35,6 +35,7 @@ from .base import (
     check_variables_set,
 )
 from .directory import DirectoryFiles
+from .egress import Allowlist, EgressProxy
 from .isolation import Identity, Layout, choose_tier, tier_warnings, write_plan
 from .kernel import KernelDied, KernelRunner
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["IsolatedKernel", "LocalSandbox"]
 
 INTERRUPT_GRACE_SECONDS = 3.0
+EGRESS_SOCKET = "egress.sock"  # in the runtime directory, which the sandbox sees at the same path
 _UID_BASE = 1_100_000  # far above any uid a distribution hands out
 _UID_SPAN = 1 << 20
 
@@ -99,6 +101,7 @@ class IsolatedKernel:
     layout: Layout
     runner: KernelRunner
     variables: dict[str, str] = field(default_factory=dict)  # set again after a restart
+    egress_socket: str | None = None  # relayed again after a restart
 
     @classmethod
     async def launch(cls, tier: str, root: Path, limits: Limits) -> IsolatedKernel:
@@ -193,7 +196,8 @@ class IsolatedKernel:
     async def restart(self) -> None:
         await self.sweep()
         await self.runner.restart()
-        await self.runner.execute(kernel_helper.setup_code(self.variables), silent=True)
+        setup = kernel_helper.setup_code(self.variables, self.egress_socket)
+        await self.runner.execute(setup, silent=True)
 
     async def destroy(self) -> None:
         await self.sweep()
@@ -251,6 +255,7 @@ class LocalSandbox(Sandbox):
         self.pool = pool
         self.interrupt_grace = interrupt_grace
         self.kernel: IsolatedKernel | None = None
+        self.egress: EgressProxy | None = None
         self._own_root = False
         self._lock = asyncio.Lock()
         self._stopped = False
@@ -343,6 +348,43 @@ class LocalSandbox(Sandbox):
         kernel.variables.update(variables)
         self.variables.update(variables)
 
+    @classmethod
+    def allowlist_refusal(cls, options: Mapping[str, Any]) -> str | None:
+        tier = choose_tier(str(options.get("tier", "auto")))
+        if tier == "bubblewrap":
+            return None
+        return (
+            f"a network allowlist needs the bubblewrap tier (a network namespace of the "
+            f"sandbox's own); here local sandboxes run in the {tier!r} tier, which shares the "
+            "host's network: install bubblewrap (with user namespaces enabled)"
+        )
+
+    async def allow_network(self, allowlist: Allowlist | None) -> None:
+        kernel = self._require_kernel()
+        if self.egress is not None:
+            self.egress.allowlist = allowlist or Allowlist(())
+            return
+        if allowlist is None:
+            return
+        refusal = self.allowlist_refusal({"tier": self.isolation})
+        if refusal:
+            raise UnsupportedError(refusal)
+        proxy = EgressProxy(kernel.layout.runtime / EGRESS_SOCKET, allowlist, kernel.identity.uid)
+        await proxy.start()
+        try:
+            async with self._lock:
+                socket_path = str(proxy.socket_path)
+                result = await kernel.runner.execute(
+                    kernel_helper.egress_code(socket_path), silent=True
+                )
+            if result.error is not None:
+                raise SandboxError(f"could not open the sandbox's egress: {result.error.value}")
+        except BaseException:
+            await proxy.close()
+            raise
+        kernel.egress_socket = socket_path
+        self.egress = proxy
+
     async def interrupt(self) -> None:
         await self._require_kernel().runner.interrupt()
 
@@ -350,6 +392,9 @@ class LocalSandbox(Sandbox):
         if self._stopped:
             return
         self._stopped = True
+        egress, self.egress = self.egress, None
+        if egress is not None:
+            await egress.close()
         kernel, self.kernel = self.kernel, None
         if kernel is not None:
             await kernel.destroy()

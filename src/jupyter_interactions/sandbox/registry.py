@@ -70,8 +70,14 @@ def create_for(config: GatewayConfig, kind: str | None = None, **options: Any) -
     `config.sandbox_options` on top; `options` (e.g. the environment's root and limits) are
     added last either way.
     """
+    chosen, configured = options_for(config, kind)
+    return create(chosen, **{**configured, **options})
+
+
+def options_for(config: GatewayConfig, kind: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The kind a request gets and the options configured for it (see `create_for`)."""
     chosen = kind or config.sandbox
     configured = dict(config.sandbox_kinds.get(chosen) or {})
     if chosen == config.sandbox:
         configured.update(config.sandbox_options)
-    return create(chosen, **{**configured, **options})
+    return chosen, configured

@@ -1,20 +1,26 @@
 """An environment's variables (`env` of the interaction's environment object) and its network
-setting, through the real SDK against a real gateway: the agent's code sees the variables in
+allowlist, through the real SDK against a real gateway: the agent's code sees the variables in
 Python and bash, turn after turn and in forks; updates merge; values never come back in a
-response, the gateway's log or its database's readable files; what this gateway cannot honour
-(credentials, a network allowlist) is refused with a message that says what to do."""
+response, the gateway's log or its database's readable files. An allowlist lets the agent's
+code reach the listed hosts (here only a listener this test opens on loopback) and no others.
+What this gateway cannot honour (credentials, header transforms, an allowlist in a tier
+without a network namespace) is refused with a message that says what to do."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import stat
+import threading
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from google.genai import _interactions as errors
 from tests.conftest import GatewayProcess, start_gateway
+
+from jupyter_interactions.sandbox.isolation import available_tiers
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 SHOW_PYTHON = "```python\nimport os\nprint(os.environ.get('API_URL'), os.environ.get('TOKEN'))\n```"
@@ -119,9 +125,12 @@ async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
         ({"env": {"TOKEN": {"credential": "credentials/abc"}}}, "give the value itself"),
         ({"env": {"BAD NAME": "x"}}, "not a valid variable name"),
         ({"env": {"N": "a\x00b"}}, "cannot contain a NUL"),
-        ({"network": {"allowlist": [{"domain": "pypi.org"}]}}, "cannot honour a network allowlist"),
+        (
+            {"network": {"allowlist": [{"domain": "a.org", "transform": {"X-Key": "k"}}]}},
+            "header transforms",
+        ),
     ],
-    ids=["credential", "name", "nul", "allowlist"],
+    ids=["credential", "name", "nul", "transform"],
 )
 async def test_what_cannot_be_honoured_is_refused(
     aio: Any, environment: dict[str, Any], message: str
@@ -143,3 +152,81 @@ async def test_what_cannot_be_honoured_is_refused(
 async def test_a_disabled_network_is_accepted_and_kept(aio: Any) -> None:
     created = await aio.environments.create(network="disabled")
     assert created.network == "disabled"
+
+
+FETCH = """```python
+import urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen("http://127.0.0.1:{port}/data", timeout=10).read().decode())
+except urllib.error.HTTPError as exc:
+    print(exc.code, exc.read().decode().strip())
+except OSError as exc:
+    print("failed", type(exc).__name__)
+```"""
+
+
+class _Data(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "9")
+        self.end_headers()
+        self.wfile.write(b"from host")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Data)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.skipif("bubblewrap" not in available_tiers(), reason="needs bubblewrap here")
+async def test_an_allowlist_lets_the_agent_reach_listed_hosts_only(aio: Any, listener: int) -> None:
+    closed = await aio.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, input=FETCH.format(port=listener)
+    )
+    assert outputs(closed) == ["failed URLError\n"]  # no network by default
+
+    allowed = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={"type": "remote", "network": {"allowlist": [{"domain": "127.0.0.1"}]}},
+        input=FETCH.format(port=listener),
+    )
+    assert outputs(allowed) == ["from host\n"], allowed
+    assert allowed.environment.network.allowlist[0].domain == "127.0.0.1"
+
+    # Narrowed while its sandbox runs: the next turn is refused, and told why.
+    narrowed = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={
+            "type": "remote",
+            "environment_id": allowed.environment_id,
+            "network": {"allowlist": [{"domain": "*.example.invalid"}]},
+        },
+        input=FETCH.format(port=listener),
+    )
+    assert outputs(narrowed) == [
+        "403 jupyter-interactions egress: 127.0.0.1 is not in this environment's network "
+        "allowlist\n"
+    ]
+
+
+async def test_a_tier_without_a_network_namespace_refuses_an_allowlist(
+    gateway_factory: Any,
+) -> None:
+    gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
+    sdk = gateway.client()
+    try:
+        with pytest.raises(errors.BadRequestError) as excinfo:
+            await sdk.aio.environments.create(network={"allowlist": [{"domain": "pypi.org"}]})
+        assert "needs the bubblewrap tier" in str(excinfo.value)
+    finally:
+        await sdk.aio.aclose()
+        sdk.close()
