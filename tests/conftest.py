@@ -13,6 +13,7 @@ test models, loaded the way any plugin is (an entry point in a dist-info on PYTH
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -39,6 +40,7 @@ TEST_MODELS: dict[str, dict[str, Any]] = {
 _PLUGIN = '''
 """Test-only model plugins for the gateway (written by tests/conftest.py)."""
 import asyncio
+import contextlib
 
 from jupyter_interactions.gateway.models.base import Finish, Model, TextDelta, Usage
 
@@ -151,6 +153,16 @@ class GatewayProcess:
         self.stop(sig)
         return self.start()
 
+    @contextlib.asynccontextmanager
+    async def aio(self, **http_options: Any) -> AsyncIterator[Any]:
+        """`client().aio`, closed (with its sync twin) on exit."""
+        sdk = self.client(**http_options)
+        try:
+            yield sdk.aio
+        finally:
+            await sdk.aio.aclose()
+            sdk.close()
+
     def client(self, token: str | None = None, **http_options: Any) -> Any:
         from google import genai
 
@@ -243,10 +255,8 @@ def client(gateway: GatewayProcess) -> Iterator[Any]:
 @pytest.fixture
 async def aclient(gateway: GatewayProcess) -> AsyncIterator[Any]:
     """`client.aio` (the async google-genai client) pointed at the shared gateway."""
-    sdk = gateway.client()
-    yield sdk.aio
-    await sdk.aio.aclose()
-    sdk.close()
+    async with gateway.aio() as aio:
+        yield aio
 
 
 class Api:

@@ -108,9 +108,8 @@ async def test_unknown_sandbox_kind_fails_the_interaction_clearly(
     gateway_factory: Any,
 ) -> None:
     gateway = gateway_factory()
-    sdk = gateway.client()
-    try:
-        it = await sdk.aio.interactions.create(
+    async with gateway.aio() as aio:
+        it = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,
             environment={"type": "remote", "sandbox": "no-such-kind"},
@@ -119,9 +118,6 @@ async def test_unknown_sandbox_kind_fails_the_interaction_clearly(
         assert it.status == "failed"
         message = it.errors[0].message
         assert "unknown sandbox kind 'no-such-kind'" in message and "local" in message
-    finally:
-        await sdk.aio.aclose()
-        sdk.close()
 
 
 async def test_an_environment_asks_for_a_remote_kernel_on_a_local_gateway(
@@ -129,24 +125,24 @@ async def test_an_environment_asks_for_a_remote_kernel_on_a_local_gateway(
 ) -> None:
     settings = {"sandbox_kinds": {"jupyter": {"url": remote.url, "token": remote.token}}}
     gateway = start_gateway(tmp_path / "gateway", settings=settings)
-    sdk = gateway.client()
     try:
-        local = await sdk.aio.interactions.create(
-            agent="local-agent", agent_config=SCRIPTED, input=fence("print('here')")
-        )
-        assert local.status == "completed", local
-        it = await sdk.aio.interactions.create(
-            agent="local-agent",
-            agent_config=SCRIPTED,
-            environment={"type": "remote", "sandbox": "jupyter"},
-            input=fence("open('where.txt', 'w').write('remote'); print('there')"),
-        )
-        assert it.status == "completed", it
-        written = remote.root_dir / "interactions" / it.environment_id / "workspace" / "where.txt"
-        assert written.read_text() == "remote"
-        # The gateway's default kind still served the first environment.
-        assert not (remote.root_dir / "interactions" / local.environment_id).exists()
+        async with gateway.aio() as aio:
+            local = await aio.interactions.create(
+                agent="local-agent", agent_config=SCRIPTED, input=fence("print('here')")
+            )
+            assert local.status == "completed", local
+            it = await aio.interactions.create(
+                agent="local-agent",
+                agent_config=SCRIPTED,
+                environment={"type": "remote", "sandbox": "jupyter"},
+                input=fence("open('where.txt', 'w').write('remote'); print('there')"),
+            )
+            assert it.status == "completed", it
+            written = (
+                remote.root_dir / "interactions" / it.environment_id / "workspace" / "where.txt"
+            )
+            assert written.read_text() == "remote"
+            # The gateway's default kind still served the first environment.
+            assert not (remote.root_dir / "interactions" / local.environment_id).exists()
     finally:
-        await sdk.aio.aclose()
-        sdk.close()
         gateway.stop()

@@ -56,10 +56,8 @@ async def api(request: pytest.FixtureRequest, agent_gateway: GatewayProcess) -> 
 
 @pytest.fixture
 async def aio(agent_gateway: GatewayProcess) -> AsyncIterator[Any]:
-    sdk = agent_gateway.client()
-    yield sdk.aio
-    await sdk.aio.aclose()
-    sdk.close()
+    async with agent_gateway.aio() as aio:
+        yield aio
 
 
 PLOT_CODE = """\
@@ -338,7 +336,6 @@ async def test_unknown_model_fails_with_a_clear_error(aio: Any) -> None:
 
 async def test_isolation_warnings_are_shown_once_per_environment(gateway_factory: Any) -> None:
     gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
-    sdk = gateway.client()
 
     def notes(interaction: Any) -> str:
         return " ".join(
@@ -348,32 +345,27 @@ async def test_isolation_warnings_are_shown_once_per_environment(gateway_factory
             for block in step.summary or []
         )
 
-    try:
-        first = await sdk.aio.interactions.create(
+    async with gateway.aio() as aio:
+        first = await aio.interactions.create(
             agent="local-agent", agent_config=SCRIPTED, input=fence("print(1)")
         )
         assert first.status == "completed"
         assert first.steps[0].type == "thought"  # before any code runs
         assert "NOT isolated" in notes(first)
-        second = await sdk.aio.interactions.create(
+        second = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,
             environment=first.environment_id,
             input=fence("print(2)"),
         )
         assert second.status == "completed" and "NOT isolated" not in notes(second)
-    finally:
-        await sdk.aio.aclose()
-        sdk.close()
 
 
 async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
     gateway_factory: Any,
 ) -> None:
     gateway = gateway_factory(settings={"sandbox_idle_seconds": 0.5})
-    sdk = gateway.client()
-    try:
-        aio = sdk.aio
+    async with gateway.aio() as aio:
         first = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,
@@ -396,9 +388,6 @@ async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
             for block in step.summary or []
         ]
         assert any("variables from earlier turns are lost" in note for note in notes)
-    finally:
-        await sdk.aio.aclose()
-        sdk.close()
 
 
 @pytest.mark.slow

@@ -46,10 +46,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 @pytest.fixture
 async def aio(gateway: GatewayProcess) -> AsyncIterator[Any]:
-    sdk = gateway.client()
-    yield sdk.aio
-    await sdk.aio.aclose()
-    sdk.close()
+    async with gateway.aio() as aio:
+        yield aio
 
 
 async def test_code_sees_the_variables_and_their_values_are_never_served(
@@ -222,11 +220,7 @@ async def test_a_tier_without_a_network_namespace_refuses_an_allowlist(
     gateway_factory: Any,
 ) -> None:
     gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
-    sdk = gateway.client()
-    try:
+    async with gateway.aio() as aio:
         with pytest.raises(errors.BadRequestError) as excinfo:
-            await sdk.aio.environments.create(network={"allowlist": [{"domain": "pypi.org"}]})
+            await aio.environments.create(network={"allowlist": [{"domain": "pypi.org"}]})
         assert "needs the bubblewrap tier" in str(excinfo.value)
-    finally:
-        await sdk.aio.aclose()
-        sdk.close()

@@ -173,7 +173,7 @@ class EgressProxy:
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except OSError as exc:
             return None, f"cannot resolve {host} ({exc})"
-        addresses = [info[4][0] for info in infos]
+        addresses = [str(info[4][0]) for info in infos]
         if not self.allowlist.names(host) and any(_internal(a) for a in addresses):
             return None, (
                 f"{host} is on this machine or a private network; list it exactly (not by a "
