@@ -5,6 +5,7 @@ after a kernel restart. The only server contacted is one this test opens on loop
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_interactions.errors import RequestError, UnsupportedError
-from jupyter_interactions.sandbox.egress import Allowlist
+from jupyter_interactions.sandbox.egress import MAX_CONNECTIONS, Allowlist, EgressProxy
 from jupyter_interactions.sandbox.isolation import available_tiers
 from jupyter_interactions.sandbox.local import LocalSandbox
 
@@ -151,3 +152,22 @@ def test_allowlist_patterns() -> None:
     assert allowlist.allows("pypi.org") and allowlist.allows("files.pythonhosted.org")
     assert not allowlist.allows("pythonhosted.org") and not allowlist.allows("pypi.org.evil.com")
     assert allowlist.names("pypi.org.") and not allowlist.names("files.pythonhosted.org")
+
+
+async def test_the_proxy_caps_connections_at_once(tmp_path: Path) -> None:
+    proxy = EgressProxy(tmp_path / "egress.sock", Allowlist(("127.0.0.1",)))
+    await proxy.start()
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS):  # each waits for its request head
+            held.append(await asyncio.open_unix_connection(str(proxy.socket_path)))
+        await asyncio.sleep(0.1)
+        reader, writer = await asyncio.open_unix_connection(str(proxy.socket_path))
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"connections at once" in answer
+        writer.close()
+    finally:
+        for _, held_writer in held:
+            held_writer.close()
+        await proxy.close()
+    assert not proxy.socket_path.exists()

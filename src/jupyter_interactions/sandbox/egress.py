@@ -29,6 +29,7 @@ __all__ = ["Allowlist", "EgressProxy"]
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0
+MAX_CONNECTIONS = 256  # per sandbox: code that opens sockets in a loop cannot exhaust the gateway
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
 
 
@@ -117,6 +118,9 @@ class EgressProxy:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
+            if len(self._tasks) > MAX_CONNECTIONS:
+                await _refuse(writer, 503, f"more than {MAX_CONNECTIONS} connections at once")
+                return
             await self._handle(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -210,7 +214,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _refuse(writer: asyncio.StreamWriter, status: int, why: str) -> None:
-    reasons = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}
+    reasons = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 503: "Busy"}
     body = f"jupyter-interactions egress: {why}\n".encode()
     writer.write(
         f"HTTP/1.1 {status} {reasons[status]}\r\nContent-Type: text/plain\r\n"
