@@ -86,7 +86,11 @@ async def test_allowed_hosts_are_reached_and_others_are_refused(
     sandbox: LocalSandbox, listener: int
 ) -> None:
     assert await fetch(sandbox, listener) == "failed URLError"  # no network at all
+    shared = f"import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{listener}/').status)"
+    assert (await sandbox.run(shared)).error is not None
     await sandbox.allow_network(Allowlist(("127.0.0.1",)))
+    # urlopen's shared opener, built before the allowlist, now goes through the relay too.
+    assert (await sandbox.run(shared)).stdout == "200\n"
     assert await fetch(sandbox, listener) == '200 {"path": "/hello", "auth": null}'
     tunnelled = await sandbox.run(TUNNEL.format(port=listener))
     assert tunnelled.stdout.strip() == '200 {"path": "/tunnelled", "auth": null}', tunnelled.text()

@@ -344,4 +344,8 @@ def forward_egress(socket_path: str) -> int:
         os.environ[name] = f"http://127.0.0.1:{port}"
     for name in ("NO_PROXY", "no_proxy"):
         os.environ.pop(name, None)
+    import sys
+
+    if "urllib.request" in sys.modules:  # urlopen's shared opener read the proxies once
+        sys.modules["urllib.request"].install_opener(None)
     return port
