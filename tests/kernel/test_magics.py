@@ -377,3 +377,23 @@ def test_environment_errors(gw):
         result = gw.run(f"%%interaction {line}\nhi")
         assert isinstance(result.error_in_exec, UsageError), line
         assert str(result.error_in_exec).startswith(message), str(result.error_in_exec)
+
+
+def test_a_turn_stopped_by_a_limit_is_shown_and_the_thread_goes_on(gw, gateway):
+    budget = """'{"type": "dynamic", "model": "scripted", "max_steps": 1}'"""
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config {budget} --thread limited --out r\n"
+        "```python\nprint('one')\n```\n```python\nprint('two')\n```"
+    )
+    stopped = gw.ns["r"]
+    assert stopped.status == "incomplete" and "max_steps" in stopped.text
+    (final,) = gw.finals()
+    assert final["data"]["text/plain"].splitlines()[-1] == (
+        "[incomplete] stopped early: an output or step limit was reached; ask it to go on"
+    )
+    assert final["metadata"][METADATA_KEY]["status"] == "incomplete"
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config {SCRIPTED} --thread limited --out r2\n"
+        "```python\nprint('two')\n```"
+    )
+    assert previous(gateway, gw.ns["r2"].id) == stopped.id

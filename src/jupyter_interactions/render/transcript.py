@@ -13,6 +13,14 @@ from typing import Any
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
 PAUSED = frozenset({"requires_action"})
+# Stopped by a limit, not failed: what came is shown, with why it stopped, and the thread
+# continues from it ("go on" is a natural next turn).
+STOPPED_EARLY = {
+    "incomplete": "stopped early: an output or step limit was reached; ask it to go on",
+    "budget_exceeded": "stopped: the token budget was used up; raise it to go further",
+}
+# A turn with one of these statuses (and no error) is an answer the thread moves on from.
+ANSWERED = frozenset({"completed", *PAUSED, *STOPPED_EARLY})
 
 
 @dataclass
@@ -156,6 +164,8 @@ class Transcript:
                 blocks.append(f"*{part.title}* {part.text}".strip())
         if self.error:
             blocks.append(f"**Error:** {self.error}")
+        elif self.status in STOPPED_EARLY:
+            blocks.append(f"*({self.status}: {STOPPED_EARLY[self.status]})*")
         return "\n\n".join(blocks)
 
     def plain(self) -> str:
@@ -171,6 +181,8 @@ class Transcript:
                 lines.append(f"[{part.title}] {part.text}".rstrip())
         if self.error:
             lines.append(f"[error] {self.error}")
+        elif self.status in STOPPED_EARLY:
+            lines.append(f"[{self.status}] {STOPPED_EARLY[self.status]}")
         return "\n".join(lines)
 
 
