@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx2 as httpx
 from google import genai
 
-from jupyter_interactions.client import cache_sdk_unmarshallers
 from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.sdk_speedups import cache_sdk_unmarshallers
 
 UNARY_RUNS = 200
 WARMUP = 30

@@ -6,7 +6,8 @@ import pydantic
 from google.genai import interactions as itypes
 from google.genai._gaos.utils import serializers
 
-from jupyter_interactions.client import Connection, build_client, cache_sdk_unmarshallers
+from jupyter_interactions.client import Connection, build_client
+from jupyter_interactions.sdk_speedups import cache_sdk_unmarshallers
 
 AGENT_RUN = [
     {"event_type": "interaction.created", "event_id": "e1",

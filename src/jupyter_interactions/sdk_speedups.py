@@ -1,0 +1,64 @@
+"""Patches that make the google-genai SDK cheaper to run in a kernel, never changing what it
+returns. Each applies only to the exact SDK shape it knows."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+__all__ = ["cache_sdk_unmarshallers"]
+
+
+def cache_sdk_unmarshallers() -> bool:
+    """Make the SDK parse stream events ~4x cheaper, without changing what it returns.
+
+    google-genai 3.x (`_gaos.utils.serializers.unmarshal`) builds a fresh pydantic model
+    class for every value it parses: ~0.5 ms of CPU per SSE event, which 20 background jobs
+    turn into half a core taken from the kernel. The class depends only on the target type,
+    so we build it once per type. Applied only when the function has the exact shape we
+    know; anything else leaves the SDK untouched. (Worth reporting upstream.)
+    """
+    try:
+        from google.genai._gaos.utils import serializers
+    except ImportError:
+        return False
+    original = serializers.unmarshal
+    if getattr(original, "_cached_unmarshallers", False):
+        return True
+    expected = ["val", "typ", "coerce_iterables", "allow_unknown_union_variants"]
+    known = all(
+        hasattr(serializers, name)
+        for name in ("_coerce_iterables_for_type", "ALLOW_UNKNOWN_UNION_VARIANTS", "create_model")
+    )
+    if not known or list(inspect.signature(original).parameters) != expected:
+        return False
+    from pydantic import ConfigDict
+
+    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    models: dict[Any, Any] = {}
+
+    def unmarshal(
+        val: Any,
+        typ: Any,
+        coerce_iterables: bool = True,
+        allow_unknown_union_variants: bool = False,
+    ) -> Any:
+        try:
+            model = models.get(typ)
+        except TypeError:  # an unhashable type: the SDK's own path
+            return original(val, typ, coerce_iterables, allow_unknown_union_variants)
+        if model is None:
+            model = models[typ] = serializers.create_model(
+                "Unmarshaller", body=(typ, ...), __config__=config
+            )
+        if coerce_iterables:
+            val = serializers._coerce_iterables_for_type(val, typ)
+        if allow_unknown_union_variants:
+            context = {serializers.ALLOW_UNKNOWN_UNION_VARIANTS: True}
+            return model.model_validate({"body": val}, context=context).body
+        return model(body=val).body
+
+    unmarshal._cached_unmarshallers = True  # type: ignore[attr-defined]
+    unmarshal.__wrapped__ = original  # type: ignore[attr-defined]
+    serializers.unmarshal = unmarshal
+    return True
