@@ -197,11 +197,11 @@ def build_client(connection: Connection, session_key: str) -> Any:
     cache_sdk_unmarshallers()
 
     headers = {} if connection.direct else {"x-interactions-session": session_key}
-    http_options: dict[str, Any] = {
-        "base_url": connection.base_url,
-        "headers": headers,
-        "retry_options": {"attempts": ATTEMPTS},
-    }
+    http_options = genai.types.HttpOptions(
+        base_url=connection.base_url,
+        headers=headers,
+        retry_options=genai.types.HttpRetryOptions(attempts=ATTEMPTS),
+    )
     return genai.Client(api_key=connection.token or "none", http_options=http_options)
 
 

@@ -35,7 +35,7 @@ def cache_sdk_unmarshallers() -> bool:
     from pydantic import ConfigDict
 
     config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
-    models: dict[Any, Any] = {}
+    models: dict[Any, Any] = {}  # target type -> its pydantic model class (Any: dynamic)
 
     def unmarshal(
         val: Any,
@@ -44,7 +44,7 @@ def cache_sdk_unmarshallers() -> bool:
         allow_unknown_union_variants: bool = False,
     ) -> Any:
         try:
-            model = models.get(typ)
+            model: Any = models.get(typ)
         except TypeError:  # an unhashable type: the SDK's own path
             return original(val, typ, coerce_iterables, allow_unknown_union_variants)
         if model is None:

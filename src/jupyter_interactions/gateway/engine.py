@@ -297,11 +297,8 @@ class Engine:
         self, run: Run, execute: Any, body: dict[str, Any], context: dict[str, Any]
     ) -> None:
         emitter = run.emitter
-        created = {
-            k: run.resource[k] for k in ("id", "status", "object", "created") if k in run.resource
-        }
-        shown = ("model", "agent", "environment_id")
-        created.update({k: run.resource[k] for k in shown if k in run.resource})
+        shown = ("id", "status", "object", "created", "model", "agent", "environment_id")
+        created = {k: run.resource[k] for k in shown if k in run.resource}
         run.publish({"event_type": "interaction.created", "interaction": created})
         kind, target, definition = execute
         status: str | None = None

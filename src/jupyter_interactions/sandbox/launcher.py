@@ -140,7 +140,7 @@ def _seccomp_program() -> list[tuple[int, int, int, int]]:
     arch, sys_socket, sys_io_uring, x32 = _ARCHES[platform.machine()]
     deny, allow = "deny", "allow"
     # (code, jump-if-true label or 0, jump-if-false label or 0, k); labels resolved below.
-    program: list[tuple[int, object, object, int]] = [
+    program: list[tuple[int | str, object, object, int]] = [
         (_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
         (_JEQ_K, 0, deny, arch),
         (_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr

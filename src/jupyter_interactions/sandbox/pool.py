@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -62,7 +63,7 @@ class WarmPool:
         for _ in range(max(missing, 0)):
             task = asyncio.ensure_future(self._launch(key))
             filling.add(task)
-            task.add_done_callback(lambda done, key=key: self._landed(key, done))
+            task.add_done_callback(functools.partial(self._landed, key))
 
     async def _launch(self, key: PoolKey) -> IsolatedKernel:
         tier, limits = key
