@@ -16,6 +16,7 @@ from tornado.web import Application
 from jupyter_interactions.config import GatewayConfig, Secret
 from jupyter_interactions.gateway.app import GatewayState, make_handlers
 from jupyter_interactions.gateway.engine import AgentContext
+from jupyter_interactions.gateway.upstream import UpstreamRun
 
 PREFIX = "/user/me/interactions"
 
@@ -50,12 +51,12 @@ class LocalStandInUpstream:
     def handles(self, model: str | None, agent: str | None) -> bool:
         return bool(model and model.startswith("gemini-"))
 
-    async def run(self, body, previous_upstream_id, emitter) -> str:
+    async def run(self, body, previous_upstream_id, emitter) -> UpstreamRun:
         self.calls += 1
         index = emitter.start({"type": "model_output", "content": []})
         emitter.text(index, f"previous={previous_upstream_id} input={body['input']}")
         emitter.stop(index)
-        return f"up_{self.calls}"
+        return UpstreamRun(f"up_{self.calls}")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import tornado.httpserver
 import tornado.web
+from google.genai import _interactions as errors
 
 WEATHER = {
     "type": "function",
@@ -114,9 +115,50 @@ def test_key_never_reaches_responses_logs_or_store(google_and_front):
             assert key.encode() not in path.read_bytes(), path
 
 
-def test_without_a_key_google_models_are_refused_with_advice(gateway):
-    from google.genai import _interactions as errors
+SCRIPTED = {"type": "dynamic", "model": "scripted"}
 
+
+def test_an_agent_on_google_keeps_its_environment_and_its_files_come_through(google_and_front):
+    """Google's side is a gateway whose `antigravity-test` agent runs code in its sandbox."""
+    google, front, _ = google_and_front
+    at_google = google.client()
+    at_google.agents.create(id="antigravity-test", base_agent="local-agent")
+    client = front.client()
+    code = "```python\nopen('made.txt', 'w').write('on google')\nprint('made')\n```"
+    first = client.interactions.create(
+        agent="antigravity-test", agent_config=SCRIPTED, environment={"type": "remote"}, input=code
+    )
+    assert first.status == "completed", first
+    env_id = first.environment_id
+    assert env_id and at_google.environments.get(env_id).id == env_id  # Google's own
+
+    # Through the gateway: the environment, its files and their bytes come from Google.
+    assert client.environments.get(env_id).id == env_id
+    listing = client.environments.files.list(env_id, "workspace")
+    assert [f.name for f in listing.files] == ["made.txt"]
+    data = client.environments.files.download(environment=env_id, path="workspace/made.txt")
+    assert data == b"on google"
+    with pytest.raises(errors.BadRequestError, match="lives on Google's service"):
+        client.environments.files.upload(environment=env_id, path="workspace/x.txt", file=b"x")
+
+    # The next turn names it by id and runs in the same sandbox there.
+    again = client.interactions.create(
+        agent="antigravity-test",
+        agent_config=SCRIPTED,
+        environment=env_id,
+        input="```python\nprint(open('made.txt').read())\n```",
+    )
+    assert again.status == "completed" and again.environment_id == env_id
+    assert "on google" in again.output_text
+
+    client.environments.delete(env_id)
+    with pytest.raises(errors.NotFoundError):
+        at_google.environments.get(env_id)
+    with pytest.raises(errors.NotFoundError):
+        client.environments.get(env_id)
+
+
+def test_without_a_key_google_models_are_refused_with_advice(gateway):
     client = gateway.client()
     with pytest.raises(errors.BadRequestError) as caught:
         client.interactions.create(model="gemini-3.8-flash", input="hi")

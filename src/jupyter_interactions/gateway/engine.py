@@ -75,10 +75,11 @@ class Upstream(Protocol):
 
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
-    ) -> str | None:
+    ) -> Any:
         """Run the interaction upstream, reporting steps through `emitter` (set
-        `emitter.status` for a final status other than completed/requires_action); return the
-        upstream interaction id, kept for the next turn's `previous_upstream_id`."""
+        `emitter.status` for a final status other than completed/requires_action); return
+        its `id` upstream (kept for the next turn's `previous_upstream_id`) and the
+        `environment_id` of the sandbox it ran in there, if any (an `UpstreamRun`)."""
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Environments(Protocol):
     async def create(self, config: dict[str, Any]) -> dict[str, Any]: ...
     async def get(self, environment_id: str) -> dict[str, Any]: ...
     async def update(self, environment_id: str, config: dict[str, Any]) -> dict[str, Any]: ...
+    async def is_upstream(self, environment_id: str) -> bool: ...
+    async def adopt_upstream(self, environment_id: str) -> None: ...
     def root(self, environment_id: str) -> Path: ...
 
 
@@ -190,8 +193,9 @@ class Engine:
                 # Continuing an agent's conversation continues in its sandbox too.
                 environment = await self._previous_environment(previous_id)
             environment = agent_environment(environment, execute[2])
-        if environment is not None and execute[0] != "upstream":
-            # (Google's own runs get the environment object as sent: its sandboxes are its.)
+        if execute[0] == "upstream":
+            body = await self._upstream_environment(body, resource)
+        elif environment is not None:
             resource["environment_id"] = await self._environment(environment)
         row = {
             "previous_id": previous_id,
@@ -275,6 +279,20 @@ class Engine:
             steps.extend(link["resource"].get("steps") or [])
         return steps, chain[-1]["upstream_id"], len(chain) + 1
 
+    async def _upstream_environment(
+        self, body: dict[str, Any], resource: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Google's runs get an environment object as sent, and an environment id only if it
+        names one of Google's environments (ours mean nothing there)."""
+        environment = body.get("environment")
+        if not isinstance(environment, str):
+            return body
+        env_id = environment.removeprefix("environments/")
+        if self.environments is not None and await self.environments.is_upstream(env_id):
+            resource["environment_id"] = env_id
+            return body
+        return {k: v for k, v in body.items() if k != "environment"}
+
     async def _environment(self, environment: Any) -> str:
         if self.environments is None:
             raise RequestError("this gateway has no environments configured")
@@ -310,8 +328,11 @@ class Engine:
                 await target.run(self._agent_context(run, body, context, definition))
                 status = emitter.status
             else:
-                upstream_id = await target.run(body, context["previous_upstream_id"], emitter)
-                run.row["upstream_id"] = upstream_id
+                ran = await target.run(body, context["previous_upstream_id"], emitter)
+                run.row["upstream_id"] = ran.id
+                if ran.environment_id and self.environments is not None:
+                    await self.environments.adopt_upstream(ran.environment_id)
+                    run.resource["environment_id"] = ran.environment_id
                 status = emitter.status
         except asyncio.CancelledError:
             status = self._cancelled_status(run)

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import builtins  # `list` below is also a method of EnvironmentManager
+import contextlib
 import os
 import re
 import shutil
@@ -30,8 +31,10 @@ from ..sandbox.egress import Allowlist
 from .engine import new_id, now
 from .sandboxes import SandboxSetup
 from .store import Store
+from .upstream_files import no_uploads
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google's service
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -119,8 +122,10 @@ class EnvironmentManager:
         self.partials = Path(data_dir) / "uploads"
         self.store = store
         self._uploads: dict[str, Upload] = {}
-        # The live sandboxes (gateway/sandboxes.py), once the gateway wires them in.
+        # The live sandboxes (gateway/sandboxes.py) and Google's service (upstream.py), once
+        # the gateway wires them in.
         self.live: Any = None
+        self.upstream: Any = None
 
     async def start(self) -> None:
         """Drop partial uploads a previous gateway left: their sessions died with it."""
@@ -131,10 +136,28 @@ class EnvironmentManager:
             raise NotFoundError(f"environment {environment_id!r} not found")
         return self.base / environment_id
 
-    def files(self, environment_id: str) -> SandboxFiles:
-        """The environment's files: its directory, or a live remote sandbox's own files."""
+    async def files(self, environment_id: str) -> SandboxFiles:
+        """The environment's files: its directory, a live remote sandbox's own files, or
+        those of an environment on Google's service."""
+        if self.upstream is not None and await self.is_upstream(environment_id):
+            return self.upstream.files(environment_id)
         live_files = self.live.files(environment_id) if self.live is not None else None
         return live_files or DirectoryFiles(self.root(environment_id))
+
+    # -- environments that live on Google's service ---------------------------------------------
+
+    async def is_upstream(self, environment_id: str) -> bool:
+        resource = await self.store.get_resource("environments", environment_id)
+        return resource is not None and resource.get("sandbox") == UPSTREAM_SANDBOX
+
+    async def adopt_upstream(self, environment_id: str) -> None:
+        """Remember an environment that an agent on Google's service made, so its id works
+        here too (files, get, delete, reuse by the next turn)."""
+        if await self.store.get_resource("environments", environment_id) is None:
+            stamp = now()
+            resource = {"id": environment_id, "status": "active", "created": stamp}
+            resource.update(updated=stamp, sandbox=UPSTREAM_SANDBOX)
+            await self.store.put_resource("environments", resource)
 
     # -- CRUD ----------------------------------------------------------------------------------
 
@@ -246,6 +269,8 @@ class EnvironmentManager:
                 f"environment {environment_id!r} not found; list them with "
                 "client.environments.list()"
             )
+        if resource.get("sandbox") == UPSTREAM_SANDBOX and self.upstream is not None:
+            return {**await self.upstream.environment(environment_id), "sandbox": UPSTREAM_SANDBOX}
         return await self._with_counts(resource)
 
     async def sandbox_setup(self, environment_id: str) -> SandboxSetup:
@@ -278,6 +303,9 @@ class EnvironmentManager:
 
     async def delete(self, environment_id: str) -> None:
         await self.get(environment_id)
+        if self.upstream is not None and await self.is_upstream(environment_id):
+            with contextlib.suppress(NotFoundError):  # gone there already
+                await self.upstream.delete_environment(environment_id)
         if self.live is not None:
             await self.live.discard(environment_id)
         await self.store.delete_resource("environments", environment_id)
@@ -290,6 +318,8 @@ class EnvironmentManager:
         self, environment_id: str, path: str, size: int | None, overwrite: bool, extract: bool
     ) -> str:
         await self.get(environment_id)
+        if await self.is_upstream(environment_id):
+            raise no_uploads(environment_id)
         rel = clean_relative(path)
         if not rel and not extract:
             raise RequestError("give a file path to upload to, e.g. 'workspace/data.csv'")
@@ -330,7 +360,7 @@ class EnvironmentManager:
             paths = await asyncio.to_thread(self._place, upload)
         finally:
             upload.partial.unlink(missing_ok=True)
-        files = self.files(upload.environment_id)
+        files = await self.files(upload.environment_id)
         if not isinstance(files, DirectoryFiles):  # a live remote sandbox gets them as well
             root = self.root(upload.environment_id)
             for path in paths:

@@ -11,16 +11,18 @@ retry a second time on top of ours. The key never appears in an event, a log lin
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import GatewayConfig
 from .emitter import Emitter
+from .upstream_files import UpstreamFiles
 
 log = logging.getLogger(__name__)
 
 GOOGLE_AGENT_PREFIXES = ("antigravity-", "deep-research-")
-# Fields of our create body that Google must not see: transport flags we set ourselves,
-# and our chain/environment ids, which mean nothing upstream.
+# Fields of our create body that Google must not see: transport flags we set ourselves and
+# our chain ids, which mean nothing upstream (the engine keeps only Google's environments).
 _LOCAL_ONLY = frozenset({"stream", "background", "previous_interaction_id", "store"})
 _RESUME_ATTEMPTS = 3
 
@@ -66,14 +68,27 @@ class GoogleUpstream:
             )
         return self._client.aio.interactions
 
+    def files(self, environment_id: str) -> UpstreamFiles:
+        """The files of an environment on Google's service."""
+        self._interactions()
+        return UpstreamFiles(self._client.aio.environments, environment_id)
+
+    async def environment(self, environment_id: str) -> dict[str, Any]:
+        """An environment on Google's service, as Google describes it."""
+        self._interactions()
+        found = await UpstreamFiles._call(self._client.aio.environments.get, environment_id)
+        return dict(found.model_dump(mode="json", exclude_none=True))
+
+    async def delete_environment(self, environment_id: str) -> None:
+        self._interactions()
+        await UpstreamFiles._call(self._client.aio.environments.delete, environment_id)
+
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
-    ) -> str | None:
+    ) -> UpstreamRun:
         from google.genai import _interactions as sdk_errors
 
         request = {k: v for k, v in body.items() if k not in _LOCAL_ONLY}
-        if isinstance(request.get("environment"), str):
-            request.pop("environment")  # a local environment id; Google has its own
         if previous_upstream_id:
             request["previous_interaction_id"] = previous_upstream_id
         relay = _Relay(emitter)
@@ -95,7 +110,7 @@ class GoogleUpstream:
             if relay.upstream_id and body.get("agent") and not relay.finished:
                 await self._cancel_quietly(interactions, relay.upstream_id)
             raise
-        return relay.upstream_id
+        return UpstreamRun(relay.upstream_id, relay.environment_id)
 
     async def _consume(self, interactions: Any, stream: Any, relay: _Relay, errors: Any) -> None:
         """Relay events; if the connection drops mid-stream, re-attach from the last event."""
@@ -134,12 +149,21 @@ class GoogleUpstream:
             self._client = None
 
 
+@dataclass(frozen=True)
+class UpstreamRun:
+    """What an upstream run leaves for the next turn: Google's ids for it and its sandbox."""
+
+    id: str | None
+    environment_id: str | None = None
+
+
 class _Relay:
     """Maps upstream events onto our emitter (our own step indexes and event ids)."""
 
     def __init__(self, emitter: Emitter) -> None:
         self.emitter = emitter
         self.upstream_id: str | None = None
+        self.environment_id: str | None = None
         self.last_event_id: str | None = None
         self.finished = False
         self._index: dict[int, int] = {}
@@ -148,8 +172,10 @@ class _Relay:
         self.last_event_id = event.get("event_id") or self.last_event_id
         kind = event.get("event_type")
         emitter = self.emitter
+        interaction = event.get("interaction") or {}
+        self.environment_id = interaction.get("environment_id") or self.environment_id
         if kind == "interaction.created":
-            self.upstream_id = (event.get("interaction") or {}).get("id") or self.upstream_id
+            self.upstream_id = interaction.get("id") or self.upstream_id
         elif kind == "step.start":
             self._index[event["index"]] = emitter.start(event.get("step") or {})
         elif kind == "step.delta" and event.get("index") in self._index:
@@ -158,7 +184,6 @@ class _Relay:
             emitter.stop(self._index[event["index"]])
         elif kind == "interaction.completed":
             self.finished = True
-            interaction = event.get("interaction") or {}
             self.upstream_id = interaction.get("id") or self.upstream_id
             _add_usage(emitter, interaction.get("usage") or {})
             status = interaction.get("status")

@@ -46,6 +46,7 @@ class GatewayState:
         if upstream is None:
             upstream = GoogleUpstream(config)
         self.upstream = upstream
+        self.environments.upstream = upstream if isinstance(upstream, GoogleUpstream) else None
         self.engine = Engine(config, self.store, self.models, upstream, self.environments)
         # Agents' sandboxes: one live per environment; a pool starts kernels ahead of use.
         self.sandboxes = LiveSandboxes(config, pool_factory=lambda: _warm_pool(config))
