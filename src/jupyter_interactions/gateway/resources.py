@@ -132,7 +132,7 @@ class UploadHandler(BaseHandler):
             raise RequestError("start an upload with X-Goog-Upload-Command: start")
         announced = self.request.headers.get("X-Goog-Upload-Header-Content-Length")
         size = int(announced) if announced and announced.isdigit() else None
-        upload_id = await self.state.environments.start_upload(
+        upload_id = await self.state.uploads.start_upload(
             environment_id, path, size, self.flag("overwrite"), self.flag("extract")
         )
         url = f"{self.request.protocol}://{self.request.host}{self.request.path}?upload_id={upload_id}"
@@ -148,7 +148,7 @@ class UploadHandler(BaseHandler):
         except ValueError:
             raise RequestError("X-Goog-Upload-Offset must be a number") from None
         finalize = "finalize" in command
-        placed = await self.state.environments.upload_chunk(
+        placed = await self.state.uploads.upload_chunk(
             upload_id, offset, self.request.body or b"", finalize
         )
         if placed is None:

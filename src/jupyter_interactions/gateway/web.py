@@ -27,6 +27,7 @@ from .environments import EnvironmentManager
 from .models import ModelRegistry
 from .sandboxes import LiveSandboxes
 from .store import Store
+from .uploads import Uploads
 from .upstream import GoogleUpstream
 
 log = logging.getLogger("jupyter_interactions.gateway")
@@ -43,6 +44,7 @@ class GatewayState:
         self.store = Store(config.data_dir)
         self.models = ModelRegistry(config.models)
         self.environments = EnvironmentManager(config.data_dir, self.store)
+        self.uploads = Uploads(config.data_dir, self.environments)
         if upstream is None:
             upstream = GoogleUpstream(config)
         self.upstream = upstream
@@ -56,7 +58,7 @@ class GatewayState:
 
     async def start(self) -> None:
         self.recovered = await self.store.open()
-        await self.environments.start()
+        await self.uploads.start()
         if self.recovered:
             log.warning(
                 "marked %d interaction(s) failed: they were running when the gateway stopped",
