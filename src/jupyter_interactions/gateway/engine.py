@@ -32,12 +32,12 @@ from .models import ModelRegistry
 from .models.base import Message, ToolSpec
 from .run import Run, frame_from_stored
 from .store import RESTARTED_ERROR, Store
+from .upstream import runs_on_google
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
 HEAD_STATUSES = frozenset({"completed", "requires_action"})
-GOOGLE_AGENT_PREFIXES = ("antigravity-", "deep-research-")
 _ECHOED = (
     "agent_config",
     "previous_interaction_id",
@@ -127,12 +127,6 @@ def agent_environment(requested: Any, definition: dict[str, Any] | None) -> Any:
         sources = [*(base.get("sources") or []), *(requested.get("sources") or [])]
         return {**base, **requested, "sources": sources}
     return requested
-
-
-def _is_google(model: str | None, agent: str | None) -> bool:
-    if agent is not None:
-        return agent.startswith(GOOGLE_AGENT_PREFIXES)
-    return bool(model and model.startswith("gemini-"))
 
 
 class Engine:
@@ -235,7 +229,7 @@ class Engine:
                 return ("agent", self.agents[definition["base_agent"]], definition)
             if upstream is not None and upstream.handles(None, agent):
                 return ("upstream", upstream, None)
-            if _is_google(None, agent):
+            if runs_on_google(None, agent):
                 raise ConfigError(
                     f"agent {agent!r} runs on Google's service: set GEMINI_API_KEY for the "
                     "gateway, or use a local agent offline"
@@ -246,7 +240,7 @@ class Engine:
                 "a custom one with client.agents.create(id=..., base_agent=...)"
             )
         assert model is not None
-        if model not in self.config.models and _is_google(model, None):
+        if model not in self.config.models and runs_on_google(model, None):
             if upstream is not None and upstream.handles(model, None):
                 return ("upstream", upstream, None)
             raise ConfigError(
