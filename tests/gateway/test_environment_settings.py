@@ -110,6 +110,25 @@ async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
     assert updated.environment_id == env_id
     assert outputs(updated) == ["two kept\n", "x"]
 
+    # An update with a bad source changes nothing, not even the good sources before it.
+    with pytest.raises(errors.BadRequestError, match="not valid base64"):
+        await aio.interactions.create(
+            agent="local-agent",
+            agent_config=SCRIPTED,
+            environment={
+                "type": "remote",
+                "environment_id": env_id,
+                "env": {"API_URL": "three"},
+                "sources": [
+                    {"type": "inline", "content": "y", "target": "workspace/first.txt"},
+                    {"type": "inline", "content": "%%", "encoding": "base64", "target": "b"},
+                ],
+            },
+            input=SHOW_BASH,
+        )
+    listing = await aio.environments.files.list(env_id, "workspace")
+    assert "first.txt" not in {f.name for f in listing.files}
+
     fork = await aio.environments.create(from_environment=f"environments/{env_id}")
     forked = await aio.interactions.create(
         agent="local-agent", agent_config=SCRIPTED, environment=fork.id, input=SHOW_BASH

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, RequestError, UnsupportedError
-from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles
+from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative, resolve_inside
 from ..sandbox.directory import DirectoryFiles
 from ..sandbox.egress import Allowlist
 from .engine import new_id, now
@@ -99,6 +99,30 @@ def environment_variables(env: Any) -> dict[str, str]:
             raise RequestError(f"env {name}: the value cannot contain a NUL character")
         variables[str(name)] = given
     return variables
+
+
+def _decoded(root: Path, source: Any) -> tuple[str, bytes]:
+    """An inline source's target path (checked to stay inside `root`) and its bytes."""
+    if not isinstance(source, dict):
+        raise RequestError("each source must be an object")
+    kind = str(source.get("type", "")).lower()
+    if kind != "inline":
+        raise UnsupportedError(
+            f"source type {kind!r} is not available offline; use "
+            "{'type': 'inline', 'content': ..., 'target': 'workspace/file'} or upload "
+            "files with client.environments.files.upload"
+        )
+    target = source.get("target")
+    if not target:
+        raise RequestError("an inline source needs a 'target' path")
+    resolve_inside(root, clean_relative(str(target)))
+    content = source.get("content", "")
+    if str(source.get("encoding", "")).lower() != "base64":
+        return str(target), str(content).encode()
+    try:
+        return str(target), base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(f"source {target!r}: content is not valid base64") from None
 
 
 class EnvironmentManager:
@@ -216,29 +240,12 @@ class EnvironmentManager:
         saved = {"id": environment_id, "created": now(), "variables": variables}
         await self.store.put_resource("environment_variables", saved)
 
-    async def _write_sources(self, root: Path, sources: list[Any]) -> None:
+    async def _write_sources(self, root: Path, sources: builtins.list[Any]) -> None:
+        """Write inline sources into the environment, all or none: every one is checked
+        (type, path inside the environment, encoding) before the first is written."""
+        decoded = [_decoded(root, source) for source in sources]
         files = DirectoryFiles(root)
-        for source in sources:
-            if not isinstance(source, dict):
-                raise RequestError("each source must be an object")
-            kind = str(source.get("type", "")).lower()
-            if kind != "inline":
-                raise UnsupportedError(
-                    f"source type {kind!r} is not available offline; use "
-                    "{'type': 'inline', 'content': ..., 'target': 'workspace/file'} or upload "
-                    "files with client.environments.files.upload"
-                )
-            target = source.get("target")
-            if not target:
-                raise RequestError("an inline source needs a 'target' path")
-            content = source.get("content", "")
-            if str(source.get("encoding", "")).lower() == "base64":
-                try:
-                    data = base64.b64decode(content, validate=True)
-                except (binascii.Error, ValueError):
-                    raise RequestError(f"source {target!r}: content is not valid base64") from None
-            else:
-                data = str(content).encode()
+        for target, data in decoded:
             await files.write(target, data)
 
     async def get(self, environment_id: str) -> dict[str, Any]:
