@@ -29,7 +29,7 @@ from .errors import (
     UpstreamError,
 )
 from .gateway.command import serve_command
-from .sdk_speedups import cache_sdk_unmarshallers
+from .sdk_speedups import speed_up_sdk
 
 try:  # the same HTTP library the SDK uses, for our few non-protocol routes
     import httpx as _http
@@ -194,7 +194,7 @@ def build_client(connection: Connection, session_key: str) -> Any:
     """A google-genai client for this connection; reuse it for every call of the kernel."""
     from google import genai
 
-    cache_sdk_unmarshallers()
+    speed_up_sdk()
 
     headers = {} if connection.direct else {"x-interactions-session": session_key}
     http_options = genai.types.HttpOptions(

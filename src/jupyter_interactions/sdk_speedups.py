@@ -4,9 +4,18 @@ returns. Each applies only to the exact SDK shape it knows."""
 from __future__ import annotations
 
 import inspect
+import json
+import sys
 from typing import Any
 
-__all__ = ["cache_sdk_unmarshallers"]
+__all__ = ["cache_sdk_marshallers", "cache_sdk_unmarshallers", "speed_up_sdk"]
+
+
+def speed_up_sdk() -> bool:
+    """Apply every patch (idempotent); True if all are in place."""
+    parsing = cache_sdk_unmarshallers()
+    building = cache_sdk_marshallers()
+    return parsing and building
 
 
 def cache_sdk_unmarshallers() -> bool:
@@ -62,3 +71,62 @@ def cache_sdk_unmarshallers() -> bool:
     unmarshal.__wrapped__ = original  # type: ignore[attr-defined]
     serializers.unmarshal = unmarshal
     return True
+
+
+def cache_sdk_marshallers() -> bool:
+    """Make every SDK request cheaper to build, without changing the bytes it sends.
+
+    `_gaos.utils.serializers.marshal_json` builds a fresh pydantic model class for every
+    request body: about 40% of the SDK's CPU for a unary create here. As for parsing, the
+    class depends only on the body's type, so we build it once per type. The modules that
+    imported the function by name get the cached one too. (Worth reporting upstream.)
+    """
+    try:
+        from google.genai._gaos import utils
+        from google.genai._gaos.utils import serializers
+    except ImportError:
+        return False
+    original = serializers.marshal_json
+    if getattr(original, "_cached_marshallers", False):
+        return True
+    known = all(hasattr(serializers, name) for name in ("is_nullable", "create_model"))
+    if not known or list(inspect.signature(original).parameters) != ["val", "typ"]:
+        return False
+    from pydantic import ConfigDict
+
+    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    models: dict[Any, Any] = {}
+
+    def marshal_json(val: Any, typ: Any) -> str:
+        try:
+            model: Any = models.get(typ)
+        except TypeError:  # an unhashable type: the SDK's own path
+            return str(original(val, typ))
+        if serializers.is_nullable(typ) and val is None:
+            return "null"
+        if model is None:
+            model = models[typ] = serializers.create_model(
+                "Marshaller", body=(typ, ...), __config__=config
+            )
+        built = model(body=val)
+        dumped = built.model_dump(by_alias=True, mode="json", exclude_none=built.body is None)
+        if not dumped:
+            return ""
+        return json.dumps(dumped[next(iter(dumped))], separators=(",", ":"))
+
+    marshal_json._cached_marshallers = True  # type: ignore[attr-defined]
+    marshal_json.__wrapped__ = original  # type: ignore[attr-defined]
+    for module in [serializers, utils, *_importers_of(utils, original)]:
+        if getattr(module, "marshal_json", None) is original:
+            module.marshal_json = marshal_json
+    return True
+
+
+def _importers_of(package: Any, function: Any) -> list[Any]:
+    """The loaded submodules of `package` that hold `function` under its own name."""
+    prefix = package.__name__ + "."
+    return [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith(prefix) and getattr(module, function.__name__, None) is function
+    ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pydantic
 from google.genai import interactions as itypes
-from google.genai._gaos.utils import serializers
+from google.genai._gaos import models
+from google.genai._gaos.utils import requestbodies, serializers
 
 from jupyter_interactions.client import Connection, build_client
-from jupyter_interactions.sdk_speedups import cache_sdk_unmarshallers
+from jupyter_interactions.sdk_speedups import cache_sdk_marshallers, cache_sdk_unmarshallers
 
 AGENT_RUN = [
     {"event_type": "interaction.created", "event_id": "e1",
@@ -32,6 +33,29 @@ def test_cached_unmarshallers_parse_exactly_like_the_sdk():
         assert type(ours) is type(theirs) and ours == theirs
     expected = pydantic.TypeAdapter(itypes.InteractionSSEEvent).validate_python(AGENT_RUN[-1])
     assert serializers.unmarshal(AGENT_RUN[-1], itypes.InteractionSSEEvent) == expected
+
+
+REQUESTS = [
+    {"model": "echo", "input": "hi", "stream": True},
+    {"model": "local", "input": [{"type": "text", "text": "a"}], "previous_interaction_id": "i"},
+    {"agent": "local-agent", "agent_config": {"type": "dynamic", "model": "scripted"},
+     "environment": {"type": "remote", "env": {"A": "1"}, "network": "disabled"},
+     "input": "go", "background": True},
+    {"model": "echo", "input": "f", "tools": [{"type": "function", "name": "f",
+     "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}]},
+]  # fmt: skip
+
+
+def test_cached_marshallers_send_exactly_what_the_sdk_sends():
+    assert cache_sdk_marshallers() is True
+    assert cache_sdk_marshallers() is True  # idempotent
+    assert requestbodies.marshal_json is serializers.marshal_json  # imported by name there
+    original = serializers.marshal_json.__wrapped__
+    typ = models.CreateInteractionRequestBody
+    for raw in REQUESTS:
+        body = pydantic.TypeAdapter(typ).validate_python(raw)
+        assert serializers.marshal_json(body, typ) == original(body, typ)
+    assert serializers.marshal_json(None, typ | None) == original(None, typ | None)
 
 
 def test_connection_repr_hides_the_token():
