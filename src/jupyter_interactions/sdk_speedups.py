@@ -3,19 +3,24 @@ returns. Each applies only to the exact SDK shape it knows."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import sys
 from typing import Any
 
-__all__ = ["cache_sdk_marshallers", "cache_sdk_unmarshallers", "speed_up_sdk"]
+__all__ = [
+    "cache_sdk_marshallers",
+    "cache_sdk_unmarshallers",
+    "shallow_sse_event_dicts",
+    "speed_up_sdk",
+]
 
 
 def speed_up_sdk() -> bool:
     """Apply every patch (idempotent); True if all are in place."""
-    parsing = cache_sdk_unmarshallers()
-    building = cache_sdk_marshallers()
-    return parsing and building
+    applied = [cache_sdk_unmarshallers(), cache_sdk_marshallers(), shallow_sse_event_dicts()]
+    return all(applied)
 
 
 def cache_sdk_unmarshallers() -> bool:
@@ -130,3 +135,30 @@ def _importers_of(package: Any, function: Any) -> list[Any]:
         for name, module in list(sys.modules.items())
         if name.startswith(prefix) and getattr(module, function.__name__, None) is function
     ]
+
+
+def shallow_sse_event_dicts() -> bool:
+    """Let the SDK's SSE reader turn each event into a dict without a deep copy.
+
+    `_gaos.utils.eventstreaming._parse_event` runs `dataclasses.asdict` on every event, which
+    deep-copies the event's JSON data only to serialize it again at once; a shallow dict gives
+    the same JSON (the data holds no dataclasses: it comes from `json.loads`).
+    """
+    try:
+        from google.genai._gaos.utils import eventstreaming
+    except ImportError:
+        return False
+    current = getattr(eventstreaming, "asdict", None)
+    if getattr(current, "_shallow", False):
+        return True
+    server_event = getattr(eventstreaming, "ServerEvent", None)
+    if current is not dataclasses.asdict or not dataclasses.is_dataclass(server_event):
+        return False
+
+    def shallow_asdict(obj: Any) -> dict[str, Any]:
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+    shallow_asdict._shallow = True  # type: ignore[attr-defined]
+    shallow_asdict.__wrapped__ = current  # type: ignore[attr-defined]
+    eventstreaming.asdict = shallow_asdict  # type: ignore[assignment]
+    return True

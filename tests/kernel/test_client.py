@@ -1,14 +1,20 @@
-"""The kernel's SDK client: the unmarshaller cache changes cost, never results."""
+"""The kernel's SDK client: the speed-ups (sdk_speedups.py) change cost, never results."""
 
 from __future__ import annotations
+
+import json
 
 import pydantic
 from google.genai import interactions as itypes
 from google.genai._gaos import models
-from google.genai._gaos.utils import requestbodies, serializers
+from google.genai._gaos.utils import eventstreaming, requestbodies, serializers
 
 from jupyter_interactions.client import Connection, build_client
-from jupyter_interactions.sdk_speedups import cache_sdk_marshallers, cache_sdk_unmarshallers
+from jupyter_interactions.sdk_speedups import (
+    cache_sdk_marshallers,
+    cache_sdk_unmarshallers,
+    shallow_sse_event_dicts,
+)
 
 AGENT_RUN = [
     {"event_type": "interaction.created", "event_id": "e1",
@@ -56,6 +62,24 @@ def test_cached_marshallers_send_exactly_what_the_sdk_sends():
         body = pydantic.TypeAdapter(typ).validate_python(raw)
         assert serializers.marshal_json(body, typ) == original(body, typ)
     assert serializers.marshal_json(None, typ | None) == original(None, typ | None)
+
+
+def test_shallow_event_dicts_parse_exactly_like_the_sdk():
+    assert shallow_sse_event_dicts() is True
+    assert shallow_sse_event_dicts() is True  # idempotent
+    shallow = eventstreaming.asdict
+    decoded: dict[str, list[str | None]] = {"ours": [], "theirs": []}
+    try:
+        for name, asdict in (("ours", shallow), ("theirs", shallow.__wrapped__)):
+            eventstreaming.asdict = asdict
+            for number, raw in enumerate(AGENT_RUN):
+                block = f"event: message\nid: {number}\ndata: {json.dumps(raw)}".encode()
+                out, _, _ = eventstreaming._parse_event(raw=bytearray(block), decoder=str)
+                decoded[name].append(out)
+    finally:
+        eventstreaming.asdict = shallow
+    assert decoded["ours"] == decoded["theirs"]
+    assert all(out and '"data": {' in out for out in decoded["ours"])
 
 
 def test_connection_repr_hides_the_token():
