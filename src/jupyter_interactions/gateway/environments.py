@@ -125,6 +125,11 @@ def _decoded(root: Path, source: Any) -> tuple[str, bytes]:
         raise RequestError(f"source {target!r}: content is not valid base64") from None
 
 
+def lives_upstream(resource: dict[str, Any]) -> bool:
+    """Whether an environment resource is one of Google's (an agent there made it)."""
+    return resource.get("sandbox") == UPSTREAM_SANDBOX
+
+
 class EnvironmentManager:
     def __init__(self, data_dir: Path, store: Store) -> None:
         self.base = Path(data_dir) / "environments"
@@ -139,10 +144,21 @@ class EnvironmentManager:
             raise NotFoundError(f"environment {environment_id!r} not found")
         return self.base / environment_id
 
+    async def resource(self, environment_id: str) -> dict[str, Any]:
+        """The environment's stored resource; a 404 that says where to look if none."""
+        resource = await self.store.get_resource("environments", environment_id)
+        if resource is None:
+            raise NotFoundError(
+                f"environment {environment_id!r} not found; list them with "
+                "client.environments.list()"
+            )
+        return resource
+
     async def files(self, environment_id: str) -> SandboxFiles:
-        """The environment's files: its directory, a live remote sandbox's own files, or
-        those of an environment on Google's service."""
-        if self.upstream is not None and await self.is_upstream(environment_id):
+        """The environment's files (a 404 if it is unknown): its directory, a live remote
+        sandbox's own files, or those of an environment on Google's service."""
+        resource = await self.resource(environment_id)
+        if self.upstream is not None and lives_upstream(resource):
             return self.upstream.files(environment_id)
         live_files = self.live.files(environment_id) if self.live is not None else None
         return live_files or DirectoryFiles(self.root(environment_id))
@@ -151,7 +167,7 @@ class EnvironmentManager:
 
     async def is_upstream(self, environment_id: str) -> bool:
         resource = await self.store.get_resource("environments", environment_id)
-        return resource is not None and resource.get("sandbox") == UPSTREAM_SANDBOX
+        return resource is not None and lives_upstream(resource)
 
     async def adopt_upstream(self, environment_id: str) -> None:
         """Remember an environment that an agent on Google's service made, so its id works
@@ -211,10 +227,7 @@ class EnvironmentManager:
     async def update(self, environment_id: str, config: dict[str, Any]) -> dict[str, Any]:
         """An interaction's environment object naming an existing environment: its sources
         are added, its env merged over the variables set before, its network replaces."""
-        resource = await self.store.get_resource("environments", environment_id)
-        if resource is None:
-            await self.get(environment_id)  # the 404 with its hint
-        assert resource is not None
+        resource = await self.resource(environment_id)
         sources = _sources(config)
         variables = environment_variables(config.get("env"))
         network = self._check_network(config.get("network"), resource.get("sandbox"))
@@ -249,22 +262,15 @@ class EnvironmentManager:
             await files.write(target, data)
 
     async def get(self, environment_id: str) -> dict[str, Any]:
-        resource = await self.store.get_resource("environments", environment_id)
-        if resource is None:
-            raise NotFoundError(
-                f"environment {environment_id!r} not found; list them with "
-                "client.environments.list()"
-            )
-        if resource.get("sandbox") == UPSTREAM_SANDBOX and self.upstream is not None:
+        resource = await self.resource(environment_id)
+        if self.upstream is not None and lives_upstream(resource):
             return {**await self.upstream.environment(environment_id), "sandbox": UPSTREAM_SANDBOX}
         return await self._with_counts(resource)
 
     async def sandbox_setup(self, environment_id: str) -> SandboxSetup:
         """What the environment's sandbox needs: its kind (the `sandbox` field), variables
         and network allowlist."""
-        resource = await self.store.get_resource("environments", environment_id)
-        if resource is None:
-            raise NotFoundError(f"environment {environment_id!r} not found")
+        resource = await self.resource(environment_id)
         return SandboxSetup(
             kind=resource.get("sandbox") or None,
             variables=await self.variables(environment_id),
@@ -288,8 +294,8 @@ class EnvironmentManager:
         return [await self._with_counts(r) for r in resources]
 
     async def delete(self, environment_id: str) -> None:
-        await self.get(environment_id)
-        if self.upstream is not None and await self.is_upstream(environment_id):
+        resource = await self.resource(environment_id)
+        if self.upstream is not None and lives_upstream(resource):
             with contextlib.suppress(NotFoundError):  # gone there already
                 await self.upstream.delete_environment(environment_id)
         if self.live is not None:

@@ -106,9 +106,7 @@ class EnvironmentHandler(BaseHandler):
 
 class FilesHandler(_Paged):
     async def get(self, environment_id: str, path: str) -> None:
-        environments = self.state.environments
-        await environments.get(environment_id)
-        files = await environments.files(environment_id)
+        files = await self.state.environments.files(environment_id)
         path = path.lstrip("/")
         if self.get_query_argument("alt", "") == "media":
             info = await files.stat(path)

@@ -16,7 +16,7 @@ from ..errors import ConflictError, NotFoundError, RequestError
 from ..sandbox.base import FileInfo, clean_relative, resolve_inside
 from ..sandbox.directory import DirectoryFiles, give_to_owner
 from .engine import new_id
-from .environments import EnvironmentManager
+from .environments import EnvironmentManager, lives_upstream
 from .upstream_files import no_uploads
 
 __all__ = ["Uploads"]
@@ -47,8 +47,7 @@ class Uploads:
         self, environment_id: str, path: str, size: int | None, overwrite: bool, extract: bool
     ) -> str:
         environments = self.environments
-        await environments.get(environment_id)
-        if await environments.is_upstream(environment_id):
+        if lives_upstream(await environments.resource(environment_id)):
             raise no_uploads(environment_id)
         rel = clean_relative(path)
         if not rel and not extract:

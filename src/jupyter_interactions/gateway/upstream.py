@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import GatewayConfig
 from .emitter import Emitter
-from .upstream_files import UpstreamFiles
+from .upstream_files import UpstreamFiles, ask_google
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class GoogleUpstream:
     def handles(self, model: str | None, agent: str | None) -> bool:
         return self._key is not None and runs_on_google(model, agent)
 
-    def _interactions(self) -> Any:
+    def _aio(self) -> Any:
+        """The async google-genai client holding the key (made on first use)."""
         if self._client is None:
             from google import genai
 
@@ -66,22 +67,22 @@ class GoogleUpstream:
                     "retry_options": {"attempts": self._attempts},
                 },
             )
-        return self._client.aio.interactions
+        return self._client.aio
+
+    def _interactions(self) -> Any:
+        return self._aio().interactions
 
     def files(self, environment_id: str) -> UpstreamFiles:
         """The files of an environment on Google's service."""
-        self._interactions()
-        return UpstreamFiles(self._client.aio.environments, environment_id)
+        return UpstreamFiles(self._aio().environments, environment_id)
 
     async def environment(self, environment_id: str) -> dict[str, Any]:
         """An environment on Google's service, as Google describes it."""
-        self._interactions()
-        found = await UpstreamFiles._call(self._client.aio.environments.get, environment_id)
+        found = await ask_google(self._aio().environments.get, environment_id)
         return dict(found.model_dump(mode="json", exclude_none=True))
 
     async def delete_environment(self, environment_id: str) -> None:
-        self._interactions()
-        await UpstreamFiles._call(self._client.aio.environments.delete, environment_id)
+        await ask_google(self._aio().environments.delete, environment_id)
 
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter

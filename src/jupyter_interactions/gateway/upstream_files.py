@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import NotFoundError, UnsupportedError, UpstreamError
 from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
 
-__all__ = ["UpstreamFiles", "no_uploads"]
+__all__ = ["UpstreamFiles", "ask_google", "no_uploads"]
 
 
 class UpstreamFiles(SandboxFiles):
@@ -25,7 +25,7 @@ class UpstreamFiles(SandboxFiles):
         entries: builtins.list[FileInfo] = []
         token = None
         while True:
-            page = await self._call(
+            page = await ask_google(
                 self._environments.files.list,
                 self.environment_id,
                 clean_relative(path),
@@ -46,7 +46,7 @@ class UpstreamFiles(SandboxFiles):
         raise NotFoundError(f"{rel!r} is not a file of environment {self.environment_id}")
 
     async def read(self, path: str) -> bytes:
-        data = await self._call(
+        data = await ask_google(
             self._environments.files.download,
             environment=self.environment_id,
             path=clean_relative(path),
@@ -56,20 +56,21 @@ class UpstreamFiles(SandboxFiles):
     async def write(self, path: str, data: bytes) -> FileInfo:
         raise no_uploads(self.environment_id)
 
-    @staticmethod
-    async def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
-        from google.genai import _interactions as sdk_errors
 
-        try:
-            return await method(*args, **kwargs)
-        except sdk_errors.NotFoundError:
-            raise NotFoundError("not found on Google's service") from None
-        except sdk_errors.APIStatusError as exc:
-            raise UpstreamError(
-                f"Google's service answered {exc.status_code} for this environment's files"
-            ) from None
-        except sdk_errors.APIConnectionError:
-            raise UpstreamError("cannot reach Google's service for these files") from None
+async def ask_google(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an SDK method on Google's service; its errors as the gateway's own."""
+    from google.genai import _interactions as sdk_errors
+
+    try:
+        return await method(*args, **kwargs)
+    except sdk_errors.NotFoundError:
+        raise NotFoundError("not found on Google's service") from None
+    except sdk_errors.APIStatusError as exc:
+        raise UpstreamError(
+            f"Google's service answered {exc.status_code} about this environment"
+        ) from None
+    except sdk_errors.APIConnectionError:
+        raise UpstreamError("cannot reach Google's service about this environment") from None
 
 
 def no_uploads(environment_id: str) -> UnsupportedError:
