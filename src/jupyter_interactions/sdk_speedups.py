@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -23,6 +24,37 @@ def speed_up_sdk() -> bool:
     return all(applied)
 
 
+def _patched(function: Any) -> bool:
+    return getattr(function, "_jupyter_interactions_patch", False)
+
+
+def _mark(patch: Any, original: Any) -> Any:
+    """Tag a replacement so a second call sees it, and keep the SDK's own function."""
+    patch._jupyter_interactions_patch = True
+    patch.__wrapped__ = original
+    return patch
+
+
+def _body_models(serializers: Any, name: str) -> Callable[[Any], Any]:
+    """The one-field model (`body: typ`) the SDK builds on every call, built once per type
+    instead; None for an unhashable type (the caller then takes the SDK's own path)."""
+    from pydantic import ConfigDict
+
+    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    models: dict[Any, Any] = {}
+
+    def model_for(typ: Any) -> Any:
+        try:
+            model = models.get(typ)
+        except TypeError:
+            return None
+        if model is None:
+            model = models[typ] = serializers.create_model(name, body=(typ, ...), __config__=config)
+        return model
+
+    return model_for
+
+
 def cache_sdk_unmarshallers() -> bool:
     """Make the SDK parse stream events ~4x cheaper, without changing what it returns.
 
@@ -37,7 +69,7 @@ def cache_sdk_unmarshallers() -> bool:
     except ImportError:
         return False
     original = serializers.unmarshal
-    if getattr(original, "_cached_unmarshallers", False):
+    if _patched(original):
         return True
     expected = ["val", "typ", "coerce_iterables", "allow_unknown_union_variants"]
     known = all(
@@ -46,10 +78,7 @@ def cache_sdk_unmarshallers() -> bool:
     )
     if not known or list(inspect.signature(original).parameters) != expected:
         return False
-    from pydantic import ConfigDict
-
-    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
-    models: dict[Any, Any] = {}  # target type -> its pydantic model class (Any: dynamic)
+    model_for = _body_models(serializers, "Unmarshaller")
 
     def unmarshal(
         val: Any,
@@ -57,14 +86,9 @@ def cache_sdk_unmarshallers() -> bool:
         coerce_iterables: bool = True,
         allow_unknown_union_variants: bool = False,
     ) -> Any:
-        try:
-            model: Any = models.get(typ)
-        except TypeError:  # an unhashable type: the SDK's own path
-            return original(val, typ, coerce_iterables, allow_unknown_union_variants)
+        model = model_for(typ)
         if model is None:
-            model = models[typ] = serializers.create_model(
-                "Unmarshaller", body=(typ, ...), __config__=config
-            )
+            return original(val, typ, coerce_iterables, allow_unknown_union_variants)
         if coerce_iterables:
             val = serializers._coerce_iterables_for_type(val, typ)
         if allow_unknown_union_variants:
@@ -72,9 +96,7 @@ def cache_sdk_unmarshallers() -> bool:
             return model.model_validate({"body": val}, context=context).body
         return model(body=val).body
 
-    unmarshal._cached_unmarshallers = True  # type: ignore[attr-defined]
-    unmarshal.__wrapped__ = original  # type: ignore[attr-defined]
-    serializers.unmarshal = unmarshal
+    serializers.unmarshal = _mark(unmarshal, original)
     return True
 
 
@@ -92,35 +114,26 @@ def cache_sdk_marshallers() -> bool:
     except ImportError:
         return False
     original = serializers.marshal_json
-    if getattr(original, "_cached_marshallers", False):
+    if _patched(original):
         return True
     known = all(hasattr(serializers, name) for name in ("is_nullable", "create_model"))
     if not known or list(inspect.signature(original).parameters) != ["val", "typ"]:
         return False
-    from pydantic import ConfigDict
-
-    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
-    models: dict[Any, Any] = {}
+    model_for = _body_models(serializers, "Marshaller")
 
     def marshal_json(val: Any, typ: Any) -> str:
-        try:
-            model: Any = models.get(typ)
-        except TypeError:  # an unhashable type: the SDK's own path
-            return str(original(val, typ))
         if serializers.is_nullable(typ) and val is None:
             return "null"
+        model = model_for(typ)
         if model is None:
-            model = models[typ] = serializers.create_model(
-                "Marshaller", body=(typ, ...), __config__=config
-            )
+            return str(original(val, typ))
         built = model(body=val)
         dumped = built.model_dump(by_alias=True, mode="json", exclude_none=built.body is None)
         if not dumped:
             return ""
         return json.dumps(dumped[next(iter(dumped))], separators=(",", ":"))
 
-    marshal_json._cached_marshallers = True  # type: ignore[attr-defined]
-    marshal_json.__wrapped__ = original  # type: ignore[attr-defined]
+    _mark(marshal_json, original)
     for module in [serializers, utils, *_importers_of(utils, original)]:
         if getattr(module, "marshal_json", None) is original:
             module.marshal_json = marshal_json
@@ -149,7 +162,7 @@ def shallow_sse_event_dicts() -> bool:
     except ImportError:
         return False
     current = getattr(eventstreaming, "asdict", None)
-    if getattr(current, "_shallow", False):
+    if _patched(current):
         return True
     server_event = getattr(eventstreaming, "ServerEvent", None)
     if current is not dataclasses.asdict or not dataclasses.is_dataclass(server_event):
@@ -158,7 +171,5 @@ def shallow_sse_event_dicts() -> bool:
     def shallow_asdict(obj: Any) -> dict[str, Any]:
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
-    shallow_asdict._shallow = True  # type: ignore[attr-defined]
-    shallow_asdict.__wrapped__ = current  # type: ignore[attr-defined]
-    eventstreaming.asdict = shallow_asdict  # type: ignore[assignment]
+    eventstreaming.asdict = _mark(shallow_asdict, current)
     return True
