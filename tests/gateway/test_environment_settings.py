@@ -12,7 +12,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,29 +39,30 @@ def outputs(interaction: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """This module's own gateway (its sandboxes stop with it); conftest's `aclient` uses it."""
     process = start_gateway(tmp_path_factory.mktemp("variables"))
     yield process
     process.stop()
 
 
-@pytest.fixture
-async def aio(gateway: GatewayProcess) -> AsyncIterator[Any]:
-    async with gateway.aio() as aio:
-        yield aio
+async def agent_turn(aclient: Any, input: str, **options: Any) -> Any:
+    """One local-agent turn with the scripted model: each fenced block is one code step."""
+    return await aclient.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, input=input, **options
+    )
 
 
 async def test_code_sees_the_variables_and_their_values_are_never_served(
-    aio: Any, gateway: GatewayProcess
+    aclient: Any, gateway: GatewayProcess
 ) -> None:
     token = "tok-" + secrets.token_hex(12)
-    first = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
+    first = await agent_turn(
+        aclient,
+        SHOW_PYTHON + "\n" + SHOW_BASH,
         environment={
             "type": "remote",
             "env": {"API_URL": "http://example.invalid/v1", "TOKEN": {"value": token}},
         },
-        input=SHOW_PYTHON + "\n" + SHOW_BASH,
     )
     assert first.status == "completed", first
     expected = f"http://example.invalid/v1 {token}\n"
@@ -69,52 +70,46 @@ async def test_code_sees_the_variables_and_their_values_are_never_served(
     env_id = first.environment_id
 
     # The next turn in the same environment (by id) still has them.
-    second = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
-        previous_interaction_id=first.id,
-        environment=env_id,
-        input=SHOW_BASH,
+    second = await agent_turn(
+        aclient, SHOW_BASH, previous_interaction_id=first.id, environment=env_id
     )
     assert outputs(second) == [expected]
 
     # Names are echoed, values are not (only the code's own output shows what it printed).
-    fetched = await aio.interactions.get(first.id)
+    fetched = await aclient.interactions.get(first.id)
     for shown in (first, fetched):
         assert shown.environment.env == {"API_URL": "***", "TOKEN": "***"}
-    assert token not in (await aio.environments.get(env_id)).model_dump_json()
+    assert token not in (await aclient.environments.get(env_id)).model_dump_json()
     assert token not in gateway.stderr_path.read_text()
     database = gateway.data_dir / "gateway.sqlite3"
     assert stat.S_IMODE(os.stat(database).st_mode) == 0o600
 
 
-async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
-    first = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
+async def test_an_update_merges_and_a_fork_inherits(aclient: Any) -> None:
+    first = await agent_turn(
+        aclient,
+        "```python\nprint('ready')\n```",
         environment={"type": "remote", "env": {"API_URL": "one", "TOKEN": "kept"}},
-        input="```python\nprint('ready')\n```",
     )
     env_id = first.environment_id
-    updated = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
+    updated = await agent_turn(
+        aclient,
+        SHOW_BASH + "\n```bash\ncat added.txt\n```",
         environment={
             "type": "remote",
             "environment_id": env_id,
             "env": {"API_URL": "two"},
             "sources": [{"type": "inline", "content": "x", "target": "workspace/added.txt"}],
         },
-        input=SHOW_BASH + "\n```bash\ncat added.txt\n```",
     )
     assert updated.environment_id == env_id
     assert outputs(updated) == ["two kept\n", "x"]
 
     # An update with a bad source changes nothing, not even the good sources before it.
     with pytest.raises(errors.BadRequestError, match="not valid base64"):
-        await aio.interactions.create(
-            agent="local-agent",
-            agent_config=SCRIPTED,
+        await agent_turn(
+            aclient,
+            SHOW_BASH,
             environment={
                 "type": "remote",
                 "environment_id": env_id,
@@ -124,15 +119,12 @@ async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
                     {"type": "inline", "content": "%%", "encoding": "base64", "target": "b"},
                 ],
             },
-            input=SHOW_BASH,
         )
-    listing = await aio.environments.files.list(env_id, "workspace")
+    listing = await aclient.environments.files.list(env_id, "workspace")
     assert "first.txt" not in {f.name for f in listing.files}
 
-    fork = await aio.environments.create(from_environment=f"environments/{env_id}")
-    forked = await aio.interactions.create(
-        agent="local-agent", agent_config=SCRIPTED, environment=fork.id, input=SHOW_BASH
-    )
+    fork = await aclient.environments.create(from_environment=f"environments/{env_id}")
+    forked = await agent_turn(aclient, SHOW_BASH, environment=fork.id)
     assert outputs(forked) == ["two kept\n"]
 
 
@@ -150,24 +142,21 @@ async def test_an_update_merges_and_a_fork_inherits(aio: Any) -> None:
     ids=["credential", "name", "nul", "transform"],
 )
 async def test_what_cannot_be_honoured_is_refused(
-    aio: Any, environment: dict[str, Any], message: str
+    aclient: Any, environment: dict[str, Any], message: str
 ) -> None:
-    before = len((await aio.environments.list(page_size=1000)).environments or [])
+    before = len((await aclient.environments.list(page_size=1000)).environments or [])
     with pytest.raises(errors.BadRequestError) as excinfo:
-        await aio.interactions.create(
-            agent="local-agent",
-            agent_config=SCRIPTED,
-            environment={"type": "remote", **environment},
-            input="```python\nprint(1)\n```",
+        await agent_turn(
+            aclient, "```python\nprint(1)\n```", environment={"type": "remote", **environment}
         )
     assert message in str(excinfo.value)
     # Nothing half made: no environment was left behind.
-    after = len((await aio.environments.list(page_size=1000)).environments or [])
+    after = len((await aclient.environments.list(page_size=1000)).environments or [])
     assert after == before
 
 
-async def test_a_disabled_network_is_accepted_and_kept(aio: Any) -> None:
-    created = await aio.environments.create(network="disabled")
+async def test_a_disabled_network_is_accepted_and_kept(aclient: Any) -> None:
+    created = await aclient.environments.create(network="disabled")
     assert created.network == "disabled"
 
 
@@ -203,31 +192,29 @@ def listener() -> Iterator[int]:
 
 
 @pytest.mark.skipif("bubblewrap" not in available_tiers(), reason="needs bubblewrap here")
-async def test_an_allowlist_lets_the_agent_reach_listed_hosts_only(aio: Any, listener: int) -> None:
-    closed = await aio.interactions.create(
-        agent="local-agent", agent_config=SCRIPTED, input=FETCH.format(port=listener)
-    )
+async def test_an_allowlist_lets_the_agent_reach_listed_hosts_only(
+    aclient: Any, listener: int
+) -> None:
+    closed = await agent_turn(aclient, FETCH.format(port=listener))
     assert outputs(closed) == ["failed URLError\n"]  # no network by default
 
-    allowed = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
+    allowed = await agent_turn(
+        aclient,
+        FETCH.format(port=listener),
         environment={"type": "remote", "network": {"allowlist": [{"domain": "127.0.0.1"}]}},
-        input=FETCH.format(port=listener),
     )
     assert outputs(allowed) == ["from host\n"], allowed
     assert allowed.environment.network.allowlist[0].domain == "127.0.0.1"
 
     # Narrowed while its sandbox runs: the next turn is refused, and told why.
-    narrowed = await aio.interactions.create(
-        agent="local-agent",
-        agent_config=SCRIPTED,
+    narrowed = await agent_turn(
+        aclient,
+        FETCH.format(port=listener),
         environment={
             "type": "remote",
             "environment_id": allowed.environment_id,
             "network": {"allowlist": [{"domain": "*.example.invalid"}]},
         },
-        input=FETCH.format(port=listener),
     )
     assert outputs(narrowed) == [
         "403 jupyter-interactions egress: 127.0.0.1 is not in this environment's network "
@@ -239,7 +226,7 @@ async def test_a_tier_without_a_network_namespace_refuses_an_allowlist(
     gateway_factory: Any,
 ) -> None:
     gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
-    async with gateway.aio() as aio:
+    async with gateway.aio() as aclient:
         with pytest.raises(errors.BadRequestError) as excinfo:
-            await aio.environments.create(network={"allowlist": [{"domain": "pypi.org"}]})
+            await aclient.environments.create(network={"allowlist": [{"domain": "pypi.org"}]})
         assert "needs the bubblewrap tier" in str(excinfo.value)
