@@ -63,8 +63,6 @@ class _Live:
     users: int = 0
     idle: asyncio.TimerHandle | None = None
     shown: int = 0  # how many of the sandbox's warnings this environment has seen
-    variables: dict[str, str] = field(default_factory=dict)  # as last set in the sandbox
-    allowlist: Allowlist | None = None  # as last set in the sandbox
 
 
 class LiveSandboxes:
@@ -160,12 +158,11 @@ class LiveSandboxes:
     @staticmethod
     async def _apply(live: _Live, setup: SandboxSetup) -> None:
         """Bring the sandbox's variables and network up to what the environment asks."""
-        if setup.variables and setup.variables != live.variables:
-            await live.sandbox.set_variables(setup.variables)
-            live.variables = dict(setup.variables)
-        if setup.allowlist != live.allowlist:
-            await live.sandbox.allow_network(setup.allowlist)
-            live.allowlist = setup.allowlist
+        sandbox = live.sandbox
+        if not setup.variables.items() <= sandbox.variables.items():
+            await sandbox.set_variables(setup.variables)
+        if setup.allowlist != sandbox.allowlist:
+            await sandbox.allow_network(setup.allowlist)
 
     def allowlist_refusal(self, kind: str | None) -> str | None:
         """Why an environment's sandbox of this kind could not honour a network allowlist."""

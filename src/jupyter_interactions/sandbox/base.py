@@ -228,7 +228,8 @@ class Sandbox(ABC):
         self.options = options
         self.isolation = "none"
         self.warnings: list[str] = []
-        self.variables: dict[str, str] = {}
+        self.variables: dict[str, str] = {}  # as set by set_variables
+        self.allowlist: Allowlist | None = None  # as set by allow_network
 
     files: SandboxFiles
 
@@ -264,7 +265,8 @@ class Sandbox(ABC):
         )
 
     async def allow_network(self, allowlist: Allowlist | None) -> None:
-        """Let the code reach the allowlist's domains (None: nothing) from now on."""
+        """Let the code reach the allowlist's domains (None: nothing) from now on; sets
+        `allowlist`."""
         raise UnsupportedError(self.allowlist_refusal(self.options) or "no network allowlists")
 
     @abstractmethod

@@ -306,14 +306,16 @@ class JupyterSandbox(Sandbox):
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         async with self._lock:
-            self.variables.update(variables)  # _prepare sets them all after a restart
             channel = await self._connected()
             if self._needs_setup or channel.restarts > self._known_restarts:
-                return  # the next run prepares the kernel, variables included
+                # The next run prepares the kernel, and _prepare sets them all.
+                self.variables.update(variables)
+                return
             result, _ = await self._execute(
                 kernel_helper.variables_code(variables), silent=True, timeout=self.start_timeout
             )
         check_variables_set(result)
+        self.variables.update(variables)
 
     async def _execute(
         self,

@@ -363,6 +363,7 @@ class LocalSandbox(Sandbox):
         kernel = self._require_kernel()
         if self.egress is not None:
             self.egress.allowlist = allowlist or Allowlist(())
+            self.allowlist = allowlist
             return
         if allowlist is None:
             return
@@ -384,6 +385,7 @@ class LocalSandbox(Sandbox):
             raise
         kernel.egress_socket = socket_path
         self.egress = proxy
+        self.allowlist = allowlist
 
     async def interrupt(self) -> None:
         await self._require_kernel().runner.interrupt()
