@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InteractionFailed, InteractionsError
 from .render.bundle import provenance
 from .render.live import LiveView, Throttle
-from .render.transcript import ANSWERED, TERMINAL, Transcript
+from .render.transcript import TERMINAL, Transcript
 
 if TYPE_CHECKING:
     from .session import Reply, Session
@@ -138,8 +138,7 @@ class Job:
 
         self.finished = time.monotonic()
         transcript = self.transcript
-        ok = transcript.status in ANSWERED
-        if error is None and not (ok and not transcript.error):
+        if error is None and not transcript.answered:
             if transcript.status not in TERMINAL and not transcript.error:
                 transcript.error = "the event stream ended before the job finished"
             error = InteractionFailed(failure_message(transcript), self.id, transcript.status)

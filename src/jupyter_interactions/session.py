@@ -19,7 +19,7 @@ from .errors import GatewayError, InteractionFailed, InteractionsError, RequestE
 from .render.bundle import live_bundle, provenance, reply_bundle
 from .render.listing import Listing
 from .render.live import LiveView, publish
-from .render.transcript import ANSWERED, Part, Transcript
+from .render.transcript import Part, Transcript
 from .tools import result_part, run_function, tool_declarations
 
 DEFAULT_THREAD = "default"
@@ -348,7 +348,7 @@ class Session:
         finally:
             if view is not None:
                 view.clear()
-        if transcript.status not in ANSWERED or transcript.error:
+        if not transcript.answered:
             raise InteractionFailed(
                 failure_message(transcript), transcript.interaction_id, transcript.status
             )

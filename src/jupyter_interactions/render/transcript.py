@@ -112,6 +112,12 @@ class Transcript:
     # --- reading -------------------------------------------------------------------------
 
     @property
+    def answered(self) -> bool:
+        """An answer the thread moves on from: completed, paused or stopped by a limit,
+        without an error."""
+        return self.status in ANSWERED and not self.error
+
+    @property
     def done(self) -> bool:
         return self.status in TERMINAL or self.status in PAUSED
 
