@@ -14,9 +14,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import InteractionFailed, InteractionsError
+from .protocol import TERMINAL
 from .render.bundle import provenance
 from .render.live import LiveView, Throttle
-from .render.transcript import TERMINAL, Transcript
+from .render.transcript import Transcript
 
 if TYPE_CHECKING:
     from .session import Reply, Session

@@ -209,6 +209,16 @@ async def test_sessions_threads_and_jobs(api, gateway):
         )
         failed = await api_tagged.call("interactions.create", model="broken", input="x")
         assert failed.status == "failed"
+        # A turn stopped by a limit is an answer: the server moves the head to it, as the
+        # kernel does (one rule, in protocol.py).
+        stopped = await api_tagged.call(
+            "interactions.create",
+            model="echo",
+            input="three words here",
+            previous_interaction_id=second.id,
+            generation_config={"max_output_tokens": 1},
+        )
+        assert stopped.status == "incomplete"
         job = await api_tagged.call(
             "interactions.create", model="slow", input="a " * 200, background=True
         )
@@ -219,8 +229,8 @@ async def test_sessions_threads_and_jobs(api, gateway):
     session = _session(gateway, "GET", path).json()
     assert session["key"] == key
     (thread,) = session["threads"]
-    # A failed turn never becomes the head.
-    assert thread["name"] == "main" and thread["head"] == second.id and thread["turns"] == 2
+    # A failed turn never becomes the head; a stopped one does.
+    assert thread["name"] == "main" and thread["head"] == stopped.id and thread["turns"] == 3
     assert thread["model"] == "echo"
     (listed_job,) = session["jobs"]
     assert listed_job["id"] == job.id and listed_job["thread"] == "main"
@@ -234,7 +244,7 @@ async def test_sessions_threads_and_jobs(api, gateway):
     missing = _session(gateway, "PUT", f"{path}/threads/side", json={"head": "int_nope"})
     assert missing.status_code == 404
     names = {t["name"]: t["head"] for t in _session(gateway, "GET", path).json()["threads"]}
-    assert names == {"main": second.id, "side": first.id}
+    assert names == {"main": stopped.id, "side": first.id}
     assert _session(gateway, "DELETE", f"{path}/threads/side").json() == {}
     assert [t["name"] for t in _session(gateway, "GET", path).json()["threads"]] == ["main"]
     assert _session(gateway, "DELETE", f"{path}/threads").json() == {}

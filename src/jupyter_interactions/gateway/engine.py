@@ -25,6 +25,7 @@ from ..errors import (
     NotFoundError,
     RequestError,
 )
+from ..protocol import moves_head
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .model_turn import model_turn, tool_specs
@@ -36,8 +37,6 @@ from .upstream import runs_on_google
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
-HEAD_STATUSES = frozenset({"completed", "requires_action"})
 _ECHOED = (
     "agent_config",
     "previous_interaction_id",
@@ -396,7 +395,7 @@ class Engine:
         run.publish({"event_type": "interaction.completed", "interaction": final})
         run.persist()
         session, thread = run.row.get("session"), run.row.get("thread")
-        if session and thread and status in HEAD_STATUSES and run.store is not None:
+        if session and thread and moves_head(status) and run.store is not None:
             self.store.set_thread(
                 session,
                 thread,

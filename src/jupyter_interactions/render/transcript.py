@@ -11,16 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
-PAUSED = frozenset({"requires_action"})
-# Stopped by a limit, not failed: what came is shown, with why it stopped, and the thread
-# continues from it ("go on" is a natural next turn).
-STOPPED_EARLY = {
-    "incomplete": "stopped early: an output or step limit was reached; ask it to go on",
-    "budget_exceeded": "stopped: the token budget was used up; raise it to go further",
-}
-# A turn with one of these statuses (and no error) is an answer the thread moves on from.
-ANSWERED = frozenset({"completed", *PAUSED, *STOPPED_EARLY})
+from ..protocol import PAUSED, STOPPED_EARLY, TERMINAL, moves_head
 
 
 @dataclass
@@ -115,7 +106,7 @@ class Transcript:
     def answered(self) -> bool:
         """An answer the thread moves on from: completed, paused or stopped by a limit,
         without an error."""
-        return self.status in ANSWERED and not self.error
+        return moves_head(self.status, bool(self.error))
 
     @property
     def done(self) -> bool:

@@ -1,0 +1,26 @@
+"""Wire facts both sides share: interaction statuses and the rule for a thread's head.
+
+The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
+head rule (it stores the head), and the kernel follows the same rule for its local view, so
+a refresh from the server never moves a head back.
+"""
+
+from __future__ import annotations
+
+# An interaction in one of these has ended; nothing follows its interaction.completed event.
+TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
+# Waiting for the client (function results); the thread may go on from it.
+PAUSED = frozenset({"requires_action"})
+# Stopped by a limit, not failed: what came is kept, with why it stopped, and the thread
+# continues from it ("go on" is a natural next turn).
+STOPPED_EARLY = {
+    "incomplete": "stopped early: an output or step limit was reached; ask it to go on",
+    "budget_exceeded": "stopped: the token budget was used up; raise it to go further",
+}
+# A turn that ended with one of these (and no error) becomes its thread's head.
+ANSWERED = frozenset({"completed", *PAUSED, *STOPPED_EARLY})
+
+
+def moves_head(status: str | None, has_error: bool = False) -> bool:
+    """True if a turn that ended with `status` becomes its thread's new head."""
+    return status in ANSWERED and not has_error
