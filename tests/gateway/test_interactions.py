@@ -4,6 +4,7 @@ create (unary, stream, background), get, attach/resume, cancel, delete, chains, 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from google.genai import _interactions as errors
@@ -47,6 +48,7 @@ async def test_stream_event_order(api):
     kinds = [e.event_type for e in events]
     assert kinds == [
         "interaction.created",
+        "interaction.status_update",
         "step.start",
         "step.delta",
         "step.delta",
@@ -54,9 +56,10 @@ async def test_stream_event_order(api):
         "step.stop",
         "interaction.completed",
     ]
-    assert [e.event_id for e in events] == [f"ev_{i}" for i in range(1, 8)]
+    assert [e.event_id for e in events] == [f"ev_{i}" for i in range(1, 9)]
     assert events[0].interaction.status == "in_progress"
-    assert events[1].index == 0 and events[1].step.type == "model_output"
+    assert events[1].status == "in_progress"
+    assert events[2].index == 0 and events[2].step.type == "model_output"
     assert "".join(e.delta.text for e in events if e.event_type == "step.delta") == "one two three"
     final = events[-1].interaction
     assert final.status == "completed" and final.usage.total_output_tokens == 3
@@ -293,6 +296,12 @@ async def test_streamed_function_call_pauses_with_requires_action(api):
         stream=True,
     )
     (start,) = [e for e in events if e.event_type == "step.start"]
-    assert start.step.type == "function_call" and start.step.arguments == {"city": "Oslo"}
+    assert start.step.type == "function_call" and start.step.arguments == {}
+    deltas = [e.delta for e in events if e.event_type == "step.delta"]
+    assert json.loads("".join(d.arguments for d in deltas)) == {"city": "Oslo"}
+    assert [e.status for e in events if e.event_type == "interaction.status_update"] == [
+        "in_progress",
+        "requires_action",
+    ]
     assert events[-1].event_type == "interaction.completed"
     assert events[-1].interaction.status == "requires_action"

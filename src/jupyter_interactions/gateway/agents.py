@@ -271,7 +271,8 @@ class _Loop:
         code = str(call.arguments.get("code") or "")
         lease = await self._lease()
         emitter = self.emitter
-        # The whole call in step.start: a live view shows the code as soon as it starts.
+        # The call's step (its code in a delta) ends before the code runs: a live view shows
+        # the code as soon as it starts.
         shown = {"code": code, "language": language or call.arguments.get("language")}
         emitter.add({"type": "code_execution_call", "id": call.id, "arguments": shown})
         if language is None:

@@ -3,7 +3,15 @@
 A run describes its work as steps: `start` a step (a skeleton such as
 `{"type": "model_output", "content": []}`), stream `delta`s into it, `stop` it. The emitter
 keeps the merged steps (what `GET /interactions/{id}` returns) and hands each SSE event, in
-the reference's order, to `publish`, which stores it before anyone sees it.
+the documented order, to `publish`, which stores it before anyone sees it:
+
+    interaction.created, interaction.status_update (in_progress),
+    per step: step.start (a skeleton), step.delta*, step.stop,
+    [interaction.status_update (requires_action)], interaction.completed
+
+A call step's arguments never ride in its `step.start`: they follow as a delta, a function
+call's as JSON text in `arguments_delta` (clients accumulate them), a built-in tool call's
+as an object in a delta named like the step.
 """
 
 from __future__ import annotations
@@ -12,9 +20,19 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..protocol import PAUSED
+
 Publish = Callable[[dict[str, Any]], None]
 
 _CONTENT_DELTAS = frozenset({"image", "audio", "video", "document"})
+
+
+def _arguments_delta(call: dict[str, Any]) -> dict[str, Any]:
+    """The delta that carries a call's arguments: JSON text for a function call (clients
+    accumulate `arguments_delta`s), else the call's own fields in a delta named like it."""
+    if call["type"] == "function_call":
+        return {"type": "arguments_delta", "arguments": json.dumps(call["arguments"])}
+    return {k: v for k, v in call.items() if k != "id"}
 
 
 class Emitter:
@@ -60,8 +78,12 @@ class Emitter:
         self._publish({"event_type": "step.stop", "index": index, **extra})
 
     def add(self, step: dict[str, Any]) -> int:
-        """A complete step at once: start and stop, the content in the start skeleton."""
-        index = self.start(step)
+        """A complete step at once, in the documented sequence: start and stop, with a call
+        step's arguments as a delta between them; other steps' content is in the start."""
+        is_call = str(step.get("type", "")).endswith("_call") and "arguments" in step
+        index = self.start({**step, "arguments": {}} if is_call else step)
+        if is_call:
+            self.delta(index, _arguments_delta(step))
         self.stop(index)
         return index
 
@@ -74,14 +96,23 @@ class Emitter:
 
     # -- interaction-level events --------------------------------------------------------------
 
+    def created(self, interaction: dict[str, Any]) -> None:
+        """The first events of every run: the interaction as created, then its status."""
+        self._publish({"event_type": "interaction.created", "interaction": interaction})
+        self.status_update(interaction["id"], interaction["status"])
+
+    def completed(self, interaction: dict[str, Any]) -> None:
+        """The terminal event; a run paused for the client says so in a status update first."""
+        if interaction["status"] in PAUSED:
+            self.status_update(interaction["id"], interaction["status"])
+        self._publish({"event_type": "interaction.completed", "interaction": interaction})
+
     def status_update(self, interaction_id: str, status: str) -> None:
-        self._publish(
-            {
-                "event_type": "interaction.status_update",
-                "interaction_id": interaction_id,
-                "status": status,
-            }
-        )
+        event = {"event_type": "interaction.status_update", "interaction_id": interaction_id}
+        event["status"] = status
+        if self.usage:
+            event["usage"] = dict(self.usage)
+        self._publish(event)
 
     def error(self, code: str, message: str) -> None:
         self._publish({"event_type": "error", "error": {"code": code, "message": message}})

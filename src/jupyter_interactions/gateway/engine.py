@@ -310,7 +310,7 @@ class Engine:
         emitter = run.emitter
         shown = ("id", "status", "object", "created", "model", "agent", "environment_id")
         created = {k: run.resource[k] for k in shown if k in run.resource}
-        run.publish({"event_type": "interaction.created", "interaction": created})
+        emitter.created(created)
         kind, target, definition = execute
         status: str | None = None
         try:
@@ -392,7 +392,7 @@ class Engine:
         final = {"id": run.id, "status": status, "updated": run.resource["updated"]}
         if emitter.usage:
             final["usage"] = dict(emitter.usage)
-        run.publish({"event_type": "interaction.completed", "interaction": final})
+        emitter.completed(final)
         run.persist()
         session, thread = run.row.get("session"), run.row.get("thread")
         if session and thread and moves_head(status) and run.store is not None:

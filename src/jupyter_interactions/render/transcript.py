@@ -26,6 +26,7 @@ class Part:
     name: str = ""
     arguments: dict[str, Any] | None = None
     images: list[dict[str, str]] = field(default_factory=list)  # {"mime_type", "data" (base64)}
+    partial: str = ""  # a function call's arguments as streamed so far (JSON text)
 
 
 @dataclass
@@ -267,11 +268,13 @@ def _apply_delta(part: Part, delta: dict[str, Any]) -> None:
     elif kind == "thought_summary":
         part.text += _text_of(delta.get("content"))
     elif kind == "arguments_delta":
-        part.text += delta.get("arguments", "")
+        part.partial += delta.get("arguments") or ""
         try:
-            part.arguments = json.loads(part.text)
+            part.arguments = json.loads(part.partial)
         except ValueError:
-            pass  # still partial JSON; complete once the last delta arrives
+            part.text = part.partial  # still partial JSON: shown as it comes
+        else:
+            part.text = json.dumps(part.arguments, sort_keys=True)
     elif kind == "code_execution_call":
         arguments = delta.get("arguments") or {}
         part.kind, part.title = "code", "Code"
