@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import GatewayConfig
 from ..errors import RequestError
 from . import resources
+from .auth_tokens import Need
 from .engine import Upstream
 from .web import BaseHandler, GatewayState, NotFoundHandler
 
@@ -61,6 +62,10 @@ class InteractionsHandler(BaseHandler):
 
 
 class InteractionHandler(BaseHandler):
+    def token_need(self) -> Need | None:
+        # An ephemeral token of this interaction may read it and follow its events.
+        return Need("read", self.path_args[0]) if self.request.method == "GET" else None
+
     async def get(self, interaction_id: str) -> None:
         if self.flag("stream"):
             after = _event_seq(self.get_query_argument("last_event_id", None))
@@ -80,6 +85,23 @@ class CancelHandler(BaseHandler):
         self.send_json(await self.engine.cancel(interaction_id))
 
 
+class AuthTokensHandler(BaseHandler):
+    """`client.interactions.auth_tokens.create(interaction_id, expire_time=...)`."""
+
+    async def post(self, interaction_id: str) -> None:
+        body = self.json_body()
+        await self.engine.get(interaction_id)  # 404 for an interaction this gateway lacks
+        self.send_json(await self.state.auth_tokens.create(interaction_id, body))
+
+
+class AuthTokenHandler(BaseHandler):
+    """`client.interactions.auth_tokens.delete(interaction_id, auth_token)`."""
+
+    async def delete(self, interaction_id: str, token: str) -> None:
+        await self.state.auth_tokens.delete(interaction_id, token)
+        self.send_json({})
+
+
 def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
     """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
     p = prefix.rstrip("/")
@@ -91,6 +113,8 @@ def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
         (f"{p}/health", HealthHandler),
         (f"{p}/{v}/interactions/?", InteractionsHandler),
         (f"{p}/{v}/interactions/{one}/cancel", CancelHandler),
+        (f"{p}/{v}/interactions/{one}/auth_tokens/?", AuthTokensHandler),
+        (f"{p}/{v}/interactions/{one}/auth_tokens/{one}", AuthTokenHandler),
         (f"{p}/{v}/interactions/{one}", InteractionHandler),
         (f"{p}/{v}/agents/?", resources.AgentsHandler),
         (f"{p}/{v}/agents/{one}", resources.AgentHandler),

@@ -108,8 +108,8 @@ class Emitter:
         self._publish({"event_type": "interaction.completed", "interaction": interaction})
 
     def status_update(self, interaction_id: str, status: str) -> None:
-        event = {"event_type": "interaction.status_update", "interaction_id": interaction_id}
-        event["status"] = status
+        event: dict[str, Any] = {"event_type": "interaction.status_update"}
+        event.update(interaction_id=interaction_id, status=status)
         if self.usage:
             event["usage"] = dict(self.usage)
         self._publish(event)

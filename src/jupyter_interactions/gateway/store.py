@@ -83,11 +83,17 @@ CREATE TABLE IF NOT EXISTS environment_variables (
     created TEXT NOT NULL,
     resource TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS auth_tokens (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    resource TEXT NOT NULL
+);
 """
 
 Write = Callable[[sqlite3.Connection], Any]
-# Plain JSON resources by id. environment_variables are never served: they may be secrets.
-RESOURCE_TABLES = ("agents", "environments", "environment_variables")
+# Plain JSON resources by id. environment_variables are never served: they may be secrets;
+# auth_tokens are keyed by the SHA-256 of the token (auth_tokens.py), never the token.
+RESOURCE_TABLES = ("agents", "environments", "environment_variables", "auth_tokens")
 
 
 class Store:

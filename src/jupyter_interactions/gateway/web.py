@@ -22,6 +22,7 @@ from tornado.iostream import StreamClosedError
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
 from .agents import AGENT_NAME, LocalAgent
+from .auth_tokens import AuthTokens, Grant, Need
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
@@ -54,10 +55,12 @@ class GatewayState:
         self.sandboxes = LiveSandboxes(config, pool_factory=lambda: _warm_pool(config))
         self.environments.live = self.sandboxes
         self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
+        self.auth_tokens = AuthTokens(self.store)
         self.recovered: list[str] = []
 
     async def start(self) -> None:
         self.recovered = await self.store.open()
+        await self.auth_tokens.load()
         await self.uploads.start()
         if self.recovered:
             log.warning(
@@ -90,6 +93,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.state = state
         self._client_gone = False
         self._stream_task: asyncio.Future[None] | None = None
+        self.grant: Grant | None = None  # the ephemeral token this request came with, if any
 
     @property
     def engine(self) -> Engine:
@@ -98,17 +102,28 @@ class BaseHandler(tornado.web.RequestHandler):
     # -- auth: the one hook a host server overrides --------------------------------------------
 
     def authenticate(self) -> bool:
-        """True if the request carries the expected token (x-goog-api-key, or Authorization:
-        Bearer/token). Compared in constant time; never logged."""
+        """True if the request carries the expected token, or an ephemeral token allowing what
+        this request does (`token_need`; it is then `self.grant`). Either comes as
+        x-goog-api-key or Authorization: Bearer/token; compared in constant time; never logged."""
+        offered = self.offered_token()
         expected = self.expected_token()
-        if not expected:
-            return False
+        if expected and hmac.compare_digest(offered.encode(), expected.encode()):
+            return True
+        self.grant = self.state.auth_tokens.grant(offered, self.token_need())
+        return self.grant is not None
+
+    def offered_token(self) -> str:
         offered = self.request.headers.get("x-goog-api-key", "")
         if not offered:
             scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() in ("bearer", "token"):
                 offered = value.strip()
-        return hmac.compare_digest(offered.encode(), expected.encode())
+        return offered
+
+    def token_need(self) -> Need | None:
+        """What this request would do with an ephemeral auth token; None (the default) for
+        routes that never take one: creating, cancelling, deleting, tokens, admin."""
+        return None
 
     def expected_token(self) -> str | None:
         """The token requests must carry: the gateway's own (the server extension's differs)."""
