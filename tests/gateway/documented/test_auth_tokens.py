@@ -122,4 +122,5 @@ def test_a_token_named_in_a_failed_delete_is_revoked_all_the_same(gateway: Any) 
     token = client.interactions.auth_tokens.create(interaction.id)
     with pytest.raises(errors.NotFoundError, match="revoked now"):
         client.interactions.auth_tokens.delete(other.id, token.auth_token)
-    refused(gateway.client(token=token.auth_token).interactions.get, interaction.id)
+    browser = gateway.client(token=token.auth_token)
+    refused(browser.interactions.get, interaction.id)
