@@ -1,16 +1,20 @@
 """Every event, step and delta the gateway can emit parses into google-genai's typed classes,
 as a client's SDK parses them, and never into the SDK's "unknown" fallback (`Unknown*` classes
 with `is_unknown=True`, which the SDK also uses for a known type whose payload fails its
-schema). Each kind is driven for real: the echo model (text, function calls, limits, cancel),
-a failing model, the local agent with the `scripted` model (thoughts, code calls and results,
-images, budgets), and an upstream relay played by a second gateway."""
+schema; on a live socket, the SDK's plain `BaseModel`). Each kind is driven for real: the echo
+model (text, function calls, limits, cancel), a failing model, the local agent with the
+`scripted` model (thoughts, code calls and results, images, budgets), an upstream relay played
+by a second gateway, and live interactions over WebSocket."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import textwrap
 from typing import Any
 
+import pydantic
+import websockets
 from google.genai import interactions as sdk
 from pydantic import BaseModel
 
@@ -35,6 +39,16 @@ STEP_CLASSES = {
     "function_call": sdk.FunctionCallStep,
     "code_execution_call": sdk.CodeExecutionCallStep,
     "code_execution_result": sdk.CodeExecutionResultStep,
+}
+LIVE_CLASSES = {
+    "interaction.created": sdk.LiveInteractionCreatedEvent,
+    "interaction.connected": sdk.InteractionConnectedEvent,
+    "step.start": sdk.StepStart,
+    "step.delta": sdk.StepDelta,
+    "step.stop": sdk.StepStop,
+    "interaction.completed": sdk.LiveInteractionCompletedEvent,
+    "interaction.cancelled": sdk.InteractionCancelledEvent,
+    "error": sdk.ErrorEvent,
 }
 DELTA_CLASSES = {
     "text": sdk.TextDelta,
@@ -83,17 +97,17 @@ class Seen:
         self.deltas: set[str] = set()
         self.statuses: set[str] = set()
 
-    def event(self, event: Any) -> None:
+    def event(self, event: Any, classes: dict[str, type] = EVENT_CLASSES) -> None:
         typed(event)
         kind = event.event_type
-        assert isinstance(event, EVENT_CLASSES[kind]), (kind, type(event))
+        assert isinstance(event, classes[kind]), (kind, type(event))
         self.events.add(kind)
         if kind == "step.start":
             self.step(event.step)
         elif kind == "step.delta":
             assert isinstance(event.delta, DELTA_CLASSES[event.delta.type]), event.delta
             self.deltas.add(event.delta.type)
-        elif kind == "interaction.completed":
+        elif kind == "interaction.completed" and classes is EVENT_CLASSES:
             self.statuses.add(event.interaction.status)
         elif kind == "interaction.status_update":
             self.statuses.add(event.status)
@@ -203,3 +217,38 @@ async def test_events_relayed_from_upstream_are_typed(gateway_factory: Any) -> N
     assert seen.events == set(EVENT_CLASSES)
     assert seen.steps == {"model_output", "function_call"}
     assert seen.deltas == {"text", "arguments_delta"}
+
+
+async def test_every_live_event_is_typed(gateway: Any) -> None:
+    seen = Seen()
+
+    def live(event: Any) -> None:
+        seen.event(event, LIVE_CLASSES)
+
+    async with gateway.aio() as aio:
+        first = await aio.interactions.create(model="echo", background=True)
+        async with aio.interactions.connect(first.id) as connection:
+            await connection.send("hello there")
+            await connection.send({"event_type": "input", "content": [{"type": "audio"}]})
+            await connection.complete()
+            async for event in connection.receive():
+                live(event)
+        second = await aio.interactions.create(model="echo", background=True)
+        async with aio.interactions.connect(second.id) as connection:
+            await aio.interactions.cancel(second.id)
+            async for event in connection.receive():
+                live(event)
+    # interaction.created comes only to a socket that creates the interaction itself, which
+    # the SDK's connect() never does: its frames are parsed with the SDK's own ServerEvent.
+    url = gateway.url.replace("http://", "ws://").rstrip("/") + "/v1/interactions/live"
+    headers = {"x-goog-api-key": gateway.token}
+    events = [{"event_type": "interaction.create", "model": "echo"}]
+    events += [{"event_type": "input", "content": [{"type": "text", "text": "hi"}]}]
+    events += [{"event_type": "interaction.complete"}]
+    async with websockets.connect(url, additional_headers=headers) as socket:
+        await socket.send(json.dumps({"events": events}))
+        async for frame in socket:
+            live(pydantic.TypeAdapter(sdk.ServerEvent).validate_json(frame))
+    assert seen.events == set(LIVE_CLASSES)
+    assert seen.steps == {"model_output"}  # the client's own input is not echoed back
+    assert seen.deltas == {"text"}

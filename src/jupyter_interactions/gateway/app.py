@@ -18,6 +18,7 @@ from ..errors import RequestError
 from . import resources
 from .auth_tokens import Need
 from .engine import Upstream
+from .live import LiveHandler, open_live
 from .web import BaseHandler, GatewayState, NotFoundHandler
 
 __all__ = ["API_VERSIONS", "GatewayState", "make_app", "make_handlers"]
@@ -104,6 +105,9 @@ class AuthTokenHandler(BaseHandler):
 
 def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
     """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
+    # The live route and live interactions come together: with it mounted, the engine opens
+    # a live interaction for a create that asks for one (live.py).
+    state.engine.open_live = open_live
     p = prefix.rstrip("/")
     # Vertex-style clients put a project and location after the version; they mean nothing here.
     v = "(?:" + "|".join(API_VERSIONS) + ")(?:/projects/[^/]+/locations/[^/]+)?"
@@ -112,6 +116,7 @@ def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
     routes: list[tuple[str, type[BaseHandler]]] = [
         (f"{p}/health", HealthHandler),
         (f"{p}/{v}/interactions/?", InteractionsHandler),
+        (f"{p}/{v}/interactions/live", LiveHandler),
         (f"{p}/{v}/interactions/{one}/cancel", CancelHandler),
         (f"{p}/{v}/interactions/{one}/auth_tokens/?", AuthTokensHandler),
         (f"{p}/{v}/interactions/{one}/auth_tokens/{one}", AuthTokenHandler),

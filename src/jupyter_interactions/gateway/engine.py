@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +24,14 @@ from ..errors import (
     InteractionsError,
     NotFoundError,
     RequestError,
+    UnsupportedError,
 )
 from ..protocol import moves_head
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .model_turn import model_turn, tool_specs
 from .models import ModelRegistry
-from .models.base import Message, ToolSpec
+from .models.base import Message, Model, ToolSpec
 from .run import Run, frame_from_stored
 from .store import RESTARTED_ERROR, Store
 from .upstream import runs_on_google
@@ -100,6 +101,16 @@ class AgentContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class LiveTurns(Protocol):
+    """The turns of a live interaction (live.py): it answers inputs as they come, on one model,
+    until the client completes it."""
+
+    async def run(
+        self, model: Model, body: dict[str, Any], messages: list[Message], emitter: Emitter
+    ) -> str:
+        """Answer each input in turn; return the final status."""
+
+
 class AgentRunner(Protocol):
     async def run(self, ctx: AgentContext) -> None:
         """Do the work, reporting through ctx.emitter; set ctx.emitter.status to end other
@@ -143,13 +154,21 @@ class Engine:
         self.upstream = upstream
         self.environments = environments
         self.agents: dict[str, AgentRunner] = {}
+        # (body, required) -> the turns of a live interaction, if the body is one (live.py).
+        self.open_live: Callable[[dict[str, Any], bool], LiveTurns | None] | None = None
         self.runs: dict[str, Run] = {}
 
     # -- create --------------------------------------------------------------------------------
 
     async def create(
-        self, body: dict[str, Any], session: str | None = None, thread: str | None = None
+        self,
+        body: dict[str, Any],
+        session: str | None = None,
+        thread: str | None = None,
+        live: bool = False,
     ) -> Run:
+        """Start an interaction. It is live (it waits for input; see live.py) when `live`, or
+        when `open_live` finds that the body asks for one."""
         model, agent = body.get("model"), body.get("agent")
         if bool(model) == bool(agent):
             raise RequestError("give exactly one of 'model' or 'agent'")
@@ -158,7 +177,18 @@ class Engine:
         ):
             raise RequestError("'model' and 'agent' must be strings")
         new_input = input_steps(body.get("input"))
+        on_google = model not in self.config.models and runs_on_google(model, None)
+        if live and (agent or on_google):
+            raise UnsupportedError(
+                f"live interactions run on this gateway's own models, not {model or agent!r}; "
+                f"use one of {self.models.names()}"
+            )
         execute = await self._route(body, model, agent)
+        turns = None
+        if execute[0] == "model" and self.open_live is not None:
+            turns = self.open_live(body, live)  # refuses a live setup the model cannot honour
+        if live and turns is None:
+            raise UnsupportedError("this gateway serves no live interactions")
 
         previous_id = body.get("previous_interaction_id")
         history: list[dict[str, Any]] = []
@@ -199,6 +229,7 @@ class Engine:
         }
         run = Run(resource, store=self.store if stored else None, row=row, on_end=self._ended)
         run.chain_length = chain_length
+        run.live = turns
         self.runs[run.id] = run
         saved = run.persist()
         if body.get("background") and session and stored:
@@ -316,7 +347,8 @@ class Engine:
         try:
             if kind == "model":
                 messages = messages_from_steps(context["history"] + context["input"])
-                status = await model_turn(target, body, messages, emitter)
+                turns = model_turn if run.live is None else run.live.run
+                status = await turns(target, body, messages, emitter)
             elif kind == "agent":
                 await target.run(self._agent_context(run, body, context, definition))
                 status = emitter.status

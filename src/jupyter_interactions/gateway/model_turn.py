@@ -56,17 +56,22 @@ def tool_specs(tools: Any) -> tuple[ToolSpec, ...]:
     return tuple(specs)
 
 
-async def model_turn(
-    model: Model, body: dict[str, Any], messages: list[Message], emitter: Emitter
-) -> str:
+def model_request(body: dict[str, Any], messages: list[Message]) -> ModelRequest:
+    """What a model is asked: the conversation, with the body's system instruction, function
+    tools and generation settings."""
     system = body.get("system_instruction")
-    request = ModelRequest(
+    return ModelRequest(
         messages=tuple(messages),
         system_instruction=content_text(system) if system else None,
         tools=tool_specs(body.get("tools")),
         generation=generation_settings(body),
     )
-    _, reason = await stream_turn(model, request, emitter)
+
+
+async def model_turn(
+    model: Model, body: dict[str, Any], messages: list[Message], emitter: Emitter
+) -> str:
+    _, reason = await stream_turn(model, model_request(body, messages), emitter)
     return "incomplete" if reason == "length" else "completed"
 
 

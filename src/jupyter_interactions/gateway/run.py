@@ -51,6 +51,7 @@ class Run:
         self.task: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
         self.chain_length = 1
+        self.live: Any = None  # a live interaction's turns (engine.LiveTurns), else None
         self.accepted: dict[str, Any] = {}
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_end = on_end
