@@ -129,6 +129,18 @@ class Seen:
             self.event(event)
         return await self.check_stored(aio, events[0].interaction.id)
 
+    async def function_call_round_trip(self, aio: Any, model: str) -> None:
+        """A function call streamed, paused, then answered by a continuation."""
+        ask = 'call get_weather {"city": "Oslo"}'
+        paused = await self.drive(aio, model=model, input=ask, tools=[WEATHER])
+        call = next(s for s in paused.steps if s.type == "function_call")
+        assert call.arguments == {"city": "Oslo"}
+        result = {"type": "function_result", "call_id": call.id, "result": "sunny"}
+        done = await self.drive(
+            aio, model=model, previous_interaction_id=paused.id, tools=[WEATHER], input=[result]
+        )
+        assert done.output_text == "get_weather returned: sunny"
+
     async def check_stored(self, aio: Any, interaction_id: str) -> Any:
         async for event in await aio.interactions.get(interaction_id, stream=True):
             self.event(event)
@@ -147,14 +159,7 @@ async def test_every_local_event_step_and_delta_is_typed(gateway_factory: Any) -
     seen = Seen()
     async with gateway.aio() as aio:
         await seen.drive(aio, model="echo", input="one two three")
-        paused = await seen.drive(
-            aio, model="echo", input='call get_weather {"city": "Oslo"}', tools=[WEATHER]
-        )
-        call = next(s for s in paused.steps if s.type == "function_call")
-        result = {"type": "function_result", "call_id": call.id, "result": "sunny"}
-        await seen.drive(
-            aio, model="echo", previous_interaction_id=paused.id, tools=[WEATHER], input=[result]
-        )
+        await seen.function_call_round_trip(aio, "echo")
         await seen.drive(
             aio, model="echo", input="a b c d", generation_config={"max_output_tokens": 2}
         )
@@ -203,16 +208,7 @@ async def test_events_relayed_from_upstream_are_typed(gateway_factory: Any) -> N
     seen = Seen()
     async with front.aio() as aio:
         await seen.drive(aio, model="gemini-test", input="hi from afar")
-        paused = await seen.drive(
-            aio, model="gemini-test", input='call get_weather {"city": "Oslo"}', tools=[WEATHER]
-        )
-        call = next(s for s in paused.steps if s.type == "function_call")
-        assert call.arguments == {"city": "Oslo"}
-        result = {"type": "function_result", "call_id": call.id, "result": "sunny"}
-        done = await seen.drive(
-            aio, model="gemini-test", previous_interaction_id=paused.id, input=[result]
-        )
-        assert done.output_text == "get_weather returned: sunny"
+        await seen.function_call_round_trip(aio, "gemini-test")
         await seen.drive(aio, model="gemini-unknown-to-google", input="hi")
     assert seen.events == set(EVENT_CLASSES)
     assert seen.steps == {"model_output", "function_call"}
