@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from google import genai
 from google.genai import _interactions as errors
 from google.genai import interactions as sdk
+from tests.extension_server import extension_server
 
 from jupyter_interactions.errors import RequestError
 from jupyter_interactions.gateway.emitter import Emitter
@@ -238,3 +242,28 @@ async def test_a_live_interaction_ends_incomplete_when_idle_or_cut_short() -> No
     assert [s["type"] for s in emitter.steps] == ["user_input", "model_output"]
     with pytest.raises(RequestError, match="takes no input"):
         short.send("after complete")
+
+
+async def test_live_with_an_auth_token_through_the_jupyter_server_extension(
+    tmp_path: Path,
+) -> None:
+    """The same socket and tokens under a Jupyter server's base_url, behind its token."""
+    with extension_server(tmp_path, secrets.token_urlsafe(16), "/user/me/") as server:
+        options = {"base_url": server.gateway_url, "retry_options": {"attempts": 1}}
+        notebook = genai.Client(api_key=server.token, http_options=options)
+        live = await notebook.aio.interactions.create(model="echo", background=True)
+        token = await notebook.aio.interactions.auth_tokens.create(live.id)
+        browser = genai.Client(api_key=token.auth_token, http_options=options)
+        try:
+            async with browser.aio.interactions.connect(live.id) as connection:
+                await connection.send("inside jupyter")
+                assert text_of(await until_stop(connection)) == "inside jupyter"
+                await connection.complete()
+                assert [e.event_type async for e in connection.receive()] == [
+                    "interaction.completed"
+                ]
+            with pytest.raises(errors.AuthenticationError):
+                await browser.aio.interactions.create(model="echo", input="not with a token")
+        finally:
+            await notebook.aio.aclose()
+            await browser.aio.aclose()
