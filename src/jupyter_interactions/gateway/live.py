@@ -36,8 +36,11 @@ from .web import BaseHandler
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 600.0
-# Fields of `interaction.create` (the SDK's CreateInteractionEvent) a live interaction takes.
-_CREATE_FIELDS = frozenset({"model", "system_instruction", "previous_interaction_id", "store"})
+# The fields of `interaction.create` (the SDK's CreateInteractionEvent); tools are refused
+# by open_live with its reason.
+_CREATE_FIELDS = frozenset(
+    {"model", "system_instruction", "previous_interaction_id", "store", "tools"}
+)
 _MEDIA_CONFIG = ("speech_config", "image_config", "video_config", "transcription_config")
 # How a live interaction's end reads as a google.rpc.Status (LiveInteractionCompletedEvent).
 _RPC_STATUS = {
@@ -226,7 +229,7 @@ class LiveHandler(tornado.websocket.WebSocketHandler, BaseHandler):  # type: ign
         if unknown:
             raise UnsupportedError(
                 f"interaction.create field(s) {', '.join(unknown)} are not supported here; it "
-                f"takes {', '.join(sorted(_CREATE_FIELDS))}"
+                f"takes {', '.join(sorted(_CREATE_FIELDS - {'tools'}))}"
             )
         body = {k: event[k] for k in _CREATE_FIELDS if k in event}
         session, thread = self.session_headers()

@@ -108,6 +108,13 @@ async def test_the_socket_itself_can_create_the_live_interaction(gateway: Any) -
     async with gateway.aio() as client:
         stored = await client.interactions.get(created["interaction_id"])
         assert stored.status == "completed" and stored.system_instruction == "Be brief."
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    async with websockets.connect(url, additional_headers=headers) as socket:
+        await socket.send(json.dumps({**create, "tools": [tool]}))
+        error = json.loads(await socket.recv())
+        await socket.wait_closed()
+    assert error["event_type"] == "error" and "take no tools" in error["error"]["message"]
+    assert socket.close_code == 1008
 
 
 async def test_cancel_stops_the_turn_under_way(gateway: Any) -> None:
