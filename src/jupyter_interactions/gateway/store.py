@@ -6,20 +6,27 @@ never blocks and writes are ordered. Writes are queued and committed in batches:
 write submitted during one loop tick (and while a previous batch is committing) goes into
 a single transaction. That is what makes thousands of events per second cheap while each
 event is still on disk before anyone is told about it.
+
+No SQLite object ever leaves that thread: a write or read hands back plain values only.
+A cursor of `executemany` keeps the connection's cached statement; freed on the event
+loop's thread, it resets that statement while this thread runs the next `executemany` with
+it, which then fails with "bad parameter or other API misuse" (issue 7).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from ..errors import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,8 @@ CREATE TABLE IF NOT EXISTS auth_tokens (
 """
 
 Write = Callable[[sqlite3.Connection], Any]
+# What a write or read may hand back to the event loop: nothing that holds SQLite state.
+_SQLITE_OBJECTS = (sqlite3.Cursor, sqlite3.Connection)
 # Plain JSON resources by id. environment_variables are never served: they may be secrets;
 # auth_tokens are keyed by the SHA-256 of the token (auth_tokens.py), never the token.
 RESOURCE_TABLES = ("agents", "environments", "environment_variables", "auth_tokens")
@@ -106,7 +115,7 @@ class Store:
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flushing = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread_id: int | None = None
+        self.closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -122,7 +131,6 @@ class Store:
         os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         os.chmod(self.path, 0o600)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._thread_id = threading.get_ident()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -169,12 +177,10 @@ class Store:
                     "usage": resource.get("usage", {}),
                 },
             }
-            conn.executemany(
-                "INSERT INTO events VALUES (?, ?, ?)",
-                [
-                    (interaction_id, seq, json.dumps(error_event)),
-                    (interaction_id, seq + 1, json.dumps(completed)),
-                ],
+            _insert_events(
+                conn,
+                interaction_id,
+                [(seq, json.dumps(error_event)), (seq + 1, json.dumps(completed))],
             )
             conn.execute(
                 "UPDATE interactions SET status = 'failed', resource = ? WHERE id = ?",
@@ -186,6 +192,7 @@ class Store:
 
     async def close(self) -> None:
         await self.flush()
+        self.closed = True
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
@@ -194,7 +201,21 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, _plain, fn, *args
+            )
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from exc
+
+    def _unusable(self, exc: BaseException) -> BaseException:
+        """A SQLite failure (disk full, I/O error) as the error a client is answered with."""
+        if not isinstance(exc, sqlite3.Error):
+            return exc
+        return GatewayError(
+            f"the gateway could not use its database {self.path} ({exc}); free disk space "
+            "or fix that directory's permissions, then try again"
+        )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         # Reads go through the same thread, after any queued writes: read-your-writes.
@@ -205,6 +226,9 @@ class Store:
         """Queue a write; the future resolves once it is committed. Never blocks."""
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        if self.closed:
+            future.set_exception(GatewayError("the gateway is stopping; try again"))
+            return future
         self._pending.append((write, future))
         if not self._flushing:
             self._flushing = True
@@ -226,34 +250,44 @@ class Store:
         conn = self._conn
         assert conn is not None
         results: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN")
-        for write in writes:
-            conn.execute("SAVEPOINT one")
-            try:
-                results.append((True, write(conn)))
-                conn.execute("RELEASE one")
-            except Exception as exc:  # one bad write must not lose the rest of the batch
-                conn.execute("ROLLBACK TO one")
-                conn.execute("RELEASE one")
-                results.append((False, exc))
-        conn.execute("COMMIT")
+        try:
+            conn.execute("BEGIN")
+            for write in writes:
+                conn.execute("SAVEPOINT one")
+                try:
+                    results.append((True, _plain(write, conn)))
+                    conn.execute("RELEASE one")
+                except Exception as exc:  # one bad write must not lose the rest of the batch
+                    conn.execute("ROLLBACK TO one")
+                    conn.execute("RELEASE one")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except BaseException:
+            # A full disk or an I/O error fails the whole transaction; leave none open, or
+            # every later BEGIN would fail too.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
         return results
 
     def _finish_flush(
         self, done: asyncio.Future[list[tuple[bool, Any]]], batch: list[tuple[Write, Any]]
     ) -> None:
         exc = done.exception()
+        if exc is not None:
+            log.error("could not commit %d write(s) to %s: %s", len(batch), self.path, exc)
         for index, (_, future) in enumerate(batch):
             if future.done():
                 continue
             if exc is not None:
-                future.set_exception(exc)
+                future.set_exception(self._unusable(exc))
                 continue
             ok, value = done.result()[index]
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(value)
+                future.set_exception(self._unusable(value))
         if self._pending:
             self._start_flush()
         else:
@@ -263,27 +297,33 @@ class Store:
 
     def save_interaction(self, row: dict[str, Any]) -> asyncio.Future[Any]:
         """Insert or replace an interaction row (keys as the table's columns)."""
-        values = (
-            row["id"],
-            row["resource"]["status"],
-            row["resource"]["created"],
-            row["resource"]["updated"],
-            row.get("previous_id"),
-            row.get("upstream_id"),
-            row.get("session"),
-            row.get("thread"),
-            json.dumps(row["resource"]),
-            json.dumps(row.get("input")) if row.get("input") is not None else None,
-        )
-        return self.submit(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", values
-            )
-        )
+        values = _row_values(row)
+        return self.submit(lambda conn: _save_row(conn, values))
 
-    def append_events(self, interaction_id: str, events: list[tuple[int, str]]) -> Any:
-        rows = [(interaction_id, seq, data) for seq, data in events]
-        return self.submit(lambda conn: conn.executemany("INSERT INTO events VALUES (?,?,?)", rows))
+    def append_events(
+        self,
+        interaction_id: str,
+        events: list[tuple[int, str]],
+        *,
+        row: dict[str, Any] | None = None,
+        after_seq: int | None = None,
+    ) -> asyncio.Future[None]:
+        """Store `events` (seq, JSON) in one go, with the interaction's `row` if given (a last
+        batch and the final row are stored together or not at all). `after_seq` first drops
+        any stored event past it: a log closed early must not keep events nobody was shown."""
+        values = _row_values(row) if row is not None else None
+
+        def write(conn: sqlite3.Connection) -> None:
+            if after_seq is not None:
+                conn.execute(
+                    "DELETE FROM events WHERE interaction_id = ? AND seq > ?",
+                    (interaction_id, after_seq),
+                )
+            _insert_events(conn, interaction_id, events)
+            if values is not None:
+                _save_row(conn, values)
+
+        return self.submit(write)
 
     async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -349,9 +389,9 @@ class Store:
 
     def delete_interaction(self, interaction_id: str) -> asyncio.Future[Any]:
         def write(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM events WHERE interaction_id = ?", (interaction_id,))
-            conn.execute("DELETE FROM jobs WHERE id = ?", (interaction_id,))
-            return conn.execute("DELETE FROM interactions WHERE id = ?", (interaction_id,)).rowcount
+            _changed(conn, "DELETE FROM events WHERE interaction_id = ?", (interaction_id,))
+            _changed(conn, "DELETE FROM jobs WHERE id = ?", (interaction_id,))
+            return _changed(conn, "DELETE FROM interactions WHERE id = ?", (interaction_id,))
 
         return self.submit(write)
 
@@ -369,19 +409,19 @@ class Store:
     ) -> asyncio.Future[Any]:
         values = (session, name, head, model, agent, turns, updated)
         return self.submit(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO threads VALUES (?,?,?,?,?,?,?)", values
+            lambda conn: _changed(
+                conn, "INSERT OR REPLACE INTO threads VALUES (?,?,?,?,?,?,?)", values
             )
         )
 
     def delete_threads(self, session: str, name: str | None = None) -> asyncio.Future[Any]:
         if name is None:
             return self.submit(
-                lambda conn: conn.execute("DELETE FROM threads WHERE session = ?", (session,))
+                lambda conn: _changed(conn, "DELETE FROM threads WHERE session = ?", (session,))
             )
         return self.submit(
-            lambda conn: conn.execute(
-                "DELETE FROM threads WHERE session = ? AND name = ?", (session, name)
+            lambda conn: _changed(
+                conn, "DELETE FROM threads WHERE session = ? AND name = ?", (session, name)
             )
         )
 
@@ -390,7 +430,7 @@ class Store:
     ) -> asyncio.Future[Any]:
         values = (interaction_id, session, thread, created)
         return self.submit(
-            lambda conn: conn.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?)", values)
+            lambda conn: _changed(conn, "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?)", values)
         )
 
     async def session(self, key: str) -> dict[str, Any]:
@@ -438,7 +478,7 @@ class Store:
         assert table in RESOURCE_TABLES
         values = (resource["id"], resource.get("created", ""), json.dumps(resource))
         return self.submit(
-            lambda conn: conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?)", values)
+            lambda conn: _changed(conn, f"INSERT OR REPLACE INTO {table} VALUES (?,?,?)", values)
         )
 
     async def get_resource(self, table: str, resource_id: str) -> dict[str, Any] | None:
@@ -463,5 +503,52 @@ class Store:
     def delete_resource(self, table: str, resource_id: str) -> asyncio.Future[Any]:
         assert table in RESOURCE_TABLES
         return self.submit(
-            lambda conn: conn.execute(f"DELETE FROM {table} WHERE id = ?", (resource_id,)).rowcount
+            lambda conn: _changed(conn, f"DELETE FROM {table} WHERE id = ?", (resource_id,))
         )
+
+
+# -- on the store thread only ------------------------------------------------------------------
+
+
+def _plain(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run `fn` here and refuse a result that holds SQLite state (see the module docstring)."""
+    value = fn(*args)
+    if isinstance(value, _SQLITE_OBJECTS):
+        raise TypeError(f"a store call returned {type(value).__name__}; return plain values")
+    return value
+
+
+def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    """Run one statement; the number of rows it changed (its cursor is freed here)."""
+    return conn.execute(sql, params).rowcount
+
+
+def _insert_events(
+    conn: sqlite3.Connection, interaction_id: str, events: list[tuple[int, str]]
+) -> None:
+    cursor = conn.executemany(
+        "INSERT INTO events VALUES (?,?,?)", [(interaction_id, seq, data) for seq, data in events]
+    )
+    cursor.close()  # releases the cached statement now, on this thread
+
+
+def _row_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    resource = row["resource"]
+    return (
+        row["id"],
+        resource["status"],
+        resource["created"],
+        resource["updated"],
+        row.get("previous_id"),
+        row.get("upstream_id"),
+        row.get("session"),
+        row.get("thread"),
+        json.dumps(resource),
+        json.dumps(row.get("input")) if row.get("input") is not None else None,
+    )
+
+
+def _save_row(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
+    return _changed(
+        conn, "INSERT OR REPLACE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", values
+    )
