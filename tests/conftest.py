@@ -100,6 +100,8 @@ class GatewayProcess:
     data_dir: Path
     url: str = ""
     proc: subprocess.Popen[str] | None = None
+    prefix: list[str] = field(default_factory=list)  # e.g. a namespace wrapper that execs
+    args: list[str] = field(default_factory=list)  # more `serve` options, e.g. --auto
     stderr_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,10 +109,14 @@ class GatewayProcess:
 
     @property
     def runtime_file(self) -> Path:
-        return Path(self.env["JUPYTER_RUNTIME_DIR"]) / "jupyter-interactions-gateway.json"
+        """This gateway's own runtime file (one per process, named by its pid)."""
+        assert self.proc is not None
+        name = f"jupyter-interactions-gateway-{self.proc.pid}.json"
+        return Path(self.env["JUPYTER_RUNTIME_DIR"]) / name
 
     def start(self, timeout: float = 30) -> GatewayProcess:
-        command = serve_command(token=self.token, data_dir=self.data_dir)
+        serve = serve_command(token=self.token, data_dir=self.data_dir)
+        command = [*self.prefix, *serve, *self.args]
         stderr = self.stderr_path.open("a")
         self.proc = subprocess.Popen(
             command, env=self.env, stdout=subprocess.PIPE, stderr=stderr, text=True
@@ -177,9 +183,13 @@ def start_gateway(
     models: dict[str, dict[str, Any]] | None = None,
     settings: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
+    args: list[str] | None = None,
 ) -> GatewayProcess:
     """Start a real gateway subprocess whose files all live under `root`. `models` adds
-    model names, `settings` other GatewayConfig settings (its config file), `env` variables."""
+    model names, `settings` other GatewayConfig settings (its config file), `env` variables,
+    `prefix` a command that runs the gateway's (and must exec it, keeping its pid), `args`
+    more options of `serve`."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "jupyter_interactions.json"
@@ -205,6 +215,8 @@ def start_gateway(
         token=token or secrets.token_urlsafe(16),
         env=child_env,
         data_dir=root / "data",
+        prefix=list(prefix or []),
+        args=list(args or []),
     )
     return gateway.start()
 

@@ -1,4 +1,4 @@
-"""Wire facts both sides share: interaction statuses and the rule for a thread's head.
+"""Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps.
 
 The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
 head rule (it stores the head), and the kernel follows the same rule for its local view, so
@@ -6,6 +6,8 @@ a refresh from the server never moves a head back.
 """
 
 from __future__ import annotations
+
+import time
 
 # An interaction in one of these has ended; nothing follows its interaction.completed event.
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
@@ -24,3 +26,8 @@ ANSWERED = frozenset({"completed", *PAUSED, *STOPPED_EARLY})
 def moves_head(status: str | None, has_error: bool = False) -> bool:
     """True if a turn that ended with `status` becomes its thread's new head."""
     return status in ANSWERED and not has_error
+
+
+def now() -> str:
+    """A timestamp as the wire writes them (`created`, `updated`): UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -13,7 +13,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +25,7 @@ from ..errors import (
     RequestError,
     UnsupportedError,
 )
-from ..protocol import moves_head
+from ..protocol import moves_head, now
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .model_turn import model_turn, tool_specs
@@ -50,10 +49,6 @@ _ECHOED = (
     "labels",
     "environment",
 )
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_id(prefix: str) -> str:

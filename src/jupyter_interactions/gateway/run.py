@@ -4,6 +4,11 @@ Events are numbered (`ev_1`, `ev_2`, ...) as they are published, written to the 
 batches (one batch per loop tick), and only then shown to followers, so anything a client
 has seen is on disk and a resume is a plain read. A follower that falls behind reads the
 whole backlog in one go; nobody polls.
+
+If the store fails, nothing more is shown: the run is stopped and its log is closed right
+after the last event anyone saw, with an `error` event and a failed `interaction.completed`,
+stored with the failed row in one transaction (retried until it is stored, or the gateway
+stops). Until then followers get that error unnumbered, as a notice outside the log.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from ..protocol import now
 from .emitter import Emitter
 from .store import Store
 
@@ -22,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # A producer more than this many events ahead of the store waits for it to catch up.
 MAX_UNCOMMITTED = 1000
+STORE_FAILED = "store_failed"
+# Seconds between attempts to store a failed run's end (doubling up to the last).
+SEAL_RETRY = (0.5, 30.0)
 
 
 def sse_frame(event_type: str, seq: int, data: str) -> str:
@@ -32,6 +41,12 @@ def frame_from_stored(data: str) -> str:
     event = json.loads(data)
     seq = int(str(event.get("event_id", "ev_0"))[3:] or 0)
     return sse_frame(event.get("event_type", "message"), seq, data)
+
+
+def _numbered(seq: int, event: dict[str, Any]) -> tuple[int, str, str]:
+    """The event as logged: `event_id` set (in place), and its JSON."""
+    event["event_id"] = f"ev_{seq}"
+    return seq, event["event_type"], json.dumps(event, separators=(",", ":"))
 
 
 class Run:
@@ -62,6 +77,8 @@ class Run:
         self._batch: list[tuple[int, str, str]] = []
         self.frames: list[str] = []
         self._changed: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None  # the store failed: nothing more is shown
+        self._sealing: asyncio.Task[None] | None = None
 
     @property
     def ended(self) -> bool:
@@ -73,39 +90,96 @@ class Run:
         if self._terminal_seq is not None:
             return  # nothing follows interaction.completed
         self._seq += 1
-        seq = self._seq
-        event["event_id"] = f"ev_{seq}"
-        data = json.dumps(event, separators=(",", ":"))
         if not self._batch:
             asyncio.get_running_loop().call_soon(self._write_batch)
-        self._batch.append((seq, event["event_type"], data))
+        self._batch.append(_numbered(self._seq, event))
         if event["event_type"] == "interaction.completed":
-            self._terminal_seq = seq
+            self._terminal_seq = self._seq
 
     def _write_batch(self) -> None:
         batch, self._batch = self._batch, []
-        if not batch:
+        if not batch or self._failure is not None:
             return
         if self.store is None:
-            self._committed_batch(batch)
+            self._show(batch)
             return
-        future = self.store.append_events(self.id, [(seq, data) for seq, _, data in batch])
-        future.add_done_callback(lambda f: self._committed_batch(batch, f))
+        # The last batch goes to disk together with the final row: both or neither.
+        last = batch[-1][0] == self._terminal_seq
+        future = self.store.append_events(
+            self.id, [(seq, data) for seq, _, data in batch], row=self._row() if last else None
+        )
+        future.add_done_callback(lambda f: self._stored(batch, f))
 
-    def _committed_batch(
-        self, batch: list[tuple[int, str, str]], future: asyncio.Future[Any] | None = None
-    ) -> None:
-        if future is not None and future.exception() is not None:
-            # The store failed (disk full?): followers still get the events, so a client
-            # sees the interaction end instead of hanging; the log line says what happened.
-            log.error("could not store events of %s: %s", self.id, future.exception())
+    def _stored(self, batch: list[tuple[int, str, str]], future: asyncio.Future[Any]) -> None:
+        if self._failure is not None:
+            return  # a later batch, stored or not, after one that was not: never shown
+        if future.cancelled() or future.exception() is not None:
+            self._store_failed(future.exception() if not future.cancelled() else None)
+            return
+        self._show(batch)
+
+    def _show(self, batch: list[tuple[int, str, str]]) -> None:
         self.frames.extend(sse_frame(kind, seq, data) for seq, kind, data in batch)
         self._committed = batch[-1][0]
         self._wake()
         if self._terminal_seq is not None and self._committed >= self._terminal_seq:
-            self._on_end(self)
-            if not self.done.done():
-                self.done.set_result(None)
+            self._end()
+
+    def _end(self) -> None:
+        self._on_end(self)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    # -- when the store fails ------------------------------------------------------------------
+
+    def _store_failed(self, exc: BaseException | None) -> None:
+        """Stop the run and close its log after the last event shown (see the docstring)."""
+        if self._failure is not None or self.store is None:
+            return
+        self._failure = exc or RuntimeError("the write was cancelled")
+        message = getattr(exc, "message", None) or str(self._failure)
+        log.error("could not store %s; it ends failed: %s", self.id, message)
+        error = {"code": STORE_FAILED, "message": f"this interaction was stopped: {message}"}
+        shown = self._committed
+        self._batch = []
+        self._terminal_seq = shown + 2  # an error event and interaction.completed close it
+        self.resource["status"] = "failed"
+        self.resource["updated"] = now()
+        self.resource["errors"] = [*self.resource.get("errors", []), error]
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        final: dict[str, Any] = {"id": self.id, "status": "failed"}
+        if self.emitter.usage:
+            final["usage"] = dict(self.emitter.usage)
+        batch = [
+            _numbered(shown + 1, {"event_type": "error", "error": error}),
+            _numbered(shown + 2, {"event_type": "interaction.completed", "interaction": final}),
+        ]
+        self._sealing = asyncio.ensure_future(self._seal(shown, batch, error))
+
+    async def _seal(
+        self, shown: int, batch: list[tuple[int, str, str]], error: dict[str, Any]
+    ) -> None:
+        assert self.store is not None
+        rows = [(seq, data) for seq, _, data in batch]
+        delay, longest = SEAL_RETRY
+        while True:
+            try:
+                await self.store.append_events(self.id, rows, row=self._row(), after_seq=shown)
+                break
+            except Exception as exc:  # still failing: tell followers now, keep trying
+                if not self.done.done():
+                    notice = json.dumps({"event_type": "error", "error": error})
+                    self.frames.append(f"event: error\ndata: {notice}\n\n")
+                    self._wake()
+                    self.done.set_result(None)
+                if self.store.closed:
+                    log.error("%s stays unstored: the gateway stopped (%s)", self.id, exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+        del self.frames[shown:]  # the unnumbered notice, if any, becomes the stored events
+        self._show(batch)
 
     def _wake(self) -> None:
         if self._changed is not None and not self._changed.done():
@@ -113,6 +187,8 @@ class Run:
         self._changed = None
 
     async def drain(self) -> None:
+        if self._failure is not None:
+            return
         if self._seq - self._committed > MAX_UNCOMMITTED:
             await self._wait_change()
             return
@@ -150,7 +226,17 @@ class Run:
             resource["input"] = self.row["input"]
         return resource
 
+    def _row(self) -> dict[str, Any]:
+        return {**self.row, "id": self.id, "resource": self.snapshot()}
+
     def persist(self) -> asyncio.Future[Any] | None:
-        if self.store is None:
+        """Store the row as it is now. Once the run has ended, its last batch stores it."""
+        if self.store is None or self.ended:
             return None
-        return self.store.save_interaction({**self.row, "id": self.id, "resource": self.snapshot()})
+        saved = self.store.save_interaction(self._row())
+        saved.add_done_callback(self._row_stored)
+        return saved
+
+    def _row_stored(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._store_failed(future.exception() if not future.cancelled() else None)
