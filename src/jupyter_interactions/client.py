@@ -2,9 +2,10 @@
 maps the SDK's errors to ours (the one place that does).
 
 Order of discovery: JUPYTER_INTERACTIONS_URL/TOKEN; the Jupyter server that started this
-kernel (its `interactions/` mount); a running standalone gateway (its runtime file); else a
-new standalone gateway, started detached so it outlives the kernel. `direct` skips all of
-this and talks to Google's service with GEMINI_API_KEY.
+kernel (its `interactions/` mount); the gateway that owns this kernel's data dir (a standalone
+one through its runtime file, or a Jupyter server's through its `jpserver-<pid>.json`); else a
+new standalone gateway on that data dir, started detached so it outlives the kernel (it exits
+once idle). `direct` skips all of this and talks to Google's service with GEMINI_API_KEY.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from .errors import (
     RequestError,
     UpstreamError,
 )
+from .gateway import runtime
 from .gateway.command import serve_command
+from .protocol import now
 from .sdk_speedups import speed_up_sdk
 
 try:  # the same HTTP library the SDK uses, for our few non-protocol routes
@@ -52,6 +55,12 @@ class Connection:
     token: config.Secret | None
     direct: bool = False
     origin: str = "explicit"  # explicit | jupyter-server | runtime-file | started | direct
+    pid: int | None = None  # the serving process, when known: gone means find another
+
+    @property
+    def alive(self) -> bool:
+        """False once the serving process is known to be gone (e.g. it exited when idle)."""
+        return self.pid is None or runtime.pid_alive(self.pid)
 
     def __repr__(self) -> str:
         return f"Connection({self.base_url!r}, direct={self.direct}, origin={self.origin!r})"
@@ -79,7 +88,7 @@ def connect(direct: bool = False, url: str | None = None, token: str | None = No
     override = config.gateway_override()
     if override is not None:
         return Connection(_slash(override[0]), override[1])
-    return jupyter_server_gateway() or runtime_file_gateway() or start_gateway()
+    return jupyter_server_gateway() or running_gateway() or start_gateway()
 
 
 def _slash(url: str) -> str:
@@ -97,8 +106,11 @@ def healthy(base_url: str) -> bool:
 def jupyter_server_gateway() -> Connection | None:
     """The gateway mounted in the Jupyter server that started this kernel, if any."""
     pid = config.jupyter_parent_pid()
-    if not pid:
-        return None
+    return _server_mount(int(pid)) if pid and pid.isdecimal() else None
+
+
+def _server_mount(pid: int) -> Connection | None:
+    """The gateway mounted in the Jupyter server of process `pid`, if it answers."""
     from jupyter_core.paths import jupyter_runtime_dir
 
     info = _read_json(Path(jupyter_runtime_dir()) / f"jpserver-{pid}.json")
@@ -108,25 +120,25 @@ def jupyter_server_gateway() -> Connection | None:
     if not healthy(base):
         return None
     token = info.get("token")
-    return Connection(base, config.Secret(token) if token else None, origin="jupyter-server")
-
-
-def runtime_file_info() -> dict[str, Any] | None:
-    """The standalone gateway's runtime file (url, token, pid, data_dir), if it answers."""
-    info = _read_json(config.runtime_file())
-    if not info or not info.get("url") or not healthy(_slash(info["url"])):
-        return None
-    return info
-
-
-def runtime_file_gateway() -> Connection | None:
-    info = runtime_file_info()
-    if info is None:
-        return None
-    token = info.get("token")
     return Connection(
-        _slash(info["url"]), config.Secret(token) if token else None, origin="runtime-file"
+        base, config.Secret(token) if token else None, origin="jupyter-server", pid=pid
     )
+
+
+def running_gateway(data_dir: Path | None = None) -> Connection | None:
+    """The running gateway that owns `data_dir` (default: the one a gateway started here
+    would use), so a kernel finds its threads and jobs: a standalone gateway by its runtime
+    file, else a Jupyter server whose extension holds the data dir."""
+    data_dir = data_dir or config.gateway_data_dir()
+    for info in runtime.running_gateways():
+        if runtime.same_dir(str(info.get("data_dir", "")), data_dir) and info.get("url"):
+            url = _slash(str(info["url"]))
+            if healthy(url):
+                token = info.get("token")
+                secret = config.Secret(token) if token else None
+                return Connection(url, secret, origin="runtime-file", pid=int(info["pid"]))
+    owner = runtime.owner_pid(data_dir)
+    return _server_mount(owner) if owner is not None else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -138,34 +150,39 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def start_gateway() -> Connection:
-    """Start `jupyter-interactions serve --port 0` detached and wait until it answers."""
+    """Start `jupyter-interactions serve --auto` detached on this kernel's data dir and wait
+    until it answers."""
     import fcntl
 
-    runtime = config.runtime_file()
-    runtime.parent.mkdir(parents=True, exist_ok=True)
+    data_dir = config.gateway_data_dir()
+    folder = config.runtime_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     # One starter at a time: kernels that start together share one gateway.
-    with open(runtime.parent / "jupyter-interactions-start.lock", "w") as lock:
+    with open(folder / "jupyter-interactions-start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = runtime_file_gateway()
+        found = running_gateway(data_dir)
         if found is not None:
             return found
-        log = runtime.parent / "jupyter-interactions-gateway.log"
+        log = folder / "jupyter-interactions-gateway.log"
         with open(log, "ab") as out:
             process = subprocess.Popen(
-                serve_command(),
+                serve_command(data_dir=data_dir, auto=True),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the kernel, and a Ctrl-C in the cell
             )
         _STARTED.append(process)
+        published = config.runtime_file(process.pid)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            info = _read_json(runtime)
-            if info and info.get("pid") == process.pid:
-                found = runtime_file_gateway()
-                if found is not None:
-                    return Connection(found.base_url, found.token, origin="started")
+            info = _read_json(published)
+            if info and info.get("url") and healthy(_slash(str(info["url"]))):
+                token = info.get("token")
+                secret = config.Secret(token) if token else None
+                return Connection(
+                    _slash(str(info["url"])), secret, origin="started", pid=process.pid
+                )
             if process.poll() is not None:
                 break
             time.sleep(0.05)  # the only signal a detached process gives is its runtime file
@@ -271,7 +288,7 @@ class LocalHeads:
         data = self._load()
         threads = data.setdefault(self.key, {})
         entry = threads.get(thread) or {"name": thread, "turns": 0}
-        entry.update(fields, head=head, updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        entry.update(fields, head=head, updated=now())
         threads[thread] = entry
         self._save(data)
 

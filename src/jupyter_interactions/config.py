@@ -17,7 +17,8 @@ from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_run
 
 from .errors import ConfigError
 
-RUNTIME_FILE_NAME = "jupyter-interactions-gateway.json"
+# One runtime file per gateway process, named by its pid (as Jupyter's jpserver-<pid>.json).
+RUNTIME_FILE_GLOB = "jupyter-interactions-gateway-*.json"
 DEFAULT_GEMINI_URL = "https://generativelanguage.googleapis.com/"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -44,9 +45,13 @@ def data_dir() -> Path:
     return Path(env("JUPYTER_INTERACTIONS_DATA_DIR") or Path(jupyter_data_dir()) / "interactions")
 
 
-def runtime_file() -> Path:
-    """Where a standalone gateway publishes its URL and token (0600) for kernels to find."""
-    return Path(jupyter_runtime_dir()) / RUNTIME_FILE_NAME
+def runtime_dir() -> Path:
+    return Path(jupyter_runtime_dir())
+
+
+def runtime_file(pid: int) -> Path:
+    """Where the standalone gateway of process `pid` publishes its URL and token (0600)."""
+    return runtime_dir() / RUNTIME_FILE_GLOB.replace("*", str(pid))
 
 
 def config_file() -> Path:
@@ -85,6 +90,10 @@ class GatewayConfig:
     # Options of other kinds environments may ask for: {"jupyter": {"url": ...}, ...}
     sandbox_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox_idle_seconds: float = 900.0  # an environment's live sandbox stops after this idle
+    warm_pool_size: int = 1  # sandbox kernels started ahead of use, per isolation tier; 0: none
+    # A gateway a kernel started exits after this long with no client connected and nothing
+    # running (0: never). One started by hand runs until stopped, unless given --idle-exit.
+    idle_exit_seconds: float = 3600.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
@@ -114,10 +123,22 @@ class GatewayConfig:
             data_dir=Path(config.data_dir),
             token=Secret(config.token) if config.token else None,
             gemini_api_key=Secret(config.gemini_api_key) if config.gemini_api_key else None,
+            warm_pool_size=int(_at_least_zero("warm_pool_size", config.warm_pool_size)),
+            idle_exit_seconds=_at_least_zero("idle_exit_seconds", config.idle_exit_seconds),
         )
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         return f"GatewayConfig({masked(self.__dict__)})"
+
+
+def _at_least_zero(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ConfigError(f"setting {name} must be a number >= 0, not {value!r}")
+    return number
 
 
 _SECRET_WORDS = ("token", "key", "password", "secret", "authorization", "headers")
@@ -146,6 +167,14 @@ def gateway_override() -> tuple[str, Secret | None] | None:
         return None
     token = env("JUPYTER_INTERACTIONS_TOKEN")
     return url, Secret(token) if token else None
+
+
+def gateway_data_dir() -> Path:
+    """The data dir a gateway started from here would own (kernels look for its owner)."""
+    try:
+        return GatewayConfig.load().data_dir
+    except ConfigError:  # the gateway will say what is wrong when it is started
+        return data_dir()
 
 
 def direct_url() -> str:

@@ -169,9 +169,14 @@ class Session:
 
     # --- plumbing --------------------------------------------------------------------------
 
+    def _drop_if_gone(self) -> None:
+        if self._connection is not None and not self._connection.alive:
+            self._forget_connection()  # e.g. a gateway that exited when idle: find another
+
     @property
     def connection(self) -> Connection:
         with self._lock:
+            self._drop_if_gone()
             if self._connection is None:
                 self._connection = connect(self.direct, self._url, self._token)
             return self._connection
@@ -179,6 +184,7 @@ class Session:
     @property
     def client(self) -> Any:
         with self._lock:
+            self._drop_if_gone()
             if self._client is None:
                 self._client = build_client(self.connection, self.key)
             return self._client
@@ -186,6 +192,7 @@ class Session:
     @property
     def routes(self) -> SessionRoutes | LocalHeads:
         with self._lock:
+            self._drop_if_gone()
             if self._routes is None:
                 self._routes = (
                     LocalHeads(self.key)

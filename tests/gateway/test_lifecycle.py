@@ -87,7 +87,8 @@ def test_serving_line_generated_token_status_and_stop(tmp_path):
     try:
         line = proc.stdout.readline()
         assert line.startswith("Serving on http://127.0.0.1:") and line.endswith("/\n")
-        info = json.loads((tmp_path / "rt" / "jupyter-interactions-gateway.json").read_text())
+        runtime = tmp_path / "rt" / f"jupyter-interactions-gateway-{proc.pid}.json"
+        info = json.loads(runtime.read_text())
         assert len(info["token"]) >= 32
 
         def cli(command: str) -> subprocess.CompletedProcess[str]:

@@ -6,11 +6,13 @@ import json
 import os
 import re
 import signal
+import subprocess
 
 from tests.extension_server import extension_server
 
 from jupyter_interactions import client, config
 from jupyter_interactions.errors import GatewayError
+from jupyter_interactions.gateway.command import serve_command
 from jupyter_interactions.session import Session
 
 
@@ -22,8 +24,8 @@ def test_starts_a_detached_gateway_then_finds_it_again(isolated, monkeypatch):
         reply = first.ask("hello", model="echo")
         assert reply.text == "hello"
         assert first.connection.origin == "started"
-        info = json.loads(config.runtime_file().read_text())
-        pid = info["pid"]
+        pid = first.connection.pid
+        info = json.loads(config.runtime_file(pid).read_text())
         assert first.connection.base_url == info["url"]
         # Another kernel finds the same gateway through its runtime file, and the thread.
         second = Session("discovery.ipynb")
@@ -50,7 +52,7 @@ def test_gateway_that_cannot_start(isolated, monkeypatch):
         message = exc.message
     else:
         raise AssertionError("the gateway should not have started")
-    log = config.runtime_file().parent / "jupyter-interactions-gateway.log"
+    log = config.runtime_dir() / "jupyter-interactions-gateway.log"
     assert re.fullmatch(
         rf"could not start the gateway \(.*cannot read {re.escape(str(broken))}.*\); "
         rf"see {re.escape(str(log))}, fix that and re-run the cell, "
@@ -75,3 +77,76 @@ def test_uses_the_gateway_inside_its_jupyter_server(isolated, monkeypatch):
             assert session.thread().head == reply.id
         finally:
             session.close()
+
+
+def test_finds_the_gateway_that_owns_its_data_dir_among_several(isolated, monkeypatch):
+    from tests.conftest import start_gateway
+
+    shared = {"JUPYTER_RUNTIME_DIR": str(isolated / "shared-runtime")}
+    a = start_gateway(isolated / "a", env=shared)
+    b = start_gateway(isolated / "b", env=shared)
+    try:
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", shared["JUPYTER_RUNTIME_DIR"])
+        monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
+        for gateway in (a, b, a):
+            monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(gateway.data_dir))
+            found = client.connect()
+            assert (found.base_url, found.origin, found.pid) == (
+                gateway.url,
+                "runtime-file",
+                gateway.proc.pid,
+            )
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_outside_its_server_a_kernel_uses_the_server_that_owns_its_data_dir(isolated, monkeypatch):
+    """No JPY_PARENT_PID (a terminal IPython, say): the Jupyter server whose extension owns
+    the data dir is found through the lock, and a standalone gateway there would refuse."""
+    with extension_server(isolated, "token-of-the-owner", "/") as server:
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(server.runtime_dir))
+        monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(isolated / "server-data"))
+        monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
+        found = client.connect()
+        assert (found.base_url, found.origin, found.pid) == (
+            server.gateway_url,
+            "jupyter-server",
+            server.pid,
+        )
+        refused = subprocess.run(
+            serve_command(data_dir=isolated / "server-data"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2
+        assert f"is in use by process {server.pid}" in refused.stderr
+
+
+def test_after_an_idle_exit_the_next_call_starts_a_gateway_and_the_thread_goes_on(
+    isolated, monkeypatch
+):
+    settings = isolated / "settings.json"
+    settings.write_text(json.dumps({"idle_exit_seconds": 0.5}))
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(settings))
+    session = Session("idle.ipynb")
+    started = []
+    try:
+        first = session.ask("first", model="echo")
+        started.append(session.connection.pid)
+        session.close()  # the kernel lets go: nothing attached, nothing running
+        process = next(p for p in client._STARTED if p.pid == started[0])
+        assert process.wait(60) == 0
+        assert not config.runtime_file(started[0]).exists()
+
+        second = session.ask("second", model="echo")  # the same Session, a new gateway
+        started.append(session.connection.pid)
+        assert session.connection.origin == "started" and started[1] != started[0]
+        assert session.client.interactions.get(second.id).previous_interaction_id == first.id
+    finally:
+        session.close()
+        for process in client._STARTED:
+            if process.pid in started and process.poll() is None:
+                process.terminate()
+                process.wait(15)

@@ -1,15 +1,17 @@
-"""`jupyter-interactions serve`: the standalone gateway process.
+"""`jupyter-interactions serve | status | stop`: the standalone gateway process.
 
-Prints exactly `Serving on http://HOST:PORT/` once it accepts connections, and publishes its
-URL and token in the runtime file (mode 0600 from the moment it exists) so kernels find it.
-Logs go to stderr and never contain the token or a key.
+`serve` prints exactly `Serving on http://HOST:PORT/` once it accepts connections, and
+publishes its URL and token in its own runtime file, `jupyter-interactions-gateway-<pid>.json`
+(mode 0600 from the moment it exists, removed on exit), so kernels find it. It owns its data
+dir (see runtime.py): a second gateway on the same dir refuses to start. Started by a kernel
+(`--auto`), it exits once idle (see idle.py). Logs go to stderr and never contain the token or
+a key.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -18,48 +20,33 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from ..config import GatewayConfig, Secret, runtime_file
+from ..config import GatewayConfig, Secret, gateway_data_dir
 from ..errors import InteractionsError
+from ..protocol import now
 from .app import make_app
 from .command import is_loopback
+from .idle import Activity, CountingHTTPServer, stop_when_idle
+from .runtime import running_gateways, same_dir, write_runtime_file
 
 log = logging.getLogger("jupyter_interactions.gateway")
 
 
-def write_runtime_file(path: Path, info: dict[str, object]) -> None:
-    """Write `info` readable by this user only, with no moment where others could read it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # in case a stale file kept wider permissions
-        os.write(fd, json.dumps(info).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _remove_runtime_file(path: Path) -> None:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if info.get("pid") == os.getpid():  # never remove another gateway's file
-        path.unlink(missing_ok=True)
-
-
-async def serve(config: GatewayConfig) -> None:
+async def serve(config: GatewayConfig, idle_exit: float = 0.0) -> None:
+    """Serve until SIGINT/SIGTERM, or until idle for `idle_exit` seconds (0: never)."""
     app = make_app(config)
     state = app.settings["interactions_state"]
-    await state.start()
+    await state.start()  # takes the data dir, or refuses: before anything is published
+    activity = Activity()
     # The HTTP layer refuses anything past the limit outright; handlers answer 400 for bodies
     # just past it with a message that says so.
-    server = HTTPServer(app, max_body_size=config.max_body_bytes + 1024 * 1024, xheaders=False)
+    server = CountingHTTPServer(
+        app, max_body_size=config.max_body_bytes + 1024 * 1024, xheaders=False
+    )
+    server.activity = activity
     sockets = bind_sockets(config.port, config.host)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
@@ -72,66 +59,96 @@ async def serve(config: GatewayConfig) -> None:
             file=sys.stderr,
             flush=True,
         )
-    runtime = runtime_file()
-    write_runtime_file(
-        runtime,
+    runtime = write_runtime_file(
         {
             "url": url,
             "token": str(config.token),
             "pid": os.getpid(),
             "data_dir": str(config.data_dir),
-        },
+            "started": now(),
+            "idle_exit_seconds": idle_exit or None,
+        }
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    watcher = None
+    if idle_exit:
+
+        def running() -> bool:
+            return bool(state.engine.runs)
+
+        watcher = asyncio.ensure_future(stop_when_idle(activity, idle_exit, running, stop))
     print(f"Serving on {url}", flush=True)
     log.info("data in %s; runtime file %s", config.data_dir, runtime)
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        if watcher is not None:
+            watcher.cancel()
+        runtime.unlink(missing_ok=True)  # no kernel should pick a gateway that is going
         server.stop()
         await state.stop()
         await server.close_all_connections()
-        _remove_runtime_file(runtime)
 
 
-def _running() -> tuple[dict[str, object], int] | None:
-    """The runtime file's gateway and its pid, if that process answers on its URL."""
-    from ..client import runtime_file_info
+def _answering() -> list[tuple[dict[str, Any], bool]]:
+    """Every live gateway's runtime info, and whether it answers on its URL."""
+    from ..client import healthy
 
-    info = runtime_file_info()
-    try:
-        return (info, int(info["pid"])) if info is not None else None
-    except (KeyError, TypeError, ValueError):
-        return None
+    return [(info, healthy(str(info.get("url", "")))) for info in running_gateways()]
 
 
 def _status() -> int:
-    running = _running()
-    if running is None:
+    gateways = _answering()
+    if not gateways:
         print("no gateway is running (kernels start one when a cell needs it)")
         return 1
-    info, pid = running
-    print(f"gateway running on {info['url']} (pid {pid}, data in {info.get('data_dir')})")
+    for info, answers in gateways:
+        notes = [f"pid {info['pid']}", f"data in {info.get('data_dir')}"]
+        if info.get("idle_exit_seconds"):
+            notes.append(f"exits after {info['idle_exit_seconds']:g} s idle")
+        if not answers:
+            notes.append("NOT ANSWERING")
+        print(f"gateway running on {info.get('url')} ({', '.join(notes)})")
     return 0
 
 
-def _stop(timeout: float) -> int:
-    running = _running()
-    if running is None:
+def _stop(timeout: float, everything: bool) -> int:
+    # Only processes that answer as a gateway are signalled: a pid may have been reused.
+    gateways = [info for info, answers in _answering() if answers]
+    if not gateways:
         print("no gateway is running")
         return 0
-    info, pid = running
-    exited = _exit_waiter(pid)
-    os.kill(pid, signal.SIGTERM)  # it finishes its work, marks running interactions, exits
-    if exited(timeout):
-        print(f"stopped the gateway on {info['url']}")
-        return 0
-    print(f"error: the gateway (pid {pid}) is still running after {timeout:g} s", file=sys.stderr)
-    return 1
+    chosen = gateways
+    if not everything and len(gateways) > 1:
+        home = gateway_data_dir()
+        chosen = [info for info in gateways if same_dir(str(info.get("data_dir")), home)]
+        if not chosen:
+            print(
+                f"no gateway on {home} is running; {len(gateways)} others are "
+                "(jupyter-interactions status); stop them with --all",
+                file=sys.stderr,
+            )
+            return 1
+    waiters = []
+    for info in chosen:
+        pid = int(info["pid"])
+        waiters.append((info, _exit_waiter(pid)))
+        os.kill(pid, signal.SIGTERM)  # it finishes its work, marks running ones, exits
+    failed = 0
+    for info, exited in waiters:
+        if exited(timeout):
+            print(f"stopped the gateway on {info['url']}")
+        else:
+            failed += 1
+            print(
+                f"error: the gateway (pid {info['pid']}) is still running after {timeout:g} s",
+                file=sys.stderr,
+            )
+    return 1 if failed else 0
 
 
 def _exit_waiter(pid: int) -> Callable[[float], bool]:
@@ -169,14 +186,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--token", default=None, help="token clients must send (default: generated)")
     run.add_argument("--data-dir", default=None, help="where state lives")
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
-    commands.add_parser("status", help="say whether a standalone gateway is running, and where")
-    stop = commands.add_parser("stop", help="stop the standalone gateway kernels started")
+    run.add_argument(
+        "--auto",
+        action="store_true",
+        help="started by a kernel: exit after idle_exit_seconds (setting) with nothing to do",
+    )
+    run.add_argument(
+        "--idle-exit", type=float, default=None, help="exit after this many idle seconds"
+    )
+    commands.add_parser("status", help="list the running standalone gateways, and where")
+    stop = commands.add_parser(
+        "stop", help="stop the standalone gateway (the one on the default data dir if several)"
+    )
+    stop.add_argument("--all", action="store_true", help="stop every running gateway")
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (default 15)")
     args = parser.parse_args(argv)
     if args.command == "status":
         return _status()
     if args.command == "stop":
-        return _stop(args.timeout)
+        return _stop(args.timeout, args.all)
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -202,8 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     except InteractionsError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    idle_exit = args.idle_exit
+    if idle_exit is None:
+        idle_exit = config.idle_exit_seconds if args.auto else 0.0
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, idle_exit))
+    except InteractionsError as exc:  # e.g. another gateway owns the data dir
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1

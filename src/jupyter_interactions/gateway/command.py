@@ -9,10 +9,17 @@ from pathlib import Path
 
 
 def serve_command(
-    *, token: str | None = None, data_dir: str | Path | None = None, port: int = 0
+    *,
+    token: str | None = None,
+    data_dir: str | Path | None = None,
+    port: int = 0,
+    auto: bool = False,
 ) -> list[str]:
-    """The command line that starts a gateway with this Python (kernels, tests, benchmarks)."""
+    """The command line that starts a gateway with this Python (kernels, tests, benchmarks).
+    `auto`: a kernel starts it, and it exits once idle (the `idle_exit_seconds` setting)."""
     command = [sys.executable, "-m", "jupyter_interactions.gateway.cli", "serve", f"--port={port}"]
+    if auto:
+        command.append("--auto")
     if token is not None:
         command.append(f"--token={token}")  # one argument: a generated token may start with "-"
     if data_dir is not None:

@@ -26,6 +26,7 @@ from .auth_tokens import AuthTokens, Grant, Need
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
+from .runtime import DataDirLock
 from .sandboxes import LiveSandboxes
 from .store import Store
 from .uploads import Uploads
@@ -57,8 +58,11 @@ class GatewayState:
         self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
         self.auth_tokens = AuthTokens(self.store)
         self.recovered: list[str] = []
+        self.owner = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
+        # One process owns a data dir, so recovery only ever touches what this one ran.
+        self.owner.acquire()
         self.recovered = await self.store.open()
         await self.auth_tokens.load()
         await self.uploads.start()
@@ -75,13 +79,14 @@ class GatewayState:
         if aclose is not None:
             await aclose()
         await self.store.close()
+        self.owner.release()
 
 
 def _warm_pool(config: GatewayConfig) -> Any:
     # Imported on first need: jupyter_client loads with the first agent, not at startup.
     from ..sandbox.pool import WarmPool
 
-    return WarmPool(size=1, base_dir=config.data_dir / "sandboxes")
+    return WarmPool(size=config.warm_pool_size, base_dir=config.data_dir / "sandboxes")
 
 
 def _error_body(code: str, message: str) -> str:
