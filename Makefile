@@ -49,6 +49,7 @@ bench: install
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/magic.py
 	$(PY) benchmarks/sandbox.py
+	$(PY) benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
