@@ -185,11 +185,12 @@ def start_gateway(
     env: dict[str, str] | None = None,
     prefix: list[str] | None = None,
     args: list[str] | None = None,
+    data_dir: Path | None = None,
 ) -> GatewayProcess:
     """Start a real gateway subprocess whose files all live under `root`. `models` adds
     model names, `settings` other GatewayConfig settings (its config file), `env` variables,
     `prefix` a command that runs the gateway's (and must exec it, keeping its pid), `args`
-    more options of `serve`."""
+    more options of `serve`, `data_dir` another data dir than `root/data`."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "jupyter_interactions.json"
@@ -214,7 +215,7 @@ def start_gateway(
         root=root,
         token=token or secrets.token_urlsafe(16),
         env=child_env,
-        data_dir=root / "data",
+        data_dir=Path(data_dir) if data_dir is not None else root / "data",
         prefix=list(prefix or []),
         args=list(args or []),
     )

@@ -31,9 +31,11 @@ class ExtensionServer:
 
 
 @contextlib.contextmanager
-def extension_server(root: Path, token: str, base_url: str) -> Iterator[ExtensionServer]:
+def extension_server(
+    root: Path, token: str, base_url: str, ready: bool = True
+) -> Iterator[ExtensionServer]:
     """Start it rooted at `root` (runtime dir, data and log there, no Gemini key) and wait
-    until the gateway inside answers; stop it on exit."""
+    until the gateway inside answers (`ready`: until it has started); stop it on exit."""
     runtime, log = root / "server-runtime", root / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env.update(
@@ -63,11 +65,13 @@ def extension_server(root: Path, token: str, base_url: str) -> Iterator[Extensio
         )
         while True:  # the start hook opens the store just after the server listens
             try:
-                urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+                health = urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
+                if json.loads(health)["ok"] or not ready:
+                    break
+            except (OSError, ValueError):  # not up yet, or not the gateway answering yet
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         yield server
     finally:
         proc.terminate()

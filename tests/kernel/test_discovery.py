@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import urllib.request
 
 from tests.extension_server import extension_server
 
@@ -150,3 +151,32 @@ def test_after_an_idle_exit_the_next_call_starts_a_gateway_and_the_thread_goes_o
             if process.pid in started and process.poll() is None:
                 process.terminate()
                 process.wait(15)
+
+
+def test_a_server_whose_extension_could_not_own_the_data_dir_sends_kernels_to_the_owner(
+    isolated, monkeypatch
+):
+    """A standalone gateway owns the data dir first: the Jupyter server started later does
+    not touch it (its extension refuses, so recovery never runs there), says it is not
+    ready, and its kernels use the owner instead."""
+    from tests.conftest import start_gateway
+
+    shared = isolated / "server-runtime"
+    owner = start_gateway(
+        isolated / "owner",
+        data_dir=isolated / "server-data",
+        env={"JUPYTER_RUNTIME_DIR": str(shared)},
+    )
+    try:
+        with extension_server(isolated, "token-of-the-server", "/", ready=False) as server:
+            health = json.loads(urllib.request.urlopen(f"{server.gateway_url}health").read())
+            assert health["ok"] is False
+            assert "is in use by the gateway on " + owner.url in server.log.read_text()
+            monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(server.runtime_dir))
+            monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(isolated / "server-data"))
+            monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
+            monkeypatch.setenv("JPY_PARENT_PID", str(server.pid))
+            found = client.connect()
+            assert (found.base_url, found.origin) == (owner.url, "runtime-file")
+    finally:
+        owner.stop()

@@ -44,7 +44,10 @@ class HealthHandler(BaseHandler):
         return True
 
     def get(self) -> None:
-        self.send_json({"ok": True, "name": "jupyter-interactions", "version": __version__})
+        # Not ok until started: a server extension that could not own its data dir is not
+        # a gateway to use (kernels then look for the one that owns it).
+        ok = self.state.started
+        self.send_json({"ok": ok, "name": "jupyter-interactions", "version": __version__})
 
 
 class InteractionsHandler(BaseHandler):

@@ -118,8 +118,13 @@ def _status() -> int:
 
 def _stop(timeout: float, everything: bool) -> int:
     # Only processes that answer as a gateway are signalled: a pid may have been reused.
-    gateways = [info for info, answers in _answering() if answers]
+    found = _answering()
+    gateways = [info for info, answers in found if answers]
     if not gateways:
+        silent = [str(info["pid"]) for info, _ in found]
+        if silent:
+            print(f"no gateway answers; still running: pid {', '.join(silent)}", file=sys.stderr)
+            return 1
         print("no gateway is running")
         return 0
     chosen = gateways

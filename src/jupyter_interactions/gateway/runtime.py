@@ -10,7 +10,6 @@ dies. Whoever holds it writes its pid there, for messages and for kernels lookin
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
@@ -84,6 +83,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        import fcntl  # POSIX only, like the gateway; kernels import this module anywhere
+
         if self._fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

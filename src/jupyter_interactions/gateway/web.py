@@ -59,6 +59,7 @@ class GatewayState:
         self.auth_tokens = AuthTokens(self.store)
         self.recovered: list[str] = []
         self.owner = DataDirLock(config.data_dir)
+        self.started = False
 
     async def start(self) -> None:
         # One process owns a data dir, so recovery only ever touches what this one ran.
@@ -71,8 +72,10 @@ class GatewayState:
                 "marked %d interaction(s) failed: they were running when the gateway stopped",
                 len(self.recovered),
             )
+        self.started = True
 
     async def stop(self) -> None:
+        self.started = False
         await self.engine.shutdown()
         await self.sandboxes.close()
         aclose = getattr(self.upstream, "aclose", None)
