@@ -129,7 +129,8 @@ def test_after_an_idle_exit_the_next_call_starts_a_gateway_and_the_thread_goes_o
     isolated, monkeypatch
 ):
     settings = isolated / "settings.json"
-    settings.write_text(json.dumps({"idle_exit_seconds": 0.5}))
+    # Long enough that the gateway cannot go idle between starting and the kernel's request.
+    settings.write_text(json.dumps({"idle_exit_seconds": 3}))
     monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(settings))
     session = Session("idle.ipynb")
     started = []

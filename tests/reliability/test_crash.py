@@ -109,5 +109,6 @@ async def test_sigkill_while_20_interactions_stream_loses_nothing_anyone_saw(tmp
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 async def test_sigkill_soak(tmp_path):
     await _rounds(tmp_path, rounds=100, scale=4)

@@ -114,7 +114,7 @@ def test_one_runtime_file_per_gateway_and_status_and_stop_see_them_all(tmp_path)
 
 
 async def test_a_kernel_started_gateway_exits_when_idle_but_never_while_something_runs(tmp_path):
-    idle = 0.5
+    idle = 2.0  # long enough that it cannot go idle before the test connects
     gateway = start_gateway(tmp_path, settings={"idle_exit_seconds": idle}, args=["--auto"])
     assert gateway.proc is not None
     proc, runtime_file = gateway.proc, gateway.runtime_file
@@ -123,11 +123,11 @@ async def test_a_kernel_started_gateway_exits_when_idle_but_never_while_somethin
         # An open connection is a client attached: the gateway stays.
         host, port = gateway.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
         with socket.create_connection((host, int(port))):
-            time.sleep(6 * idle)
+            time.sleep(2 * idle)
             assert proc.poll() is None
-        # A background run with nobody connected keeps it too (2 s of slow words).
+        # A background run with nobody connected keeps it too (5 s of slow words).
         async with http(gateway) as session:
-            job = await create(session, model="slow", input="w " * 40, background=True)
+            job = await create(session, model="slow", input="w " * 100, background=True)
         assert proc.wait(60) == 0
         assert not runtime_file.exists()
         database = gateway.data_dir / "gateway.sqlite3"
