@@ -14,12 +14,18 @@
         ├── SandboxUnavailable        no sandbox of that kind can start here
         └── SandboxTimeout            a run exceeded its wall-clock limit
 
+    Interrupted                       a KeyboardInterrupt (so `except Exception` never
+                                      swallows the user's interrupt) that says what became
+                                      of the interaction: cancelled, or still running
+
 Every message says what happened and what to do. `http_status` is what the gateway answers
 with when the error crosses the wire; it deliberately avoids 409 and 5xx for permanent
 failures, because the google-genai SDK silently retries those for ~30 s.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AuthError",
@@ -28,6 +34,7 @@ __all__ = [
     "GatewayError",
     "InteractionFailed",
     "InteractionsError",
+    "Interrupted",
     "NotFoundError",
     "RequestError",
     "SandboxError",
@@ -113,3 +120,18 @@ class SandboxUnavailable(SandboxError):
 
 class SandboxTimeout(SandboxError):
     code = "deadline_exceeded"
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a wait (Kernel > Interrupt). `message` is the one line IPython
+    shows instead of a traceback; `reply` is what came before the interrupt, if anything."""
+
+    def __init__(self, message: str, interaction_id: str | None = None, reply: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.interaction_id = interaction_id
+        self.reply = reply
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for an exception's own traceback: just the line."""
+        return [self.message]

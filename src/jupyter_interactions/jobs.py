@@ -2,7 +2,8 @@
 
 The worker streams `get(id, stream=True, last_event_id=...)`, so a dropped connection or a
 kernel restart resumes from the last event seen. The kernel stays usable meanwhile:
-`job.result()` blocks, `await job` does not, `job.cancel()` asks the server to stop.
+`job.result()` blocks (an interrupt stops the wait, not the job), `await job` does not,
+`job.cancel()` asks the server to stop.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import InteractionFailed, InteractionsError
+from .errors import InteractionFailed, InteractionsError, Interrupted
 from .protocol import TERMINAL
-from .render.bundle import provenance
-from .render.live import LiveView, Throttle
+from .render.job import job_card, job_final, run_seconds
+from .render.listing import Note
+from .render.live import LiveView, Throttle, publish
 from .render.transcript import Transcript
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ class Job:
         model: str | None = None,
         agent: str | None = None,
         status: str | None = None,
+        created: str | None = None,
     ) -> None:
         self.session = session
         self.id = interaction_id
@@ -46,12 +49,14 @@ class Job:
         self.agent = agent
         self.transcript = Transcript(interaction_id=interaction_id, status=status)
         self.transcript.model, self.transcript.agent = model, agent
+        self.transcript.created = created
         self.started = time.monotonic()
         self.finished: float | None = None
         self._future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._view: LiveView | None = None
+        self._showing = threading.Lock()  # a view shown as the job ends still gets its end
 
     # --- state -----------------------------------------------------------------------------
 
@@ -65,8 +70,12 @@ class Job:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since this kernel started following the job (until it ended)."""
-        return (self.finished or time.monotonic()) - self.started
+        """Seconds the job has run on the server (until it ended), by the server's times;
+        seconds this kernel has followed it where the server gave none."""
+        seconds = run_seconds(self.transcript)
+        if seconds is None:
+            return (self.finished or time.monotonic()) - self.started
+        return seconds
 
     @property
     def text(self) -> str:
@@ -78,9 +87,10 @@ class Job:
     # --- following the stream --------------------------------------------------------------
 
     def attach(self, show: bool = False) -> Job:
-        """Start (or keep) following the job's event stream in a worker thread."""
-        if show and self._view is None:
-            self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
+        """Start (or keep) following the job's event stream in a worker thread; with `show`,
+        display it too."""
+        if show:
+            self.show()
         if self._future.done():
             return self
         self._stop.clear()
@@ -130,6 +140,15 @@ class Job:
             self.session._complete_steps(self.transcript)
             self._finish(None)
 
+    def show(self) -> None:
+        """Display the job here: its final state if it has ended, else a live card (which
+        takes over from an earlier one, left as it was)."""
+        with self._showing:
+            if self._future.done():
+                publish(*self._final())
+            else:
+                self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
+
     def _refresh(self) -> None:
         if self._view is not None:
             self._view.update(lambda: self._bundle())
@@ -148,8 +167,9 @@ class Job:
         if error is None and self.thread is not None:
             self.session._advance(self.thread, self.id, transcript.model, transcript.agent)
         # The view shows the final state before anyone waiting on the job is woken.
-        if self._view is not None:
-            self._view.replace(*self._final())
+        with self._showing:
+            if self._view is not None:
+                self._view.replace(*self._final())
         if error is None:
             self._future.set_result(
                 Reply(transcript, thread=self.thread, interaction_ids=[self.id])
@@ -160,43 +180,34 @@ class Job:
     # --- results ---------------------------------------------------------------------------
 
     def result(self, timeout: float | None = None) -> Reply:
-        """Block until the job ends; its Reply, or the error it ended with."""
+        """Block until the job ends; its Reply, or the error it ended with. An interrupt
+        stops the wait only: the job goes on, and `Interrupted` says how to stop it."""
         self.attach()  # (re)start following if nobody is
-        return self._future.result(timeout)
+        try:
+            return self._future.result(timeout)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted the wait; job {self.id} is still running: job.cancel() or "
+                f"%interactions cancel {self.id} stops it",
+                self.id,
+            ) from None
 
     def __await__(self) -> Any:
         self.attach()
         return asyncio.wrap_future(self._future).__await__()
 
-    def cancel(self) -> None:
-        """Ask the server to cancel; the stream then ends with status `cancelled`."""
-        try:
-            self.session.client.interactions.cancel(self.id)
-        except Exception as exc:
-            raise self.session._fail(exc) from None
+    def cancel(self) -> Note:
+        """Ask the server to cancel; the stream then ends with status `cancelled`. The Note
+        says what happened (or that the job had already ended)."""
+        return self.session.cancel(self.id)
 
     # --- display ---------------------------------------------------------------------------
 
-    def _summary(self) -> str:
-        who = self.agent or self.model or "?"
-        return f"Job {who} in thread {self.thread!r}: {self.status or 'queued'}"
-
     def _bundle(self) -> dict[str, Any]:
-        lines = [
-            f"**Job** `{self.id}` · {self.agent or self.model} · thread `{self.thread}` · "
-            f"**{self.status or 'queued'}** · {self.steps} steps · {self.elapsed:.1f} s"
-        ]
-        body = self.transcript.markdown()
-        if body:
-            lines.append(body)
-        return {"text/markdown": "\n\n".join(lines), "text/plain": self._summary()}
+        return job_card(self.transcript, job_id=self.id, thread=self.thread)
 
     def _final(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        plain = self._summary()
-        if self.transcript.plain():
-            plain += "\n" + self.transcript.plain()
-        data = {"text/markdown": self._bundle()["text/markdown"], "text/plain": plain}
-        return data, provenance(self.transcript, thread=self.thread, interaction_ids=[self.id])
+        return job_final(self.transcript, job_id=self.id, thread=self.thread)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         return self._final() if self.done() else (self._bundle(), {})

@@ -15,6 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Unicode
 
 from .errors import InteractionsError
+from .render.live import owned_cell
 from .session import DEFAULT_THREAD, Reply, Session
 
 __all__ = ["InteractionMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -109,12 +110,13 @@ class InteractionMagics(Magics):
         }
         session = self.session(args.direct or None)
         try:
-            if args.background:
-                result: Any = session.start(cell.strip(), **options)
-            else:
-                result = session.ask(
-                    cell.strip(), stream=self.stream and not args.no_stream, **options
-                )
+            with owned_cell():  # the cell's outputs are all ours: the live view leaves none
+                if args.background:
+                    result: Any = session.start(cell.strip(), **options)
+                else:
+                    result = session.ask(
+                        cell.strip(), stream=self.stream and not args.no_stream, **options
+                    )
         except InteractionsError as exc:
             raise UsageError(exc.message) from None
         if args.out:
@@ -174,10 +176,9 @@ class InteractionMagics(Magics):
                 return None
             if not args.name:
                 raise UsageError(f"%interactions {args.command} needs a job id")
-            job = session.job(args.name, show=args.command == "job")
             if args.command == "cancel":
-                job.cancel()
-                return None
+                return session.cancel(args.name)  # says what happened
+            session.job(args.name, show=True)
             return None
         except InteractionsError as exc:
             raise UsageError(exc.message) from None

@@ -15,11 +15,13 @@ from typing import Any
 
 from . import config
 from .client import Connection, LocalHeads, SessionRoutes, build_client, connect, map_error
-from .errors import GatewayError, InteractionFailed, InteractionsError, RequestError
+from .errors import GatewayError, InteractionFailed, InteractionsError, Interrupted, RequestError
+from .protocol import TERMINAL
 from .render.bundle import live_bundle, provenance, reply_bundle
-from .render.listing import Listing
+from .render.listing import Listing, Note
 from .render.live import LiveView, publish
 from .render.transcript import Part, Transcript
+from .streaming import TurnStream
 from .tools import result_part, run_function, tool_declarations
 
 DEFAULT_THREAD = "default"
@@ -324,26 +326,53 @@ class Session:
     ) -> Reply:
         """One turn in `thread` (continuing its head unless `new`, or from `parent`).
 
-        With `show`, text streams into a live display and the final display is published;
-        function tools given as Python callables are run here and their results sent back.
+        With `show`, text streams into a live display (unless not `stream`) and the final
+        display is published; function tools given as Python callables are run here and their
+        results sent back. Interrupted (KeyboardInterrupt), the turn is cancelled on the
+        server and `Interrupted` is raised, carrying what came before; the thread is unchanged.
         """
         args, functions = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
             system=system, tools=tools, agent_config=agent_config, environment=environment,
         )  # fmt: skip
         view = LiveView() if show and stream else None
+        try:
+            transcript, ids = self._converse(args, functions, view, thread)
+        except Interrupted as interrupted:
+            if show and interrupted.reply is not None:
+                interrupted.reply.show()  # what came before the interrupt stays in the cell
+            raise
+        if not transcript.answered:
+            raise InteractionFailed(
+                failure_message(transcript), transcript.interaction_id, transcript.status
+            )
+        self._advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
+        reply = Reply(transcript, thread=thread, interaction_ids=ids)
+        if show:
+            reply.show()
+        return reply
+
+    def _converse(
+        self,
+        args: dict[str, Any],
+        functions: dict[str, Callable[..., Any]],
+        view: LiveView | None,
+        thread: str,
+    ) -> tuple[Transcript, list[str]]:
+        """Turns until the model answers: each function-call round is run here and answered."""
         ids: list[str] = []
         earlier: list[Part] = []
         try:
             for _ in range(MAX_TOOL_ROUNDS):
-                transcript = self._turn(args, stream, view, earlier)
-                if stream:
-                    self._complete_steps(transcript)
+                transcript = self._turn(args, view, earlier, ids, thread)
+                self._complete_steps(transcript)
                 if transcript.interaction_id:
                     ids.append(transcript.interaction_id)
                 calls = transcript.function_calls()
                 if transcript.status != "requires_action" or not calls or not functions:
                     break
+                if view is not None:
+                    view.shared_cell()  # the functions may print into the cell
                 results = [run_function(functions, call) for call in calls]
                 earlier = [*transcript.ordered(), *(result_part(r) for r in results)]
                 kept = ("model", "agent", "agent_config", "tools", "extra_headers")
@@ -355,33 +384,45 @@ class Session:
         finally:
             if view is not None:
                 view.clear()
-        if not transcript.answered:
-            raise InteractionFailed(
-                failure_message(transcript), transcript.interaction_id, transcript.status
-            )
-        self._advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
-        reply = Reply(transcript, thread=thread, interaction_ids=ids)
-        if show:
-            reply.show()
-        return reply
+        return transcript, ids
 
     def _turn(
-        self, args: dict[str, Any], stream: bool, view: LiveView | None, earlier: list[Part]
+        self,
+        args: dict[str, Any],
+        view: LiveView | None,
+        earlier: list[Part],
+        ids: list[str],
+        thread: str,
     ) -> Transcript:
+        """One streamed create. Always streamed, so the server names the interaction at once
+        and an interrupt can cancel it; `view` (if any) shows it live."""
+        transcript = Transcript(earlier=earlier)
+        stream = TurnStream(
+            lambda: self.client.interactions.create(**args, stream=True),
+            transcript,
+            lambda interaction_id: self.cancel(interaction_id).status,
+        ).start()
+        on_change = None
+        if view is not None:
+
+            def on_change() -> None:
+                view.update(lambda: live_bundle(transcript))
+
         try:
-            if not stream:
-                transcript = Transcript.from_interaction(self.client.interactions.create(**args))
-                transcript.earlier = earlier
-                return transcript
-            transcript = Transcript(earlier=earlier)
-            with self.client.interactions.create(**args, stream=True) as events:
-                for event in events:
-                    transcript.feed(event)
-                    if view is not None:
-                        view.update(lambda: live_bundle(transcript))
-            return transcript
+            return stream.wait(on_change)
+        except KeyboardInterrupt:
+            message = stream.stop()
         except Exception as exc:
             raise self._fail(exc) from None
+        with stream.lock:
+            interrupted = Reply(
+                transcript,
+                thread=thread,
+                interaction_ids=[*ids, *filter(None, [transcript.interaction_id])],
+            )
+            if transcript.answered:  # it ended before the cancel: the server moved the head
+                self._heads = None
+        raise Interrupted(message, transcript.interaction_id, interrupted) from None
 
     def start(
         self,
@@ -411,11 +452,29 @@ class Session:
             raise self._fail(exc) from None
         job = Job(
             self, interaction.id, thread=thread, model=args.get("model"), agent=args.get("agent"),
-            status=interaction.status,
+            status=interaction.status, created=interaction.created,
         )  # fmt: skip
         self._jobs[job.id] = job
         job.attach(show=show)
         return job
+
+    def cancel(self, interaction_id: str) -> Note:
+        """Ask the server to stop a running interaction; the Note says what became of it
+        (`.status`: `cancelled`, or how it had already ended)."""
+        try:
+            interaction = self.client.interactions.cancel(interaction_id)
+        except Exception as exc:
+            error = self._fail(exc)
+            if not isinstance(error, RequestError):
+                raise error from None
+            try:  # refused: say so if it had already ended
+                status = self.client.interactions.get(interaction_id).status
+            except Exception:
+                raise error from None
+            if status not in TERMINAL:
+                raise error from None
+            return Note(f"{interaction_id} had already ended ({status}): nothing to cancel", status)
+        return Note(f"cancelled {interaction_id}", interaction.status)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -462,14 +521,15 @@ class Session:
         """The Job for an id: the live one, or a new one re-attached to the gateway's stream."""
         from .jobs import Job
 
-        if job_id in self._jobs:
-            return self._jobs[job_id]
-        record = next((j for j in self.jobs() if j["id"] == job_id), {})
-        job = Job(
-            self, job_id, thread=record.get("thread"), model=record.get("model"),
-            agent=record.get("agent"), status=record.get("status"),
-        )  # fmt: skip
-        self._jobs[job_id] = job
+        job = self._jobs.get(job_id)
+        if job is None:
+            record = next((j for j in self.jobs() if j["id"] == job_id), {})
+            job = Job(
+                self, job_id, thread=record.get("thread"), model=record.get("model"),
+                agent=record.get("agent"), status=record.get("status"),
+                created=record.get("created"),
+            )  # fmt: skip
+            self._jobs[job_id] = job
         job.attach(show=show)
         return job
 

@@ -5,6 +5,8 @@ The real gateway comes from tests/conftest.py (`gateway`, session-wide)."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,12 +35,20 @@ def isolated(tmp_path, monkeypatch) -> Any:
     return tmp_path
 
 
+class RecordingPublisher(CapturingDisplayPublisher):
+    """Records every display message in order, clear_output included (as {"clear": wait}),
+    where IPython's capturing publisher would empty its list at once."""
+
+    def clear_output(self, wait: bool = False) -> None:
+        self.outputs.append({"clear": wait})
+
+
 class Shell:
-    """A real InteractiveShell whose display outputs are recorded."""
+    """A real InteractiveShell whose display messages are recorded."""
 
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
-        self.pub = CapturingDisplayPublisher()
+        self.pub = RecordingPublisher()
         self._saved = shell.display_pub
         shell.display_pub = self.pub
 
@@ -48,11 +58,33 @@ class Shell:
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
-        return list(self.pub.outputs)
+        """Display messages (displays and updates), without the clears."""
+        return [o for o in self.pub.outputs if "clear" not in o]
 
     def finals(self) -> list[dict[str, Any]]:
         """Fresh display_data outputs (not live-handle displays or updates)."""
-        return [o for o in self.pub.outputs if not o["update"] and not o["transient"]]
+        return [o for o in self.outputs if not o["update"] and not o["transient"]]
+
+    def kept(self) -> list[dict[str, Any]]:
+        """The display outputs a frontend keeps (and a saved notebook holds): updates applied
+        by display id, clears applied (`wait`: at the cell's next output), as nbclient does."""
+        kept: list[dict[str, Any]] = []
+        clear_next = False
+        for message in self.pub.outputs:
+            if "clear" in message:
+                clear_next = message["clear"]
+                kept = kept if clear_next else []
+                continue
+            display_id = (message["transient"] or {}).get("display_id")
+            if message["update"]:
+                for output in kept:
+                    if (output["transient"] or {}).get("display_id") == display_id:
+                        output.update(data=message["data"], metadata=message["metadata"])
+                continue
+            if clear_next:
+                kept, clear_next = [], False
+            kept.append(dict(message))
+        return kept
 
     @property
     def ns(self) -> dict[str, Any]:
@@ -212,3 +244,136 @@ def proxy(gateway) -> Iterator[Proxy]:
     proxy = Proxy(gateway.url)
     yield proxy
     proxy.close()
+
+
+class KernelCell:
+    """One execute request on a real kernel: its IOPub messages, read as they come."""
+
+    def __init__(self, kernel: Kernel, msg_id: str) -> None:
+        self.kernel, self.msg_id = kernel, msg_id
+        self.messages: list[dict[str, Any]] = []
+        self.idle = False
+
+    def wait_for(self, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+        """Read this cell's messages until one satisfies `predicate` (a safety-net timeout,
+        never a measure of speed)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for message in self.messages:
+            if predicate(message):
+                return message
+        while time.monotonic() < deadline and not self.idle:
+            message = self.kernel.next_message(self.msg_id, deadline - time.monotonic())
+            if message is not None and predicate(message):
+                return message
+        raise AssertionError(f"no such message in {[m['msg_type'] for m in self.messages]}")
+
+    def finish(self, timeout: float = 60) -> dict[str, Any]:
+        """Read until the kernel is idle again; the execute_reply's content."""
+
+        def idle(message: dict[str, Any]) -> bool:
+            return message["msg_type"] == "status" and message["content"]["execution_state"] == (
+                "idle"
+            )
+
+        if not self.idle:
+            self.wait_for(idle, timeout)
+            self.idle = True
+        while True:
+            reply = self.kernel.client.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == self.msg_id:
+                return reply["content"]
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """The outputs a frontend keeps (nbclient's rules: display updates applied by id,
+        a clear with wait=True applied at the next output)."""
+        kept: list[dict[str, Any]] = []
+        clear_next = False
+        for message in self.messages:
+            kind, content = message["msg_type"], message["content"]
+            display_id = (content.get("transient") or {}).get("display_id")
+            if kind == "clear_output":
+                clear_next = content["wait"]
+                kept = kept if clear_next else []
+            elif kind == "update_display_data":
+                for output in kept:
+                    if output.get("display_id") == display_id:
+                        output.update(data=content["data"], metadata=content["metadata"])
+            elif kind in ("display_data", "execute_result", "stream", "error"):
+                if clear_next:
+                    kept, clear_next = [], False
+                kept.append({"output_type": kind, "display_id": display_id, **content})
+        return kept
+
+    def text(self) -> str:
+        return "".join(o["text"] for o in self.outputs if o["output_type"] == "stream")
+
+
+class Kernel:
+    """A real IPython kernel (jupyter_client, ipc transport) for one test."""
+
+    def __init__(self, manager: Any, client: Any, session_name: str) -> None:
+        self.manager, self.client = manager, client
+        self.session_name = session_name  # the notebook path the kernel's Session is keyed to
+        self.cells: dict[str, KernelCell] = {}
+
+    def execute(self, code: str) -> KernelCell:
+        msg_id = self.client.execute(code)
+        self.cells[msg_id] = KernelCell(self, msg_id)
+        return self.cells[msg_id]
+
+    def run(self, code: str) -> KernelCell:
+        """Execute and wait for the end; fails the test if the cell raised."""
+        cell = self.execute(code)
+        reply = cell.finish()
+        assert reply["status"] == "ok", (reply, cell.outputs)
+        return cell
+
+    def next_message(self, msg_id: str, timeout: float) -> dict[str, Any] | None:
+        """The next IOPub message of any cell (kept with its cell); it if it is `msg_id`'s."""
+        import queue
+
+        try:
+            message = self.client.get_iopub_msg(timeout=max(timeout, 0.01))
+        except queue.Empty:
+            return None
+        cell = self.cells.get(message["parent_header"].get("msg_id"))
+        if cell is not None:
+            cell.messages.append(message)
+        return message if cell is not None and cell.msg_id == msg_id else None
+
+    def interrupt(self) -> None:
+        """Kernel > Interrupt, as a frontend sends it (SIGINT to an ipykernel)."""
+        self.manager.interrupt_kernel()
+
+
+@pytest.fixture
+def kernel(gateway, isolated, request) -> Iterator[Kernel]:
+    """A real kernel whose session (its notebook path) is the test's own, on the shared
+    gateway; its runtime files live under the test's temp dir."""
+    import os
+
+    from jupyter_client.manager import KernelManager
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    env.update(
+        JUPYTER_INTERACTIONS_URL=gateway.url,
+        JUPYTER_INTERACTIONS_TOKEN=gateway.token,
+        JPY_SESSION_NAME=f"{request.node.name}.ipynb",
+    )
+    sockets = tempfile.mkdtemp(prefix="ji-ipc-")  # a short path: Unix sockets allow ~100 bytes
+    manager = KernelManager(kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        kernel = Kernel(manager, client, env["JPY_SESSION_NAME"])
+        kernel.run("%load_ext jupyter_interactions")
+        yield kernel
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)

@@ -32,11 +32,13 @@ def test_cell_streams_then_ends_with_one_final_display(gw):
     assert result.error_in_exec is None and result.result is None
     outputs = gw.outputs
     live_id = outputs[0]["transient"]["display_id"]
-    assert outputs[0]["data"] == {"text/plain": ""}  # the live handle starts empty...
+    assert outputs[0]["data"] == {}  # the live view starts blank (nothing for nbval)...
     updates = [o for o in outputs if o["update"]]
     assert updates and all(o["transient"]["display_id"] == live_id for o in updates)
-    assert updates[-1]["data"] == {"text/plain": ""}  # ...and ends empty
+    # ...and is cleared by the final display: the cell keeps that one output only.
+    assert gw.pub.outputs[-2:] == [{"clear": True}, outputs[-1]]
     (final,) = gw.finals()
+    assert gw.kept() == [final]
     assert final["data"]["text/plain"] == "hello from a notebook cell"
     assert final["data"]["text/markdown"] == "hello from a notebook cell"
     record = final["metadata"][METADATA_KEY]
@@ -150,7 +152,9 @@ def test_background_job_while_other_cells_run(gw):
     job = gw.ns["job"]
     reply = job.result(timeout=30)
     assert reply.text == "in the background" and job.status == "completed"
-    assert job.steps >= 1 and job.elapsed > 0
+    assert job.steps >= 1
+    # The server's times (whole seconds), not how long this kernel followed the job.
+    assert job.transcript.created and job.transcript.updated and 0 <= job.elapsed <= 5
     rows = gw.run("%interactions jobs").result.rows
     assert [row[:3] for row in rows] == [[job.id, "completed", "default"]]
     # The finished job became the thread head, so the next cell continues it.
@@ -397,3 +401,50 @@ def test_a_turn_stopped_by_a_limit_is_shown_and_the_thread_goes_on(gw, gateway):
         "```python\nprint('two')\n```"
     )
     assert previous(gateway, gw.ns["r2"].id) == stopped.id
+
+
+def test_an_agent_plot_is_an_image_with_no_placeholder_text(gw):
+    code = f'from IPython.display import display\ndisplay({{"image/png": "{TINY_PNG}"}}, raw=True)'
+    gw.run(
+        f"%%interaction --agent local-agent --agent-config {SCRIPTED} --thread plot --out r\n"
+        f"```python\n{code}\n```"
+    )
+    (final,) = gw.finals()
+    assert final["data"]["text/markdown"] == (
+        f"**Code**\n\n```python\n{code}\n```\n\n**Output**\n\n"
+        f"![image/png output](data:image/png;base64,{TINY_PNG})\n\nRan 1 code block."
+    )
+    assert final["data"]["text/plain"] == f"[Code] {code}\n[Output]\nRan 1 code block."
+
+
+def test_a_reattached_job_shows_the_servers_times(gw, client):
+    gw.run("%%interaction --model echo --background --out job\nlater")
+    job_id = gw.ns["job"].id
+    gw.ns["job"].result(timeout=30)
+    gw.run("%unload_ext jupyter_interactions")  # as after a kernel restart
+    gw.run("%load_ext jupyter_interactions")
+    gw.run(f"%interactions job {job_id}")
+    magics = gw.shell.magics_manager.registry["InteractionMagics"]
+    magics.session()._jobs[job_id].result(timeout=30)  # the view ends on the final state
+    (view,) = gw.kept()
+    header = view["data"]["text/markdown"].splitlines()[0]
+    created = client.interactions.get(job_id).created  # e.g. 2026-12-01T14:06:37Z
+    started = created.replace("T", " ").removesuffix("Z")
+    assert re.fullmatch(
+        rf"\*\*Job\*\* `{job_id}` · echo · thread `default` · \*\*completed\*\* · 1 step · "
+        rf"started {started} UTC · took \d+ s",
+        header,
+    )
+    assert view["data"]["text/plain"] == "Job echo in thread 'default': completed\nlater"
+
+
+def test_cancel_says_what_it_did(gw):
+    gw.run(f"%%interaction --model slow --background --out job\n{' '.join(['word'] * 200)}")
+    job_id = gw.ns["job"].id
+    assert repr(gw.run(f"%interactions cancel {job_id}").result) == f"cancelled {job_id}"
+    assert repr(gw.run(f"%interactions cancel {job_id}").result) == (
+        f"{job_id} had already ended (cancelled): nothing to cancel"
+    )
+    result = gw.run("%interactions cancel int_nosuchthing")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "not found" in str(result.error_in_exec)

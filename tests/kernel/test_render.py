@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pydantic
 from google.genai import interactions as itypes
 
 from jupyter_interactions.render.bundle import METADATA_KEY, reply_bundle
+from jupyter_interactions.render.job import job_card, job_final, run_seconds
 from jupyter_interactions.render.live import Throttle
 from jupyter_interactions.render.transcript import Transcript
 
@@ -178,3 +181,61 @@ def test_throttle_allows_about_ten_updates_a_second():
         accepted += throttle.ready()
         now[0] += 0.001
     assert 9 <= accepted <= 11
+
+
+def job(status: str, steps: list[dict], **times: str) -> Transcript:
+    return Transcript.from_interaction(
+        itypes.Interaction.model_validate(
+            {"id": "int_7", "status": status, "model": "local", "steps": steps, **times}
+        )
+    )
+
+
+def answer(text: str) -> dict:
+    return {"type": "model_output", "content": [{"type": "text", "text": text}]}
+
+
+def test_a_job_card_shows_the_servers_times():
+    running = job("in_progress", [answer("so far")], created="2026-12-01T14:06:37Z")
+    now = datetime(2026, 12, 1, 14, 9, 12, tzinfo=timezone.utc)
+    card = job_card(running, job_id="int_7", thread="t", now=now)
+    assert card["text/markdown"].splitlines()[0] == (
+        "**Job** `int_7` · local · thread `t` · **in_progress** · 1 step · "
+        "started 2026-12-01 14:06:37 UTC · as of 14:09:12 UTC"
+    )
+    assert card["text/plain"] == "Job local in thread 't': in_progress"
+    ended = job(
+        "failed", [answer("so far")], created="2026-12-01T14:06:37Z",
+        updated="2026-12-01T14:10:03Z",
+    )  # fmt: skip
+    data, metadata = job_final(ended, job_id="int_7", thread="t")
+    assert (
+        data["text/markdown"]
+        .splitlines()[0]
+        .endswith("**failed** · 1 step · started 2026-12-01 14:06:37 UTC · took 3 min 26 s")
+    )
+    assert data["text/plain"] == "Job local in thread 't': failed\nso far"
+    assert metadata[METADATA_KEY]["status"] == "failed"
+    assert run_seconds(ended) == 206.0
+
+
+def test_a_long_job_transcript_folds():
+    text = "All work and no play. " * 400  # 8,800 characters
+    data, _ = job_final(job("incomplete", [answer(text)]), job_id="int_7", thread="t")
+    markdown = data["text/markdown"]
+    assert markdown.count("<details>") == 1
+    assert "<details><summary>Transcript (8,800 characters): show</summary>\n\n" in markdown
+    # Why it stopped stays in sight, after the fold.
+    assert markdown.endswith(
+        "</details>\n\n*(incomplete: stopped early: an output or step "
+        "limit was reached; ask it to go on)*"
+    )
+    plain = data["text/plain"].splitlines()
+    assert plain[0] == "Job local in thread 't': incomplete"
+    assert len(data["text/plain"]) < 1200
+    assert plain[-2] == "… (7,800 more characters)"
+    assert plain[-1].startswith("[incomplete] stopped early")
+    # A short one is shown as it is.
+    short, _ = job_final(job("completed", [answer("done")]), job_id="int_7", thread="t")
+    assert "<details>" not in short["text/markdown"]
+    assert short["text/plain"] == "Job local in thread 't': completed\ndone"

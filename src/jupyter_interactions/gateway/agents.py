@@ -398,14 +398,14 @@ class _OutputSink:
 
 def _tail(result: RunResult) -> tuple[str, list[dict[str, Any]]]:
     """What a run produced besides its streamed output: rich results (as text, and images as
-    content blocks), the error and the time-out note."""
+    content blocks only: no placeholder text, the step carries the image), the error and the
+    time-out note."""
     parts: list[str] = []
     images: list[dict[str, Any]] = []
     for bundle in result.outputs:
         for mime in ("image/png", "image/jpeg", "image/svg+xml"):
             if mime in bundle:
                 images.append({"type": "image", "data": _b64(bundle[mime]), "mime_type": mime})
-                parts.append(f"[{mime} output]\n")
                 break
         else:
             if "text/plain" in bundle:

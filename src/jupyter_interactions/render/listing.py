@@ -1,4 +1,4 @@
-"""Listing: a small table (threads, jobs) that displays itself as Markdown and plain text."""
+"""Listing and Note: small results that display themselves (a table, a one-line outcome)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,20 @@ class Listing:
 
     def __repr__(self) -> str:
         return self._repr_mimebundle_()["text/plain"]
+
+
+class Note:
+    """One line saying what an action did (e.g. a cancel), displayed as plain text;
+    `status` is the interaction's status after it."""
+
+    def __init__(self, text: str, status: str | None = None) -> None:
+        self.text, self.status = text, status
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.text}
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text

@@ -36,6 +36,8 @@ class Transcript:
     model: str | None = None
     agent: str | None = None
     environment_id: str | None = None  # an agent's sandbox, reused by the thread's next turn
+    created: str | None = None  # the server's times (ISO 8601), as the resource gives them
+    updated: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     parts: dict[int, Part] = field(default_factory=dict)
     last_event_id: str | None = None
@@ -76,6 +78,8 @@ class Transcript:
         self.model = getattr(interaction, "model", None) or self.model
         self.agent = getattr(interaction, "agent", None) or self.agent
         self.environment_id = getattr(interaction, "environment_id", None) or self.environment_id
+        self.created = getattr(interaction, "created", None) or self.created
+        self.updated = getattr(interaction, "updated", None) or self.updated
         self._take_usage(getattr(interaction, "usage", None))
         steps = getattr(interaction, "steps", None)
         if steps and not self.parts:
@@ -137,8 +141,9 @@ class Transcript:
     def function_calls(self) -> list[Part]:
         return [p for _, p in sorted(self.parts.items()) if p.kind == "call" and p.call_id]
 
-    def markdown(self) -> str:
-        """Thoughts and tool activity set apart from the answer, which comes last."""
+    def markdown(self, note: bool = True) -> str:
+        """Thoughts and tool activity set apart from the answer, which comes last; then the
+        note on why it ended (unless not `note`)."""
         blocks: list[str] = []
         for part in self.ordered():
             if part.kind == "answer":
@@ -152,7 +157,13 @@ class Transcript:
             elif part.kind == "call":
                 blocks.append(f"**Tool call** `{part.title}`\n\n```json\n{part.text}\n```")
             elif part.kind == "result":
-                blocks.append(f"**{part.title}**\n\n```\n{part.text.rstrip()}\n```")
+                text = part.text.rstrip()
+                # An image-only result (a plot) shows the image, not an empty fence.
+                blocks.append(
+                    f"**{part.title}**\n\n```\n{text}\n```"
+                    if text or not part.images
+                    else f"**{part.title}**"
+                )
                 blocks.extend(
                     f"![{image['mime_type']} output](data:{image['mime_type']};base64,"
                     f"{image['data']})"
@@ -160,13 +171,22 @@ class Transcript:
                 )
             elif part.text or part.title:
                 blocks.append(f"*{part.title}* {part.text}".strip())
-        if self.error:
-            blocks.append(f"**Error:** {self.error}")
-        elif self.status in STOPPED_EARLY:
-            blocks.append(f"*({self.status}: {STOPPED_EARLY[self.status]})*")
+        ending = self.note() if note else None
+        if ending:
+            blocks.append(ending[0])
         return "\n\n".join(blocks)
 
-    def plain(self) -> str:
+    def note(self) -> tuple[str, str] | None:
+        """Why it ended, if not plainly: the error, or the limit that stopped it (as
+        Markdown, and as plain text)."""
+        if self.error:
+            return f"**Error:** {self.error}", f"[error] {self.error}"
+        if self.status in STOPPED_EARLY:
+            why = STOPPED_EARLY[self.status]
+            return f"*({self.status}: {why})*", f"[{self.status}] {why}"
+        return None
+
+    def plain(self, note: bool = True) -> str:
         """Deterministic plain text (nbval compares it): steps in brackets, then the answer."""
         lines: list[str] = []
         for part in self.ordered():
@@ -177,10 +197,9 @@ class Transcript:
                 lines.append(f"[thought] {part.text}".rstrip())
             else:
                 lines.append(f"[{part.title}] {part.text}".rstrip())
-        if self.error:
-            lines.append(f"[error] {self.error}")
-        elif self.status in STOPPED_EARLY:
-            lines.append(f"[{self.status}] {STOPPED_EARLY[self.status]}")
+        ending = self.note() if note else None
+        if ending:
+            lines.append(ending[1])
         return "\n".join(lines)
 
 

@@ -8,8 +8,9 @@ offers), each model turn calls it for the next block:
 "python" | "bash"})` then `Finish("tool_calls")`. The agent runs it and appends a
 role="tool" message; the model counts those results after the latest user message to know
 which block comes next. When every block has run (or there was none) it answers, in a few
-text deltas, "Ran N code blocks. Last output:" and the last result in a fence, mentioning
-any step that failed (the following blocks still run), then `Usage` and `Finish("stop")`.
+text deltas, "Ran N code blocks. Last output:" and the last result in a fence (if it has
+text), mentioning any step that failed (the following blocks still run), then `Usage` and
+`Finish("stop")`.
 
 Without a `run_code` tool (plain model use) nothing can run, so it answers with the blocks
 it would run, or "No code blocks to run." The same request always gives the same events,
@@ -97,6 +98,8 @@ def _summary(blocks: list[tuple[str, str]], results: list[Message]) -> str:
     if failed:
         text += f" Failed: block{'s' if len(failed) > 1 else ''} {', '.join(failed)}."
     last = results[len(blocks) - 1].text.rstrip("\n") if results else ""
+    if not last:  # e.g. a plot: the step shows it, there is no text to quote
+        return text
     return f"{text} Last output:\n```\n{last}\n```"
 
 
