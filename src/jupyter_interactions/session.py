@@ -402,14 +402,15 @@ class Session:
             transcript,
             lambda interaction_id: self.cancel(interaction_id).status,
         ).start()
-        on_change = None
+        on_change, interval = None, 0.0
         if view is not None:
+            interval = view.throttle.interval  # wait() calls at this pace: no need to throttle
 
             def on_change() -> None:
-                view.update(lambda: live_bundle(transcript))
+                view.update(lambda: live_bundle(transcript), force=True)
 
         try:
-            return stream.wait(on_change)
+            return stream.wait(on_change, interval)
         except KeyboardInterrupt:
             message = stream.stop()
         except Exception as exc:

@@ -55,22 +55,23 @@ class TurnStream:
                 for event in events:
                     with self.lock:
                         self.transcript.feed(event)
-                    self._changed.set()
+                    self._changed.set()  # a flag the waiting thread looks at, not a wake-up
                     if self._stopping:
                         self._cancel_once()  # the server has just named the interaction
         except BaseException as exc:  # handed to the waiting thread
             self.error = exc
         finally:
             self._ended.set()
-            self._changed.set()
 
-    def wait(self, on_change: Callable[[], None] | None = None) -> Transcript:
-        """Wait for the end of the stream, calling `on_change` (lock held) as events come.
-        Raises what the stream raised; a KeyboardInterrupt can only land here."""
-        while not self._ended.is_set():
-            self._changed.wait()
-            self._changed.clear()
-            if on_change is not None and not self._ended.is_set():
+    def wait(
+        self, on_change: Callable[[], None] | None = None, interval: float = 0.1
+    ) -> Transcript:
+        """Wait for the end of the stream, calling `on_change` (lock held) at most every
+        `interval` seconds while events come: the worker never has to wake this thread per
+        event. Raises what the stream raised; a KeyboardInterrupt can only land here."""
+        while not self._ended.wait(None if on_change is None else interval):
+            if on_change is not None and self._changed.is_set():
+                self._changed.clear()
                 with self.lock:
                     on_change()
         if self.error is not None:
