@@ -364,7 +364,15 @@ class Session:
         earlier: list[Part] = []
         try:
             for _ in range(MAX_TOOL_ROUNDS):
-                transcript = self._turn(args, view, earlier, ids, thread)
+                transcript = Transcript(earlier=earlier)
+                try:
+                    self._turn(args, view, transcript)
+                except Interrupted as interrupted:  # what came, for the cell and the caller
+                    named = [transcript.interaction_id] if transcript.interaction_id else []
+                    interrupted.reply = Reply(
+                        transcript, thread=thread, interaction_ids=ids + named
+                    )
+                    raise
                 self._complete_steps(transcript)
                 if transcript.interaction_id:
                     ids.append(transcript.interaction_id)
@@ -386,17 +394,9 @@ class Session:
                 view.clear()
         return transcript, ids
 
-    def _turn(
-        self,
-        args: dict[str, Any],
-        view: LiveView | None,
-        earlier: list[Part],
-        ids: list[str],
-        thread: str,
-    ) -> Transcript:
-        """One streamed create. Always streamed, so the server names the interaction at once
-        and an interrupt can cancel it; `view` (if any) shows it live."""
-        transcript = Transcript(earlier=earlier)
+    def _turn(self, args: dict[str, Any], view: LiveView | None, transcript: Transcript) -> None:
+        """One create, streamed into `transcript` (always streamed, so the server names the
+        interaction at once and an interrupt can cancel it); `view`, if any, shows it live."""
         stream = TurnStream(
             lambda: self.client.interactions.create(**args, stream=True),
             transcript,
@@ -410,20 +410,15 @@ class Session:
                 view.update(lambda: live_bundle(transcript), force=True)
 
         try:
-            return stream.wait(on_change, interval)
+            stream.wait(on_change, interval)
+            return
         except KeyboardInterrupt:
             message = stream.stop()
         except Exception as exc:
             raise self._fail(exc) from None
-        with stream.lock:
-            interrupted = Reply(
-                transcript,
-                thread=thread,
-                interaction_ids=[*ids, *filter(None, [transcript.interaction_id])],
-            )
-            if transcript.answered:  # it ended before the cancel: the server moved the head
-                self._heads = None
-        raise Interrupted(message, transcript.interaction_id, interrupted) from None
+        if transcript.answered:  # it ended before the cancel: the server moved the head
+            self._heads = None
+        raise Interrupted(message, transcript.interaction_id) from None
 
     def start(
         self,
