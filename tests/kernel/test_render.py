@@ -239,3 +239,14 @@ def test_a_long_job_transcript_folds():
     short, _ = job_final(job("completed", [answer("done")]), job_id="int_7", thread="t")
     assert "<details>" not in short["text/markdown"]
     assert short["text/plain"] == "Job local in thread 't': completed\ndone"
+
+
+def test_unknown_events_and_deltas_are_ignored():
+    from types import SimpleNamespace
+
+    t = run(AGENT_RUN[:9])
+    before = (t.plain(), t.markdown(), t.status)
+    t.feed(SimpleNamespace(event_type="interaction.something_new", event_id="x1"))
+    t.feed(SimpleNamespace(event_type="step.delta", index=3, delta={"type": "hologram"}))
+    assert (t.plain(), t.markdown(), t.status) == before
+    assert t.last_event_id == "x1"
