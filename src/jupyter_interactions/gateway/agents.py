@@ -24,6 +24,7 @@ from ..errors import RequestError, SandboxError
 from ..sandbox.base import RunError, RunResult
 from .emitter import Emitter
 from .engine import AgentContext
+from .mcp import McpTools
 from .model_turn import generation_settings, stream_turn
 from .models.base import (
     Message,
@@ -143,10 +144,22 @@ class LocalAgent:
         self.environments = environments
 
     async def run(self, ctx: AgentContext) -> None:
+        """An agent's run, or a model call's whose tools run here (`ctx.model` set: its own
+        model and generation_config, code only if it asked for code_execution)."""
         definition = ctx.definition or {}
         config = {**(definition.get("agent_config") or {}), **(ctx.body.get("agent_config") or {})}
         budget = Budget.from_config(config)
-        model = ctx.models.get(str(config.get("model") or DEFAULT_MODEL))
+        model = ctx.models.get(ctx.model or str(config.get("model") or DEFAULT_MODEL))
+        generation = turn_settings(config) if ctx.generation is None else ctx.generation
+        async with McpTools(ctx.mcp) as mcp:
+            if not ctx.code_execution:
+                await _Loop(ctx, model, budget, generation, None, mcp).run()
+                return
+            await self._run_with_sandbox(ctx, model, budget, generation, mcp)
+
+    async def _run_with_sandbox(
+        self, ctx: AgentContext, model: Model, budget: Budget, generation: Any, mcp: McpTools
+    ) -> None:
         if ctx.environment_id is None or ctx.environment_root is None:
             raise SandboxError("this agent needs an environment; the gateway has none configured")
         setup = await self.environments.sandbox_setup(ctx.environment_id)
@@ -154,7 +167,7 @@ class LocalAgent:
             self.sandboxes.acquire(ctx.environment_id, ctx.environment_root, setup)
         )
         try:
-            await _Loop(ctx, model, budget, turn_settings(config), acquiring).run()
+            await _Loop(ctx, model, budget, generation, acquiring, mcp).run()
         finally:
             # The sandbox outlives the turn (the next one reuses it); only the lease ends,
             # even if the sandbox is still starting.
@@ -175,21 +188,23 @@ class _Loop:
         model: Model,
         budget: Budget,
         generation: dict[str, Any],
-        acquiring: asyncio.Future[Lease],
+        acquiring: asyncio.Future[Lease] | None,
+        mcp: McpTools,
     ) -> None:
         self.ctx = ctx
         self.emitter: Emitter = ctx.emitter
         self.model = model
         self.budget = budget
         self.generation = generation
-        self.acquiring = acquiring
+        self.acquiring = acquiring  # None: no code execution in this run
+        self.mcp = mcp
         self.messages = list(ctx.messages)
         self.client_tools = {tool.name for tool in ctx.tools}
-        self.tools = (RUN_CODE, *(t for t in ctx.tools if t.name != RUN_CODE.name))
-        system = SYSTEM_PROMPT
-        if ctx.system_instruction:
-            system += "\n\n" + ctx.system_instruction
-        self.system = system
+        own = (RUN_CODE,) if acquiring is not None else ()
+        taken = {t.name for t in (*own, *mcp.specs)}
+        self.tools = (*own, *mcp.specs, *(t for t in ctx.tools if t.name not in taken))
+        prompts = [SYSTEM_PROMPT if acquiring is not None else "", ctx.system_instruction or ""]
+        self.system = "\n\n".join(p for p in prompts if p) or None
         self.deadline = time.monotonic() + budget.max_wall_seconds
         self.actions = 0
         self.calls = sum(len(m.tool_calls) for m in ctx.messages)
@@ -200,7 +215,7 @@ class _Loop:
             while True:
                 text, calls, reason = await self._model_turn()
                 self._check_tokens()
-                if not calls and not self.structured:
+                if not calls and not self.structured and self.acquiring is not None:
                     calls = [self._protocol_call(lang, code) for lang, code in fenced_code(text)]
                 if not calls:
                     if reason == "length":
@@ -209,8 +224,13 @@ class _Loop:
                 self.messages.append(Message("assistant", text, tuple(calls)))
                 paused = False
                 for call in calls:
-                    if call.name == RUN_CODE.name:
+                    if call.name == RUN_CODE.name and self.acquiring is not None:
                         self.messages.append(await self._run_code(call))
+                    elif self.mcp.handles(call.name):
+                        self._take_step()
+                        self.messages.append(
+                            await self.mcp.call(call, self.emitter, self._remaining())
+                        )
                     elif call.name in self.client_tools:
                         self._function_call(call)
                         paused = True
@@ -257,7 +277,8 @@ class _Loop:
 
     # -- actions --------------------------------------------------------------------------------
 
-    async def _run_code(self, call: ToolCall) -> Message:
+    def _take_step(self) -> None:
+        """Count one action (code run or MCP call) against the step budget."""
         if self.actions >= self.budget.max_steps:
             raise _BudgetHit(
                 "incomplete",
@@ -265,8 +286,11 @@ class _Loop:
                 f"of its budget. Raise agent_config max_steps (now {self.budget.max_steps}), or "
                 "continue with previous_interaction_id.",
             )
-        remaining = self._remaining()
         self.actions += 1
+
+    async def _run_code(self, call: ToolCall) -> Message:
+        self._take_step()
+        remaining = self._remaining()
         language = _LANGUAGES.get(str(call.arguments.get("language") or "python").lower())
         code = str(call.arguments.get("code") or "")
         lease = await self._lease()
@@ -319,6 +343,7 @@ class _Loop:
         return Message("tool", full, tool_call_id=call.id, name=RUN_CODE.name, is_error=is_error)
 
     async def _lease(self) -> Lease:
+        assert self.acquiring is not None
         lease = await asyncio.shield(self.acquiring)
         if lease.notes:
             notes, lease.notes = lease.notes, []
@@ -334,7 +359,7 @@ class _Loop:
         self.emitter.add({**step, "arguments": call.arguments})
 
     def _unknown_tool(self, call: ToolCall) -> Message:
-        known = ", ".join([RUN_CODE.name, *sorted(self.client_tools)])
+        known = ", ".join(tool.name for tool in self.tools)
         text = f"there is no tool {call.name!r}; use one of: {known}"
         return Message("tool", text, tool_call_id=call.id, name=call.name, is_error=True)
 

@@ -26,9 +26,12 @@ from ..errors import (
     UnsupportedError,
 )
 from ..protocol import moves_head, now
+from ..sandbox.egress import Allowlist
+from .capabilities import TEXT_ONLY, Plan, check_request
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
-from .model_turn import model_turn, tool_specs
+from .mcp import McpServer
+from .model_turn import generation_settings, model_turn, tool_specs
 from .models import ModelRegistry
 from .models.base import Message, Model, ToolSpec
 from .run import Run, frame_from_stored
@@ -36,6 +39,9 @@ from .store import RESTARTED_ERROR, Store
 from .upstream import runs_on_google
 
 log = logging.getLogger(__name__)
+
+# `environment="remote"`: the documented way to ask for a fresh sandbox.
+FRESH_ENVIRONMENT = "remote"
 
 _ECHOED = (
     "agent_config",
@@ -94,6 +100,12 @@ class AgentContext:
     environment_id: str | None = None
     environment_root: Path | None = None  # the environment's directory; code runs in workspace/
     extra: dict[str, Any] = field(default_factory=dict)
+    # A model call whose tools run here (code_execution, mcp_server) runs as a tool loop:
+    # its own model and generation_config instead of an agent_config's.
+    model: str | None = None
+    generation: dict[str, Any] | None = None
+    code_execution: bool = True
+    mcp: tuple[McpServer, ...] = ()
 
 
 class LiveTurns(Protocol):
@@ -117,20 +129,33 @@ class Environments(Protocol):
     async def get(self, environment_id: str) -> dict[str, Any]: ...
     async def update(self, environment_id: str, config: dict[str, Any]) -> dict[str, Any]: ...
     async def is_upstream(self, environment_id: str) -> bool: ...
+    async def resource(self, environment_id: str) -> dict[str, Any]: ...
     async def adopt_upstream(self, environment_id: str) -> None: ...
     def root(self, environment_id: str) -> Path: ...
 
 
+def _fresh_from(base: Any) -> dict[str, Any]:
+    """The config of a new environment started from a saved agent's `base_environment`
+    ("remote" or none: empty; an environment id: a fork of it; an object: as it says)."""
+    if base is None or base == FRESH_ENVIRONMENT:
+        return {"type": "remote"}
+    if isinstance(base, str):
+        return {"type": "remote", "from_environment": base}
+    return dict(base)
+
+
 def agent_environment(requested: Any, definition: dict[str, Any] | None) -> Any:
-    """Every agent works in an environment: the request's, else the custom agent's
-    `base_environment`, else a new one. A new environment object also gets the base's sources."""
+    """Every agent works in an environment. Nothing or "remote" asks for a fresh one: for a
+    saved agent, a fresh copy of its `base_environment` (each run starts clean). An
+    environment object without an id also starts from the base: its sources are added, its
+    network and env override. An environment id (or an object naming one) is reused."""
     base = (definition or {}).get("base_environment")
-    if requested is None:
-        return base if base is not None else {"type": "remote"}
-    fresh = isinstance(requested, dict) and not requested.get("environment_id")
-    if fresh and isinstance(base, dict):
-        sources = [*(base.get("sources") or []), *(requested.get("sources") or [])]
-        return {**base, **requested, "sources": sources}
+    if requested is None or requested == FRESH_ENVIRONMENT:
+        return _fresh_from(base)
+    if isinstance(requested, dict) and not requested.get("environment_id") and base is not None:
+        start = _fresh_from(base)
+        sources = [*(start.get("sources") or []), *(requested.get("sources") or [])]
+        return {**start, **requested, "sources": sources}
     return requested
 
 
@@ -151,6 +176,9 @@ class Engine:
         self.agents: dict[str, AgentRunner] = {}
         # (body, required) -> the turns of a live interaction, if the body is one (live.py).
         self.open_live: Callable[[dict[str, Any], bool], LiveTurns | None] | None = None
+        # Runs a model call whose tools run here (code_execution, mcp_server): the local
+        # agent's loop, with the model's own settings.
+        self.tool_runner: AgentRunner | None = None
         self.runs: dict[str, Run] = {}
 
     # -- create --------------------------------------------------------------------------------
@@ -186,6 +214,11 @@ class Engine:
             raise UnsupportedError("this gateway serves no live interactions")
 
         previous_id = body.get("previous_interaction_id")
+        plan = self._plan(body, execute)
+        environment = await self._environment_config(body, execute[0], execute[2], plan)
+        if plan.mcp:
+            plan.check_reach(await self._allowlist(environment))
+
         history: list[dict[str, Any]] = []
         previous_upstream_id = None
         chain_length = 1
@@ -205,12 +238,6 @@ class Engine:
         resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
         if isinstance(resource.get("environment"), dict):
             resource["environment"] = without_env_values(resource["environment"])
-        environment = body.get("environment")
-        if execute[0] == "agent":
-            if environment is None and previous_id:
-                # Continuing an agent's conversation continues in its sandbox too.
-                environment = await self._previous_environment(previous_id)
-            environment = agent_environment(environment, execute[2])
         if execute[0] == "upstream":
             body = await self._upstream_environment(body, resource)
         elif environment is not None:
@@ -233,6 +260,7 @@ class Engine:
             "history": history,
             "input": new_input,
             "previous_upstream_id": previous_upstream_id,
+            "plan": plan,
         }
         run.task = asyncio.create_task(self._execute(run, execute, body, context))
         run.task.add_done_callback(lambda task: self._task_done(run, task))
@@ -274,6 +302,52 @@ class Engine:
             )
         return ("model", self.models.get(model), None)
 
+    def _plan(self, body: dict[str, Any], execute: Any) -> Plan:
+        """Refuse what the target cannot honour (capabilities.py); Google decides for itself."""
+        kind, target, definition = execute
+        if kind == "upstream":
+            return Plan()
+        if kind == "model":
+            reads = getattr(target, "input_modalities", TEXT_ONLY)
+            return check_request(body, who=f"model {body['model']!r}", reads=reads)
+        who = f"agent {body['agent']!r}"
+        if definition is not None:
+            who += f" (built on {definition['base_agent']!r})"
+        tools = body.get("tools") or (definition or {}).get("tools")
+        return check_request(body, who=who, tools=tools)
+
+    async def _environment_config(
+        self, body: dict[str, Any], kind: str, definition: Any, plan: Plan
+    ) -> Any:
+        """Where a local run works, as config (nothing is created yet): an agent always has
+        an environment, a model call one if it asked or runs code. Continuing a
+        conversation continues in its sandbox too."""
+        requested = body.get("environment")
+        if kind == "upstream":
+            return requested
+        sandboxed = kind == "agent" or plan.code_execution
+        previous_id = body.get("previous_interaction_id")
+        if requested is None and previous_id and sandboxed:
+            requested = await self._previous_environment(previous_id)
+        if kind == "agent":
+            return agent_environment(requested, definition)
+        if requested is None and plan.code_execution:
+            return FRESH_ENVIRONMENT
+        return requested
+
+    async def _allowlist(self, environment: Any) -> Allowlist | None:
+        """The network allowlist a run in this environment config will have."""
+        if self.environments is None or environment is None:
+            return None
+        if isinstance(environment, dict):
+            if environment.get("network") is not None:
+                return Allowlist.parse(environment["network"])
+            environment = environment.get("environment_id") or environment.get("from_environment")
+        if not isinstance(environment, str) or environment == FRESH_ENVIRONMENT:
+            return None
+        resource = await self.environments.resource(environment.removeprefix("environments/"))
+        return Allowlist.parse(resource.get("network"))
+
     async def _previous_environment(self, previous_id: str) -> str | None:
         row = await self.store.get_interaction(previous_id)
         return row["resource"].get("environment_id") if row is not None else None
@@ -301,20 +375,29 @@ class Engine:
     async def _upstream_environment(
         self, body: dict[str, Any], resource: dict[str, Any]
     ) -> dict[str, Any]:
-        """Google's runs get an environment object as sent, and an environment id only if it
-        names one of Google's environments (ours mean nothing there)."""
+        """Google's runs get an environment object or "remote" as sent, and an environment id
+        only if it names one of Google's environments: ours are refused (their files are
+        here, where Google's sandbox cannot reach them)."""
         environment = body.get("environment")
-        if not isinstance(environment, str):
+        if not isinstance(environment, str) or environment == FRESH_ENVIRONMENT:
             return body
         env_id = environment.removeprefix("environments/")
         if self.environments is not None and await self.environments.is_upstream(env_id):
             resource["environment_id"] = env_id
             return body
-        return {k: v for k, v in body.items() if k != "environment"}
+        raise RequestError(
+            f"environment {environment!r} is a sandbox of this gateway; Google's service cannot "
+            "use it. Pass environment='remote' for a fresh one there (its id then works here "
+            "too), or run a local agent in it"
+        )
 
     async def _environment(self, environment: Any) -> str:
+        """The environment a run works in, from its config: "remote" makes a fresh one, an id
+        reuses one, an object makes one (or, naming an id, adds to it)."""
         if self.environments is None:
             raise RequestError("this gateway has no environments configured")
+        if environment == FRESH_ENVIRONMENT:
+            environment = {"type": "remote"}
         if isinstance(environment, str):
             env_id = environment.removeprefix("environments/")
             await self.environments.get(env_id)  # 404 if unknown
@@ -324,9 +407,19 @@ class Engine:
                 env_id = str(environment["environment_id"]).removeprefix("environments/")
                 await self.environments.update(env_id, environment)
                 return env_id
+            fork = {k: environment[k] for k in ("sources", "env") if environment.get(k)}
+            if environment.get("from_environment") and fork:
+                # A saved agent's base environment, forked, then this run's additions.
+                base = {k: v for k, v in environment.items() if k not in fork}
+                created = await self.environments.create(base)
+                await self.environments.update(str(created["id"]), fork)
+                return str(created["id"])
             created = await self.environments.create(environment)
             return str(created["id"])
-        raise RequestError("environment must be an environment id or an environment object")
+        raise RequestError(
+            "environment must be 'remote' (a fresh sandbox), an environment id, or an "
+            "environment object {'type': 'remote', ...}"
+        )
 
     # -- execution -----------------------------------------------------------------------------
 
@@ -340,7 +433,11 @@ class Engine:
         kind, target, definition = execute
         status: str | None = None
         try:
-            if kind == "model":
+            if kind == "model" and context["plan"].needs_loop and self.tool_runner is not None:
+                ctx = self._agent_context(run, body, context, None)
+                await self.tool_runner.run(ctx)
+                status = emitter.status
+            elif kind == "model":
                 messages = messages_from_steps(context["history"] + context["input"])
                 turns = model_turn if run.live is None else run.live.run
                 status = await turns(target, body, messages, emitter)
@@ -374,9 +471,11 @@ class Engine:
         if definition and definition.get("system_instruction") and not system:
             system = definition["system_instruction"]
         tools = body.get("tools") or (definition or {}).get("tools")
+        plan: Plan = context["plan"]
+        model = run.resource.get("model")
         return AgentContext(
             interaction_id=run.id,
-            agent=run.resource["agent"],
+            agent=run.resource.get("agent") or "",
             body=body,
             messages=tuple(messages_from_steps(context["history"] + context["input"])),
             emitter=run.emitter,
@@ -387,6 +486,10 @@ class Engine:
             definition=definition,
             environment_id=environment_id,
             environment_root=root,
+            model=model,
+            generation=generation_settings(body) if model else None,
+            code_execution=plan.code_execution or not model,
+            mcp=plan.mcp,
         )
 
     def _cancelled_status(self, run: Run) -> str:

@@ -31,6 +31,9 @@ from .store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google's service
+# Compute modes (google-genai 3.6): this gateway starts every sandbox itself, on demand.
+ON_DEMAND, SELF_HOSTED = "on_demand", "self_hosted"
+MODES = (ON_DEMAND, SELF_HOSTED)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -68,6 +71,29 @@ def _sources(config: dict[str, Any]) -> builtins.list[Any]:
     return sources
 
 
+def check_mode(config: dict[str, Any]) -> str | None:
+    """An environment's `mode` (None if not given), refusing what only a self-hosted
+    environment means: Google's service then hands the work to a sandbox daemon you run."""
+    mode = config.get("mode")
+    if mode is not None and str(mode).lower() not in MODES:
+        raise RequestError(f"environment mode {mode!r} is not one of {list(MODES)}")
+    if mode is not None and str(mode).lower() == SELF_HOSTED:
+        raise UnsupportedError(
+            "environment mode 'self_hosted' means Google's service sends the work to a "
+            "sandbox daemon you run; this gateway runs every sandbox itself (mode "
+            "'on_demand', the default). To run code elsewhere, choose a sandbox kind in the "
+            "gateway config, e.g. remote Jupyter kernels: {'sandbox': 'jupyter'}"
+        )
+    for field in ("system_instruction", "custom_config"):
+        if config.get(field) is not None:
+            raise UnsupportedError(
+                f"environment {field} is only for self_hosted environments, which this "
+                "gateway does not run; put system_instruction on the interaction (or the "
+                "saved agent) instead"
+            )
+    return str(mode).lower() if mode is not None else None
+
+
 def _described(sources: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
     """The content itself is in the directory; the resource only says where it went."""
     return [{k: v for k, v in s.items() if k != "content"} for s in sources]
@@ -101,8 +127,8 @@ def environment_variables(env: Any) -> dict[str, str]:
     return variables
 
 
-def _decoded(root: Path, source: Any) -> tuple[str, bytes]:
-    """An inline source's target path (checked to stay inside `root`) and its bytes."""
+def _decoded(source: Any) -> tuple[str, bytes]:
+    """An inline source's target path (relative to the environment root) and its bytes."""
     if not isinstance(source, dict):
         raise RequestError("each source must be an object")
     kind = str(source.get("type", "")).lower()
@@ -115,14 +141,26 @@ def _decoded(root: Path, source: Any) -> tuple[str, bytes]:
     target = source.get("target")
     if not target:
         raise RequestError("an inline source needs a 'target' path")
-    resolve_inside(root, clean_relative(str(target)))
+    target = clean_relative(source_target(str(target)))
     content = source.get("content", "")
     if str(source.get("encoding", "")).lower() != "base64":
-        return str(target), str(content).encode()
+        return target, str(content).encode()
     try:
-        return str(target), base64.b64decode(content, validate=True)
+        return target, base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"source {target!r}: content is not valid base64") from None
+
+
+def source_target(target: str) -> str:
+    """A source's target in the environment: the docs' absolute sandbox paths
+    ("/workspace/notes.md") are relative to its root, as the sandbox's "/" is."""
+    relative = target.strip().lstrip("/")
+    if not relative or relative == ".":
+        raise RequestError(
+            f"source target {target!r} is the sandbox root; name a sub-directory or file, "
+            "e.g. '/workspace/data.csv'"
+        )
+    return relative
 
 
 def lives_upstream(resource: dict[str, Any]) -> bool:
@@ -183,6 +221,7 @@ class EnvironmentManager:
     async def create(self, config: dict[str, Any]) -> dict[str, Any]:
         """From `{sources?, network?}`, `{from_environment}`, or an interaction's
         environment object (`{type: "remote", sources, network, env}`)."""
+        mode = check_mode(config)
         sources = _sources(config)
         variables = environment_variables(config.get("env"))
         fork = config.get("from_environment")
@@ -217,6 +256,8 @@ class EnvironmentManager:
         }
         if network is not None:
             resource["network"] = network
+        if mode is not None:
+            resource["mode"] = mode
         if kind:  # the sandbox kind its agents run in (default: the configured one)
             resource["sandbox"] = kind
         if sources:
@@ -228,6 +269,7 @@ class EnvironmentManager:
         """An interaction's environment object naming an existing environment: its sources
         are added, its env merged over the variables set before, its network replaces."""
         resource = await self.resource(environment_id)
+        check_mode(config)
         sources = _sources(config)
         variables = environment_variables(config.get("env"))
         network = self._check_network(config.get("network"), resource.get("sandbox"))
@@ -256,7 +298,9 @@ class EnvironmentManager:
     async def _write_sources(self, root: Path, sources: builtins.list[Any]) -> None:
         """Write inline sources into the environment, all or none: every one is checked
         (type, path inside the environment, encoding) before the first is written."""
-        decoded = [_decoded(root, source) for source in sources]
+        decoded = [_decoded(source) for source in sources]
+        for target, _ in decoded:
+            resolve_inside(root, target)
         files = DirectoryFiles(root)
         for target, data in decoded:
             await files.write(target, data)
@@ -277,6 +321,23 @@ class EnvironmentManager:
             allowlist=Allowlist.parse(resource.get("network")),
         )
 
+    async def check_config(self, config: Any) -> None:
+        """Check an environment config without making anything: "remote", an existing
+        environment's id, or an object whose mode, sources, env and network can all be
+        honoured (a saved agent's base_environment, when the agent is created)."""
+        if config is None or config == "remote":
+            return
+        if isinstance(config, str):
+            await self.resource(config.removeprefix("environments/"))  # 404 if unknown
+            return
+        if not isinstance(config, dict):
+            raise RequestError("an environment is 'remote', an environment id, or an object")
+        check_mode(config)
+        for source in _sources(config):
+            _decoded(source)
+        environment_variables(config.get("env"))
+        self._check_network(config.get("network"), config.get("sandbox"))
+
     def _check_network(self, network: Any, kind: str | None) -> Any:
         """The `network` setting, if the environment's sandbox kind can honour it."""
         if Allowlist.parse(network) is not None and self.live is not None:
@@ -289,7 +350,13 @@ class EnvironmentManager:
         count, size = await asyncio.to_thread(_tree_size, self.root(resource["id"]))
         return {**resource, "file_count": str(count), "size_bytes": str(size)}
 
-    async def list(self, offset: int, limit: int) -> list[dict[str, Any]]:
+    async def list(self, offset: int, limit: int, mode: str | None = None) -> list[dict[str, Any]]:
+        """A page of environments; with `mode`, those of that mode (all of them are
+        on_demand here, none self_hosted)."""
+        if mode is not None and mode.lower() not in MODES:
+            raise RequestError(f"mode must be one of {list(MODES)}, not {mode!r}")
+        if mode is not None and mode.lower() == SELF_HOSTED:
+            return []
         resources = await self.store.list_resources("environments", offset, limit)
         return [await self._with_counts(r) for r in resources]
 

@@ -8,6 +8,8 @@ list of steps; `messages_from_steps` turns a conversation's steps (the whole
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -87,6 +89,46 @@ def input_steps(value: Any) -> list[dict[str, Any]]:
     return steps
 
 
+# Documents a text-only model reads as text (their inline data decoded as UTF-8).
+TEXT_DOCUMENT_TYPES = frozenset(
+    {"application/json", "application/xml", "application/x-yaml", "application/yaml"}
+)
+
+
+def _document_mime(block: dict[str, Any]) -> str:
+    return str(block.get("mime_type") or "").split(";")[0].strip().lower()
+
+
+def readable_document(block: Any) -> bool:
+    """Whether a content block is a text document with inline data (CSV, Markdown, JSON,
+    ...), which a text-only model can read. Raises RequestError for bad base64."""
+    if not isinstance(block, dict) or _type(block) != "document" or not block.get("data"):
+        return False
+    mime = _document_mime(block)
+    if not (mime.startswith("text/") or mime in TEXT_DOCUMENT_TYPES):
+        return False
+    _document_text(block)  # refuse undecodable data at create, not later
+    return True
+
+
+def _document_text(block: dict[str, Any]) -> str:
+    try:
+        return base64.b64decode(str(block["data"]), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise RequestError(
+            f"a {_document_mime(block)} document's data must be base64 of UTF-8 text"
+        ) from None
+
+
+def _placeholder(block: dict[str, Any]) -> str:
+    """What a text-only model is told in place of media it cannot see (media in history,
+    e.g. an agent's plots: new input with media is refused at create)."""
+    kind = _type(block) or "content"
+    mime = f" {block['mime_type']}" if block.get("mime_type") else ""
+    uri = f" at {block['uri']}" if block.get("uri") else ""
+    return f"[{kind}{mime}{uri} omitted: this model reads text only and has not seen it]"
+
+
 def content_text(content: Any) -> str:
     """The text a text-only model can read from a list of content blocks."""
     if content is None:
@@ -102,11 +144,13 @@ def content_text(content: Any) -> str:
             parts.append(str(block))
         elif _type(block) == "text" or "text" in block:
             parts.append(str(block.get("text", "")))
-        else:
-            # A text-only model cannot see media; tell it something was there.
+        elif readable_document(block):
             only_text = False
-            uri = f" {block['uri']}" if block.get("uri") else ""
-            parts.append(f"[{_type(block) or 'content'}{uri}]")
+            parts.append(_document_text(block))
+        else:
+            # A text-only model cannot see media; tell it plainly that something was there.
+            only_text = False
+            parts.append(_placeholder(block))
     return ("" if only_text else "\n").join(parts)
 
 

@@ -3,12 +3,23 @@ download, resumable upload), and the kernel-keyed session views (threads and job
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import stat
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConflictError, NotFoundError, RequestError
+from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
+from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
+from ..sandbox.directory import DirectoryFiles
+from .capabilities import check_tools
 from .engine import new_id, now
 from .environments import file_resource
+from .upstream import runs_on_google
+from .upstream_files import UpstreamFiles
 from .web import BaseHandler
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -54,9 +65,27 @@ class AgentsHandler(_Paged):
             raise ConflictError(
                 f"agent {agent_id!r} already exists; delete it first or pick another id"
             )
+        await self._check_definition(agent)
         agent.update({"id": agent_id, "created": now()})
         await self.state.store.put_resource("agents", agent)
         self.send_json(agent)
+
+    async def _check_definition(self, agent: dict[str, Any]) -> None:
+        """Everything the saved agent will need when invoked, checked now: a local base
+        agent, tools it can run, and a base environment whose sources, network and mode
+        this gateway can honour."""
+        base = agent.get("base_agent")
+        local = sorted(self.state.engine.agents)
+        if not isinstance(base, str) or base not in local:
+            where = ""
+            if isinstance(base, str) and runs_on_google(None, base):
+                where = f" {base!r} runs on Google's service (save such agents there);"
+            raise UnsupportedError(
+                f"base_agent must be a local agent here ({', '.join(local)});{where} "
+                "e.g. base_agent='local-agent'"
+            )
+        check_tools(agent.get("tools"), f"an agent built on {base!r}")
+        await self.state.environments.check_config(agent.get("base_environment"))
 
 
 class AgentHandler(BaseHandler):
@@ -83,7 +112,8 @@ class AgentHandler(BaseHandler):
 class EnvironmentsHandler(_Paged):
     async def get(self) -> None:
         offset, size = self.page()
-        environments = await self.state.environments.list(offset, size + 1)
+        mode = self.get_query_argument("mode", None)
+        environments = await self.state.environments.list(offset, size + 1, mode)
         self.send_json(self.paged("environments", environments, offset, size))
 
     async def post(self) -> None:
@@ -109,15 +139,92 @@ class FilesHandler(_Paged):
         files = await self.state.environments.files(environment_id)
         path = path.lstrip("/")
         if self.get_query_argument("alt", "") == "media":
-            info = await files.stat(path)
-            data = await files.read(path)
-            self.set_header("Content-Type", info.mime_type)
-            self.finish(data)
+            await self._download(files, path)
             return
         offset, size = self.page()
         entries = await files.list(path, recursive=self.flag("recursive"))
         listed = [file_resource(e) for e in entries[offset : offset + size + 1]]
         self.send_json(self.paged("files", listed, offset, size))
+
+    async def _download(self, files: SandboxFiles, path: str) -> None:
+        """A file's bytes; a directory as a POSIX tar (uncompressed) of its regular files,
+        named relative to it: the files directly in it, or all below it with
+        recursive=true. Streamed a file at a time; symlinks are never followed."""
+        if isinstance(files, UpstreamFiles):  # Google's service makes its own tar
+            self.set_header("Content-Type", "application/octet-stream")
+            self.finish(await files.read(path))
+            return
+        info = await files.stat(path)
+        if info.type != "directory":
+            self.set_header("Content-Type", info.mime_type)
+            self.finish(await files.read(path))
+            return
+        entries = await files.list(path, recursive=self.flag("recursive"))
+        name = clean_relative(path).rsplit("/", 1)[-1] or "environment"
+        self.set_header("Content-Type", "application/x-tar")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}.tar"')
+        base = clean_relative(path)
+        for entry in entries:
+            if entry.type != "file":
+                continue
+            member = entry.path[len(base) :].lstrip("/") if base else entry.path
+            async for chunk in _tar_member(files, entry, member):
+                self.write(chunk)
+                await self.flush()
+        self.finish(b"\0" * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker
+
+
+TAR_CHUNK = 1 << 16
+
+
+async def _tar_member(files: SandboxFiles, entry: FileInfo, member: str) -> AsyncIterator[bytes]:
+    """One file of a directory download as tar blocks: its header, then its bytes (read in
+    chunks from a local directory, whole from other sandboxes), padded to 512 bytes. A
+    local path that is not a regular file (a symlink, a FIFO, a device) is left out."""
+    if isinstance(files, DirectoryFiles):
+        opened = await asyncio.to_thread(_open_regular, files.root, entry.path)
+        if opened is None:
+            return
+        handle, size = opened
+    else:
+        data = await files.read(entry.path)
+        handle, size = None, len(data)
+    header = tarfile.TarInfo(member)
+    header.size, header.mtime, header.mode = size, int(entry.modified), 0o644
+    yield header.tobuf(format=tarfile.PAX_FORMAT)
+    if handle is None:
+        yield data
+    else:
+        sent = 0
+        try:
+            while sent < size:
+                chunk = await asyncio.to_thread(handle.read, min(TAR_CHUNK, size - sent))
+                if not chunk:  # shrank while being sent: keep the header's promise
+                    chunk = b"\0" * (size - sent)
+                sent += len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+    if size % tarfile.BLOCKSIZE:
+        yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
+
+
+def _open_regular(root: Path, relative: str) -> tuple[Any, int] | None:
+    """Open `root/relative` for reading if it is a regular file reached through no
+    symlink (its parents included); None otherwise. O_NONBLOCK: a FIFO never blocks."""
+    real_root = root.resolve()
+    path = real_root / relative
+    if path.parent.resolve() != path.parent:
+        return None  # a parent directory is a symlink
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None  # a symlink (ELOOP), gone, or unreadable
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb"), st.st_size
 
 
 class UploadHandler(BaseHandler):

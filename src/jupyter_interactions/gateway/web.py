@@ -57,6 +57,7 @@ class GatewayState:
         self.environments.live = self.sandboxes
         self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
         self.auth_tokens = AuthTokens(self.store)
+        self.engine.tool_runner = self.engine.agents[AGENT_NAME]  # code_execution on models
         self.recovered: list[str] = []
         self.owner = DataDirLock(config.data_dir)
         self.started = False
