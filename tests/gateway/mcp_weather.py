@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mcp.server.mcpserver import Context, MCPServer
 
 
 def serve() -> None:
     import uvicorn
-    from mcp.server.mcpserver import Context, MCPServer
 
     server = MCPServer("weather")
 

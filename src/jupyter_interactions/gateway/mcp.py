@@ -145,11 +145,11 @@ class McpTools:
                 httpx2.AsyncClient(headers=dict(server.headers), timeout=CONNECT_SECONDS)
             )
             transport = streamable_http_client(server.url, http_client=http)
+            # The client's task group stays open for the run: entering it is bounded by the
+            # HTTP timeouts (a cancel scope around it could not be left first).
             client = Client(transport, read_timeout_seconds=CONNECT_SECONDS)
-            # anyio's timeout, not wait_for: the client's task group must be entered (and
-            # later left) by this task.
+            await self._stack.enter_async_context(client)
             with anyio.fail_after(CONNECT_SECONDS):
-                await self._stack.enter_async_context(client)
                 listed = await client.list_tools()
         except Exception as exc:
             raise ConfigError(
