@@ -3,10 +3,8 @@ config claims `gemini-test` for the echo model), and a loopback server that answ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 import tornado.httpserver
 import tornado.web
 from google.genai import _interactions as errors
+from tests.gateway.fake_google import serving
 
 WEATHER = {
     "type": "function",
@@ -180,32 +179,8 @@ class _Busy(tornado.web.RequestHandler):
 
 @pytest.fixture
 def busy_google() -> Iterator[str]:
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def serve() -> None:
-        async def main() -> None:
-            server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/(.*)", _Busy)]))
-            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-            server.add_sockets(sockets)
-            holder["url"] = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
-            holder["stop"] = asyncio.Event()
-            holder["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await holder["stop"].wait()
-            server.stop()
-            await server.close_all_connections()  # the gateway's kept-alive ones too
-
-        asyncio.run(main())
-
-    import tornado.netutil
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield holder["url"]
-    holder["loop"].call_soon_threadsafe(holder["stop"].set)
-    thread.join(10)
+    with serving(_Busy) as url:
+        yield url
 
 
 def test_rate_limit_after_retries_is_one_clear_failure(gateway_factory, busy_google):

@@ -3,21 +3,16 @@ download, resumable upload), and the kernel-keyed session views (threads and job
 
 from __future__ import annotations
 
-import asyncio
-import os
+import contextlib
 import re
-import stat
-import tarfile
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
-from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
-from ..sandbox.directory import DirectoryFiles
+from ..sandbox.base import SandboxFiles, clean_relative
 from .capabilities import check_tools
 from .engine import new_id, now
 from .environments import file_resource
+from .tar_download import directory_tar
 from .upstream import runs_on_google
 from .upstream_files import UpstreamFiles
 from .web import BaseHandler
@@ -159,72 +154,15 @@ class FilesHandler(_Paged):
             self.set_header("Content-Type", info.mime_type)
             self.finish(await files.read(path))
             return
-        entries = await files.list(path, recursive=self.flag("recursive"))
         name = clean_relative(path).rsplit("/", 1)[-1] or "environment"
         self.set_header("Content-Type", "application/x-tar")
         self.set_header("Content-Disposition", f'attachment; filename="{name}.tar"')
-        base = clean_relative(path)
-        for entry in entries:
-            if entry.type != "file":
-                continue
-            member = entry.path[len(base) :].lstrip("/") if base else entry.path
-            async for chunk in _tar_member(files, entry, member):
+        chunks = directory_tar(files, path, recursive=self.flag("recursive"))
+        async with contextlib.aclosing(chunks):  # a client that goes away closes the file
+            async for chunk in chunks:
                 self.write(chunk)
                 await self.flush()
-        self.finish(b"\0" * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker
-
-
-TAR_CHUNK = 1 << 16
-
-
-async def _tar_member(files: SandboxFiles, entry: FileInfo, member: str) -> AsyncIterator[bytes]:
-    """One file of a directory download as tar blocks: its header, then its bytes (read in
-    chunks from a local directory, whole from other sandboxes), padded to 512 bytes. A
-    local path that is not a regular file (a symlink, a FIFO, a device) is left out."""
-    if isinstance(files, DirectoryFiles):
-        opened = await asyncio.to_thread(_open_regular, files.root, entry.path)
-        if opened is None:
-            return
-        handle, size = opened
-    else:
-        data = await files.read(entry.path)
-        handle, size = None, len(data)
-    header = tarfile.TarInfo(member)
-    header.size, header.mtime, header.mode = size, int(entry.modified), 0o644
-    yield header.tobuf(format=tarfile.PAX_FORMAT)
-    if handle is None:
-        yield data
-    else:
-        sent = 0
-        try:
-            while sent < size:
-                chunk = await asyncio.to_thread(handle.read, min(TAR_CHUNK, size - sent))
-                if not chunk:  # shrank while being sent: keep the header's promise
-                    chunk = b"\0" * (size - sent)
-                sent += len(chunk)
-                yield chunk
-        finally:
-            handle.close()
-    if size % tarfile.BLOCKSIZE:
-        yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
-
-
-def _open_regular(root: Path, relative: str) -> tuple[Any, int] | None:
-    """Open `root/relative` for reading if it is a regular file reached through no
-    symlink (its parents included); None otherwise. O_NONBLOCK: a FIFO never blocks."""
-    real_root = root.resolve()
-    path = real_root / relative
-    if path.parent.resolve() != path.parent:
-        return None  # a parent directory is a symlink
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None  # a symlink (ELOOP), gone, or unreadable
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb"), st.st_size
+        self.finish()
 
 
 class UploadHandler(BaseHandler):

@@ -28,6 +28,14 @@ def docs_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayPr
     process.stop()
 
 
+@pytest.fixture
+def client(docs_gateway: GatewayProcess) -> Iterator[Any]:
+    """The docs' `client = genai.Client()`, pointed at the docs gateway."""
+    sdk = docs_gateway.client()
+    yield sdk
+    sdk.close()
+
+
 def wait_for(client: Any, interaction_id: str, timeout: float = 120) -> Any:
     """Poll as the docs' background examples do, until the interaction stops."""
     deadline = time.monotonic() + timeout

@@ -13,18 +13,11 @@ from typing import Any
 
 import pytest
 from google.genai import _interactions as errors
-from tests.gateway.documented.gateways import docs_gateway, fence
+from tests.gateway.documented.gateways import client, docs_gateway, fence
 
-__all__ = ["docs_gateway"]
+__all__ = ["client", "docs_gateway"]  # the fixtures these examples use
 
 BASE_AGENT = "local-agent"  # the docs: "antigravity-preview-05-2026"
-
-
-@pytest.fixture
-def client(docs_gateway: Any) -> Any:
-    sdk = docs_gateway.client()
-    yield sdk
-    sdk.close()
 
 
 # -- saved agents ------------------------------------------------------------------------------

@@ -12,18 +12,11 @@ from typing import Any
 import pytest
 from google.genai import _interactions as errors
 from google.genai import interactions as itypes
-from tests.gateway.documented.gateways import docs_gateway, fence, wait_for
+from tests.gateway.documented.gateways import client, docs_gateway, fence, wait_for
 
-__all__ = ["docs_gateway"]
+__all__ = ["client", "docs_gateway"]  # the fixtures these examples use
 
 AGENT = "local-agent"  # the docs: "antigravity-preview-05-2026"
-
-
-@pytest.fixture
-def client(docs_gateway: Any) -> Any:
-    sdk = docs_gateway.client()
-    yield sdk
-    sdk.close()
 
 
 def test_remote_provisions_a_fresh_sandbox(client: Any) -> None:

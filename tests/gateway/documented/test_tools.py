@@ -7,9 +7,7 @@ Only base_url and the model name change (`gemini-3.6-flash` -> `scripted`, `echo
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -20,6 +18,7 @@ import tornado.web
 from google.genai import _interactions as errors
 from google.genai import interactions as itypes
 from tests.gateway.documented.gateways import fence
+from tests.gateway.fake_google import serving
 from tests.gateway.mcp_weather import mcp_weather
 
 __all__ = ["mcp_weather"]
@@ -254,32 +253,9 @@ class _RecordingGoogle(tornado.web.RequestHandler):
 
 @pytest.fixture
 def recording_google() -> Iterator[str]:
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def serve() -> None:
-        async def main() -> None:
-            app = tornado.web.Application([(r"/(.*)", _RecordingGoogle)])
-            server = tornado.httpserver.HTTPServer(app)
-            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-            server.add_sockets(sockets)
-            holder["url"] = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
-            holder["stop"] = asyncio.Event()
-            holder["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await holder["stop"].wait()
-            server.stop()
-            await server.close_all_connections()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
     _RecordingGoogle.bodies = []
-    yield holder["url"]
-    holder["loop"].call_soon_threadsafe(holder["stop"].set)
-    thread.join(10)
+    with serving(_RecordingGoogle) as url:
+        yield url
 
 
 def test_with_a_key_google_tools_modalities_and_media_go_to_google(
