@@ -79,8 +79,11 @@ class AgentsHandler(_Paged):
                 f"base_agent must be a local agent here ({', '.join(local)});{where} "
                 "e.g. base_agent='local-agent'"
             )
-        check_tools(agent.get("tools"), f"an agent built on {base!r}")
-        await self.state.environments.check_config(agent.get("base_environment"))
+        plan = check_tools(agent.get("tools"), f"an agent built on {base!r}")
+        environment = agent.get("base_environment")
+        await self.state.environments.check_config(environment)
+        if plan.mcp:
+            plan.check_reach(await self.state.engine.placement.allowlist(environment))
 
 
 class AgentHandler(BaseHandler):

@@ -36,6 +36,20 @@ def test_create_with_a_google_only_tool_is_refused_at_create(client: Any) -> Non
     assert "'google_search'" in str(refused.value) and "GEMINI_API_KEY" in str(refused.value)
 
 
+def test_an_unreachable_mcp_server_is_refused_at_create(client: Any) -> None:
+    with pytest.raises(errors.BadRequestError) as refused:
+        client.agents.create(
+            id=f"warehouse-manager-{uuid.uuid4().hex[:8]}",
+            base_agent=BASE_AGENT,
+            description="An AI assistant that can manage a warehouse inventory.",
+            tools=[
+                {"type": "mcp_server", "name": "warehouse-db", "url": "https://mcp.example.com/mcp"}
+            ],
+            base_environment={"type": "remote", "network": "disabled"},
+        )
+    assert "'warehouse-db'" in str(refused.value) and "allowlist" in str(refused.value)
+
+
 def test_repository_source_is_refused_at_create_not_at_invocation(client: Any) -> None:
     agent_id = f"data-analyst-{uuid.uuid4().hex[:8]}"
     with pytest.raises(errors.BadRequestError) as refused:
