@@ -64,6 +64,20 @@ def test_code_execution_sample(client: Any) -> None:
     assert "88" in follow.output_text
 
 
+def test_code_execution_on_a_model_runs_in_the_environment_it_names(client: Any) -> None:
+    env = client.environments.create(
+        sources=[{"type": "inline", "target": "/workspace/data.csv", "content": "a,b\n1,2"}]
+    )
+    response = client.interactions.create(
+        model="scripted",
+        tools=[{"type": "code_execution"}],
+        environment=env.id,
+        input=fence("print(open('data.csv').read())"),
+    )
+    assert response.environment_id == env.id and "a,b" in response.output_text
+    client.environments.delete(id=env.id)
+
+
 def test_code_execution_streams_its_steps(client: Any) -> None:
     stream = client.interactions.create(
         model="scripted",
