@@ -40,7 +40,6 @@ from .upstream import runs_on_google
 
 log = logging.getLogger(__name__)
 
-
 _ECHOED = (
     "agent_config",
     "previous_interaction_id",
