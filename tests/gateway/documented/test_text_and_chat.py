@@ -14,7 +14,9 @@ from google.genai import _interactions as errors
 
 def test_simple_text_with_the_local_model(client: Any) -> None:
     interaction = client.interactions.create(
-        model="local", input="Explain how AI works in a few words"
+        model="local",
+        input="Explain how AI works in a few words",
+        generation_config={"max_output_tokens": 48},  # a short answer on a shared 2-core CI
     )
     print(interaction.output_text)
     assert interaction.status in ("completed", "incomplete")
