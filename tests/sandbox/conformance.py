@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 
 import pytest
 
@@ -76,10 +75,9 @@ class SandboxConformance:
     async def test_a_step_ends_with_its_shell_and_nohup_keeps_a_process(
         self, sandbox: Sandbox
     ) -> None:
-        started = time.monotonic()
+        # Held until the background sleep ended, the run would time out first.
         result = await sandbox.run("sleep 60 & echo started", language="bash", timeout=30)
         assert result.ok and result.stdout == "started\n", result.text()
-        assert time.monotonic() - started < 10  # not held until the background sleep ends
         kept = await sandbox.run(
             "nohup sleep 60 > /dev/null 2>&1 & echo $! > kept.pid", language="bash"
         )
@@ -119,20 +117,23 @@ class SandboxConformance:
 
     async def test_a_timeout_interrupts_and_keeps_state(self, sandbox: Sandbox) -> None:
         await sandbox.run("y = 7")
-        started = time.monotonic()
         result = await sandbox.run("while True:\n    pass", timeout=1.0)
         assert result.timed_out and not result.ok
+        assert result.error is None  # interrupted, not restarted
         assert "time limit" in result.text()
-        assert time.monotonic() - started < 10
         after = await sandbox.run("print(y)")
         assert after.stdout == "7\n"
 
     async def test_interrupt_stops_a_run_from_another_task(self, sandbox: Sandbox) -> None:
         await sandbox.run("z = 3")
+        started = asyncio.Event()
         running = asyncio.ensure_future(
-            sandbox.run("import time\nprint('start', flush=True)\ntime.sleep(60)")
+            sandbox.run(
+                "import time\nprint('start', flush=True)\ntime.sleep(60)",
+                on_output=lambda name, text: started.set(),
+            )
         )
-        await asyncio.sleep(0.5)
+        await started.wait()  # the code is running: the interrupt reaches it, not its start
         await sandbox.interrupt()
         result: RunResult = await asyncio.wait_for(running, 15)
         assert result.error is not None and result.error.name == "KeyboardInterrupt"

@@ -21,6 +21,7 @@ import pytest_asyncio
 from tests.sandbox.jupyter_servers import jupyter_maker  # remote sandboxes on real loopback servers
 
 from jupyter_interactions.sandbox.base import Limits, Sandbox
+from jupyter_interactions.sandbox.disk import DiskQuotas
 from jupyter_interactions.sandbox.pool import WarmPool
 
 SandboxMaker = Callable[[pytest.FixtureRequest, Path, Limits], Sandbox]
@@ -33,6 +34,7 @@ TEST_LIMITS = Limits(
     file_bytes=8 * 1024**2,
     processes=64,
     wall_seconds=30.0,
+    disk_bytes=256 * 1024**2,
 )
 
 
@@ -44,7 +46,8 @@ def _local(tier: str) -> SandboxMaker:
         if tier not in available_tiers():
             pytest.skip(f"isolation tier {tier!r} does not work on this machine")
         pool = request.getfixturevalue("warm_pool")
-        return LocalSandbox(root=root, limits=limits, tier=tier, pool=pool)
+        disks = request.getfixturevalue("disk_quotas")
+        return LocalSandbox(root=root, limits=limits, tier=tier, pool=pool, disks=disks)
 
     return make
 
@@ -75,8 +78,21 @@ async def warm_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[W
 
 
 @pytest_asyncio.fixture(loop_scope="session")
+async def disk_quotas() -> AsyncIterator[DiskQuotas]:
+    """Keeps the quota disks of a test's local sandboxes mounted, as the gateway does for
+    its environments; unmounted at the end of the test, after its sandboxes stopped."""
+    disks = DiskQuotas()
+    yield disks
+    await disks.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def sandbox_factory(
-    request: pytest.FixtureRequest, sandbox_id: str, tmp_path: Path, warm_pool: WarmPool
+    request: pytest.FixtureRequest,
+    sandbox_id: str,
+    tmp_path: Path,
+    warm_pool: WarmPool,
+    disk_quotas: DiskQuotas,
 ) -> AsyncIterator[SandboxFactory]:
     """`await sandbox_factory(root=None, limits=None, start=True)`; all stopped at teardown."""
     make = SANDBOXES[sandbox_id]

@@ -12,7 +12,6 @@ import dataclasses
 import os
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,12 +80,15 @@ async def scene(sandbox_factory: Callable[..., Awaitable[Sandbox]]) -> AsyncIter
 
 
 async def test_a_fork_bomb_is_contained(scene: Scene) -> None:
-    # The bomb's first shell returns at once; its forks hit the process limit, and the
-    # end of the step takes down the whole group (the step's timeout is a last resort).
-    started = time.monotonic()
-    result, _ = await scene.attack(":(){ :|:& };:", language="bash", timeout=10)
-    assert time.monotonic() - started < 10
+    # The bomb's first shell returns at once; its forks hit the process limit. With a
+    # cgroup, that limit ends the run and every process of the sandbox; without one, the
+    # end of the step takes down the whole group. The timeout is long: only a last resort.
+    cgroup = scene.hostile.kernel.cgroup  # type: ignore[attr-defined]
+    refused = cgroup.refused_forks() if cgroup is not None else 0
+    result, _ = await scene.attack(":(){ :|:& };:", language="bash", timeout=300)
     assert not result.timed_out
+    if cgroup is not None and cgroup.refused_forks() > refused:  # else its group went first
+        assert result.error is not None and "process limit (64 at once)" in result.error.value
     uid = scene.hostile.kernel.identity.uid  # type: ignore[attr-defined]
     if uid is not None:  # a uid of its own (the gateway runs as root): none of it is left
         assert _live_processes(uid, named="bash") == []
@@ -100,10 +102,10 @@ async def test_a_memory_bomb_gets_memory_error(scene: Scene) -> None:
 
 
 async def test_an_infinite_loop_is_stopped_by_the_cpu_limit(scene: Scene) -> None:
+    # Stopped by its CPU time (test_limits measures how much it got), not by the timeout.
     await scene.hostile.run("kept = 1")
-    started = time.monotonic()
-    result, ticks = await scene.attack("while True:\n    pass", timeout=30)
-    assert time.monotonic() - started < 15
+    result, ticks = await scene.attack("while True:\n    pass", timeout=600)
+    assert not result.timed_out
     assert result.error is not None and result.error.name == "KernelDied"
     assert "CPU time limit" in result.error.value
     assert "variables are lost" in result.text()

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,16 @@ from jupyter_interactions.sandbox.jupyter_files import ContentsFiles, KernelFile
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
+
+
+async def until(condition: Callable[[], bool], patience: float = 60.0) -> None:
+    """Wait for something the code under test does in its own time (not a speed check:
+    `patience` only bounds a hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not condition():
+        assert loop.time() < deadline, "it never happened"
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))
@@ -101,23 +111,25 @@ async def test_code_and_files_live_in_the_workspace_on_the_server(
 
 
 async def test_output_streams_in_order_while_the_code_runs(sandbox: JupyterSandbox) -> None:
-    seen: list[tuple[str, str, float]] = []
+    seen: list[tuple[str, str]] = []
+    go = Path(sandbox.remote_root_abs) / "workspace" / "go"
+
+    def on_output(stream: str, text: str) -> None:
+        seen.append((stream, text))
+        go.touch()  # the code goes on only once its first line has reached us: streamed
+
     code = (
-        "import sys, time\n"
+        "import os, sys, time\n"
         "print('one', flush=True)\n"
-        "time.sleep(0.6)\n"
+        "while not os.path.exists('go'):\n"
+        "    time.sleep(0.01)\n"
         "print('two', file=sys.stderr, flush=True)\n"
         "print('three')\n"
     )
-    result = await sandbox.run(code, on_output=lambda s, t: seen.append((s, t, time.monotonic())))
-    finished = time.monotonic()
+    result = await sandbox.run(code, on_output=on_output, timeout=120)
+    assert not result.timed_out, "the first line did not arrive while the code ran"
     assert result.stdout == "one\nthree\n" and result.stderr == "two\n"
-    assert [(stream, text) for stream, text, _ in seen] == [
-        ("stdout", "one\n"),
-        ("stderr", "two\n"),
-        ("stdout", "three\n"),
-    ]
-    assert finished - seen[0][2] > 0.4, "the first line arrived only at the end: not streamed"
+    assert seen == [("stdout", "one\n"), ("stderr", "two\n"), ("stdout", "three\n")]
 
 
 async def test_a_run_that_ignores_interrupts_gets_a_fresh_kernel(
@@ -134,7 +146,9 @@ async def test_a_run_that_ignores_interrupts_gets_a_fresh_kernel(
     )
     result = await sandbox.run(stubborn, timeout=0.5)
     assert result.timed_out and result.stdout == "stubborn\n"
-    assert "variables are lost" in result.text()
+    assert result.error is not None and result.error.name == "KernelRestarted"
+    assert "variables are lost" in result.error.value
+    assert sandbox.restarts == 1
     after = await sandbox.run("import os\nprint('lost' in dir(), os.path.basename(os.getcwd()))")
     assert after.stdout == "False workspace\n"
 
@@ -150,10 +164,13 @@ async def test_a_dead_kernel_is_reported_and_the_next_run_starts_fresh(
     after = await sandbox.run("import os\nprint('before' in dir(), os.path.basename(os.getcwd()))")
     assert after.stdout == "False workspace\n"
     # Dying between runs is reported by the next run too, not hidden in a fresh kernel.
+    channel = sandbox._channel
+    assert channel is not None
+    restarts = channel.restarts
     await sandbox.run(
         "again = 1\nimport os, threading\nthreading.Timer(0.2, os._exit, [1]).start()"
     )
-    await asyncio.sleep(0.5)
+    await until(lambda: channel.restarts > restarts)  # the server restarted it, between runs
     noticed = await sandbox.run("print(again)")
     assert noticed.error is not None and noticed.error.name == "KernelDied"
     later = await sandbox.run("import os\nprint('again' in dir(), os.path.basename(os.getcwd()))")
@@ -186,14 +203,12 @@ async def test_a_bash_run_past_its_timeout_is_killed_with_its_children(
     assert (await sandbox.run("print(kept)")).stdout == "5\n"
 
 
-async def test_runs_on_the_persistent_websocket_are_quick(sandbox: JupyterSandbox) -> None:
-    took = []
+async def test_runs_share_one_persistent_websocket(sandbox: JupyterSandbox) -> None:
+    # How quick that is (quick ACKs included) is measured by benchmarks/sandbox.py.
+    channel = sandbox._channel
     for _ in range(15):
-        began = time.perf_counter()
         assert (await sandbox.run("1")).ok
-        took.append(time.perf_counter() - began)
-    # ~9 ms here; a server's delayed ACKs (the cost before quick ACKs) made it ~48 ms.
-    assert sorted(took)[len(took) // 2] < 0.03
+    assert sandbox._channel is channel and channel is not None and channel.lost is None
 
 
 async def test_kernel_env_reaches_a_kernel_gateway_kernel(request: pytest.FixtureRequest) -> None:
@@ -375,11 +390,15 @@ async def test_a_dropped_connection_is_reopened_and_an_outage_is_clear(
     try:
         await sandbox.start()
         await sandbox.run("kept = 9")
+        channel = sandbox._channel
+        assert channel is not None
         link.cut()
-        await asyncio.sleep(0.2)
+        await until(lambda: channel.lost is not None)
         assert (await sandbox.run("print(kept)")).stdout == "9\n"  # same kernel, new socket
+        channel = sandbox._channel
+        assert channel is not None
         await link.down()
-        await asyncio.sleep(0.2)
+        await until(lambda: channel.lost is not None)
         with pytest.raises(SandboxUnavailable, match="cannot reach the Jupyter server"):
             await sandbox.run("print(kept)")
         await link.up()

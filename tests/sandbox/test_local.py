@@ -4,7 +4,6 @@ CPU budgets per run, restarts after an ignored interrupt, and no process left be
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,14 +137,27 @@ async def test_code_that_ignores_the_interrupt_gets_its_kernel_restarted(tmp_pat
     sandbox = LocalSandbox(root=tmp_path / "env", interrupt_grace=1.0)
     async with sandbox:
         await sandbox.run("kept = 1")
-        started = time.monotonic()
         result = await sandbox.run(
             "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
             timeout=1.0,
         )
-        assert time.monotonic() - started < 10
         assert result.timed_out
-        assert "variables are lost" in result.text()
+        assert result.error is not None and result.error.name == "KernelRestarted"
+        assert "variables are lost" in result.error.value
+        assert sandbox.restarts == 1
         after = await sandbox.run("print(kept)")
         assert after.error is not None and after.error.name == "NameError"
         assert (await sandbox.run("print('fresh')")).stdout == "fresh\n"
+
+
+async def test_the_sandbox_user_has_a_name_in_bubblewrap(tmp_path: Path) -> None:
+    _need("bubblewrap")
+    async with LocalSandbox(root=tmp_path / "env", tier="bubblewrap") as sandbox:
+        result = await sandbox.run(
+            "touch made; ls -l made; id -un; id -gn; cut -d: -f1 /etc/passwd", language="bash"
+        )
+        assert result.ok, result.text()
+        listing, user, group, *accounts = result.stdout.splitlines()
+        assert listing.split()[2:4] == ["sandbox", "sandbox"]
+        assert user == group == "sandbox"
+        assert accounts == ["root", "sandbox", "nobody"]  # not the host's accounts

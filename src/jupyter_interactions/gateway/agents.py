@@ -293,7 +293,7 @@ class _Loop:
         remaining = self._remaining()
         language = _LANGUAGES.get(str(call.arguments.get("language") or "python").lower())
         code = str(call.arguments.get("code") or "")
-        lease = await self._lease()
+        lease, note = await self._lease()
         emitter = self.emitter
         # The call's step (its code in a delta) ends before the code runs: a live view shows
         # the code as soon as it starts.
@@ -340,19 +340,23 @@ class _Loop:
         await emitter.drain()
         if time.monotonic() >= self.deadline:
             self._wall_hit()
-        return Message("tool", full, tool_call_id=call.id, name=RUN_CODE.name, is_error=is_error)
+        # The model reads the sandbox's note with the result; the user saw it as a thought.
+        told = f"[{note}]\n{full}" if note else full
+        return Message("tool", told, tool_call_id=call.id, name=RUN_CODE.name, is_error=is_error)
 
-    async def _lease(self) -> Lease:
+    async def _lease(self) -> tuple[Lease, str]:
+        """The turn's sandbox, and its notes (shown now, once, as a thought), if any."""
         assert self.acquiring is not None
         lease = await asyncio.shield(self.acquiring)
-        if lease.notes:
-            notes, lease.notes = lease.notes, []
-            note = "Sandbox: " + " ".join(notes)
-            content = {"type": "text", "text": note}
-            index = self.emitter.start({"type": "thought", "summary": []})
-            self.emitter.delta(index, {"type": "thought_summary", "content": content})
-            self.emitter.stop(index)
-        return lease
+        if not lease.notes:
+            return lease, ""
+        notes, lease.notes = lease.notes, []
+        note = "Sandbox: " + " ".join(notes)
+        content = {"type": "text", "text": note}
+        index = self.emitter.start({"type": "thought", "summary": []})
+        self.emitter.delta(index, {"type": "thought_summary", "content": content})
+        self.emitter.stop(index)
+        return lease, note
 
     def _function_call(self, call: ToolCall) -> None:
         step = {"type": "function_call", "id": call.id, "name": call.name}

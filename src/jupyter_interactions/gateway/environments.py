@@ -180,7 +180,10 @@ class EnvironmentManager:
     def root(self, environment_id: str) -> Path:
         if not _ID.match(environment_id):
             raise NotFoundError(f"environment {environment_id!r} not found")
-        return self.base / environment_id
+        path = self.base / environment_id
+        if self.live is not None:
+            self.live.storage(environment_id, path)  # its quota disk mounted, if it has one
+        return path
 
     async def resource(self, environment_id: str) -> dict[str, Any]:
         """The environment's stored resource; a 404 that says where to look if none."""
@@ -366,7 +369,7 @@ class EnvironmentManager:
             with contextlib.suppress(NotFoundError):  # gone there already
                 await self.upstream.delete_environment(environment_id)
         if self.live is not None:
-            await self.live.discard(environment_id)
+            await self.live.discard(environment_id, self.root(environment_id))
         await self.store.delete_resource("environments", environment_id)
         await self.store.delete_resource("environment_variables", environment_id)
         await asyncio.to_thread(shutil.rmtree, self.root(environment_id), True)

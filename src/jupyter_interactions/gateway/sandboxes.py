@@ -5,7 +5,13 @@ starts one (`registry.create_for`, the kind the environment asked for, rooted at
 directory); later turns get the same kernel, so they see the variables and the files of
 earlier turns. A sandbox nobody holds stops after `idle_seconds` (one timer, no polling),
 and all stop on gateway shutdown. A sandbox found dead is replaced: the files remain, and
-the lease's notes tell the user that the variables are gone.
+the lease's notes tell the user that the variables are gone; so do they after a kernel
+restart in an earlier turn, and for an environment whose sandbox ran before the gateway
+itself restarted (a marker file per environment under `<data_dir>/sandboxes/started`).
+
+Where local sandboxes get quota disks (`sandbox/disk.py`), an environment's files live on
+one, kept mounted on its directory from the first sandbox until the gateway stops or the
+environment is deleted; `storage` mounts it again for a gateway that restarted since.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..errors import ConfigError, SandboxError
 from ..sandbox import registry
 from ..sandbox.base import Limits, Sandbox, SandboxFiles
 from ..sandbox.directory import DirectoryFiles
+from ..sandbox.disk import IMAGE, DiskQuotas
 from ..sandbox.egress import Allowlist
 
 __all__ = ["Lease", "LiveSandboxes", "SandboxSetup"]
@@ -32,8 +39,14 @@ log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 10.0
 LOST_VARIABLES = (
-    "This environment's sandbox had stopped (idle, or its kernel died), so a fresh one was "
-    "started: its files are all still there, but variables from earlier turns are lost."
+    "This environment's sandbox had stopped (idle, its kernel died, or the gateway "
+    "restarted), so a fresh one was started: its files are all still there, but variables "
+    "from earlier turns are lost."
+)
+RESTARTED = (
+    "This environment's kernel was restarted since its last turn (a limit stopped it, or it "
+    "ignored an interrupt): its files are all still there, but variables set before the "
+    "restart are lost."
 )
 
 
@@ -63,12 +76,14 @@ class _Live:
     users: int = 0
     idle: asyncio.TimerHandle | None = None
     shown: int = 0  # how many of the sandbox's warnings this environment has seen
+    told_restarts: int = 0  # the sandbox's restarts the user has been told about
 
 
 class LiveSandboxes:
     """Environment id -> its started Sandbox. `pool_factory` makes a WarmPool on first
     need; it is handed to the kinds that take one (`local`), so a new environment's first
-    step does not wait for a kernel to start."""
+    step does not wait for a kernel to start; so is `disks`, the quota disks of the
+    environments, to the kinds that take it."""
 
     def __init__(
         self,
@@ -87,8 +102,10 @@ class LiveSandboxes:
         self._starting: dict[str, asyncio.Future[_Live]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping: set[asyncio.Task[None]] = set()
-        self._retired: set[str] = set()  # environments whose sandbox stopped (not deleted)
-        self._takes_pool: dict[str, bool] = {}
+        self._takes: dict[tuple[str, str], bool] = {}
+        self._roots: dict[str, Path] = {}
+        self.disks = DiskQuotas()
+        self._started_marks = config.data_dir / "sandboxes" / "started"
         self._closed = False
 
     def __repr__(self) -> str:
@@ -97,6 +114,13 @@ class LiveSandboxes:
     def sandbox(self, environment_id: str) -> Sandbox | None:
         live = self._live.get(environment_id)
         return live.sandbox if live is not None else None
+
+    def storage(self, environment_id: str, root: Path) -> None:
+        """The environment's directory is about to be used: if its files are on a quota
+        disk that is not mounted (the gateway restarted since), mount it. Synchronous (a
+        mount takes tens of milliseconds, once per environment and gateway run)."""
+        self._roots[environment_id] = root
+        self.disks.attach_existing(root)
 
     def files(self, environment_id: str) -> SandboxFiles | None:
         """A live sandbox's files when they are not the environment's local directory (a
@@ -121,17 +145,16 @@ class LiveSandboxes:
         # One turn at a time decides whether the sandbox is healthy or must be started.
         async with self._locks.setdefault(environment_id, asyncio.Lock()):
             notes: list[str] = []
+            self._roots[environment_id] = root
             live = self._live.get(environment_id)
             if live is not None:
                 self._cancel_idle(live)
                 # A sandbox in use by another turn is alive; probing would wait behind it.
-                health = await self._probe(environment_id, live) if live.users == 0 else "ok"
-                if health != "ok":
+                if live.users == 0 and not await self._probe(environment_id, live):
                     notes.append(LOST_VARIABLES)
-                if health == "gone":
                     live = None
             if live is None:
-                if environment_id in self._retired and not notes:
+                if not notes and await asyncio.to_thread(self._ran_before, environment_id):
                     notes.append(LOST_VARIABLES)
                 starting = asyncio.ensure_future(self._start(environment_id, root, kind))
                 self._starting[environment_id] = starting
@@ -142,6 +165,9 @@ class LiveSandboxes:
                 except asyncio.CancelledError:
                     starting.add_done_callback(lambda _: self._arm_idle(environment_id))
                     raise
+            if live.sandbox.restarts > live.told_restarts and not notes:
+                notes.append(RESTARTED)
+            live.told_restarts = live.sandbox.restarts
             live.users += 1
             try:
                 await self._apply(live, setup)
@@ -186,18 +212,23 @@ class LiveSandboxes:
         loop = asyncio.get_running_loop()
         live.idle = loop.call_later(self.idle_seconds, self._expire, environment_id)
 
-    async def discard(self, environment_id: str) -> None:
-        """Stop the environment's sandbox now (the environment is being deleted)."""
+    async def discard(self, environment_id: str, root: Path | None = None) -> None:
+        """Stop the environment's sandbox now and delete its quota disk, if it has one (the
+        environment, whose directory is `root`, is being deleted)."""
         starting = self._starting.get(environment_id)
         if starting is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(starting)
         live = self._live.pop(environment_id, None)
-        self._retired.discard(environment_id)
         self._locks.pop(environment_id, None)
         if live is not None:
             self._cancel_idle(live)
             await self._stop(live)
+        root = self._roots.pop(environment_id, None) or root
+        if root is not None:
+            await self.disks.detach(root)
+            await asyncio.to_thread((root / IMAGE).unlink, True)
+        await asyncio.to_thread(self._mark(environment_id).unlink, True)
 
     async def close(self) -> None:
         """Stop every sandbox and the warm pool (gateway shutdown). Idempotent."""
@@ -214,16 +245,19 @@ class LiveSandboxes:
             await asyncio.gather(*self._stopping, return_exceptions=True)
         if self.pool is not None:
             await self.pool.close()
+        await self.disks.close()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def _start(self, environment_id: str, root: Path, kind: str | None) -> _Live:
         chosen = kind or self.config.sandbox
         options: dict[str, Any] = {"root": root, "limits": self.limits}
-        if self._pool_factory is not None and self._pool_for(chosen):
+        if self._pool_factory is not None and self._takes_option(chosen, "pool"):
             if self.pool is None:
                 self.pool = self._pool_factory()
             options["pool"] = self.pool
+        if self._takes_option(chosen, "disks"):
+            options["disks"] = self.disks
         sandbox = registry.create_for(self.config, kind, **options)
         try:
             await sandbox.start()
@@ -238,43 +272,50 @@ class LiveSandboxes:
             await self._stop(live)
             raise SandboxError("the gateway is shutting down; retry once it is back")
         self._live[environment_id] = live
+        await asyncio.to_thread(self._remember_start, environment_id)
         log.info("sandbox %s (%s) started for %s", chosen, sandbox.isolation, environment_id)
         return live
 
-    def _pool_for(self, kind: str) -> bool:
-        """Whether this kind's constructor takes a `pool` (found once per kind)."""
-        if kind not in self._takes_pool:
+    def _mark(self, environment_id: str) -> Path:
+        return self._started_marks / environment_id
+
+    def _ran_before(self, environment_id: str) -> bool:
+        """Whether a sandbox ran for this environment before (in this gateway run or an
+        earlier one): a fresh one then starts without the variables of earlier turns."""
+        return self._mark(environment_id).exists()
+
+    def _remember_start(self, environment_id: str) -> None:
+        self._started_marks.mkdir(parents=True, exist_ok=True)
+        self._mark(environment_id).touch()
+
+    def _takes_option(self, kind: str, name: str) -> bool:
+        """Whether this kind's constructor takes the option `name` (found once per kind)."""
+        if (kind, name) not in self._takes:
             cls = registry.available().get(kind)
             parameters = inspect.signature(cls).parameters if cls is not None else {}
-            self._takes_pool[kind] = "pool" in parameters
-        return self._takes_pool[kind]
+            self._takes[(kind, name)] = name in parameters
+        return self._takes[(kind, name)]
 
-    async def _probe(self, environment_id: str, live: _Live) -> str:
-        """Check a sandbox that sat idle: "ok"; "restarted" (its kernel died and it recovered
-        by itself, variables lost); or "gone" (stopped here, the caller starts a new one)."""
+    async def _probe(self, environment_id: str, live: _Live) -> bool:
+        """Check a sandbox that sat idle: True if it answers (a kernel it had to restart
+        meanwhile shows in its `restarts`); False if it is gone (stopped here, the caller
+        starts a new one). An error in the answer is the echo of an interrupted run (e.g.
+        "Aborted", which the probe absorbs so the next real run is not aborted)."""
         try:
-            result = await live.sandbox.run("pass", timeout=PROBE_SECONDS)
+            await live.sandbox.run("pass", timeout=PROBE_SECONDS)
         except (SandboxError, OSError) as exc:
             log.info("sandbox of %s is gone (%s); starting a fresh one", environment_id, exc)
         else:
-            # It answered. An error here is the echo of an interrupted run (e.g. "Aborted",
-            # which the probe absorbs so the next real run is not aborted), unless the
-            # kernel had to be restarted.
-            if result.timed_out or (result.error is not None and result.error.name == "KernelDied"):
-                log.info("sandbox of %s lost its state: %s", environment_id, result.text())
-                return "restarted"
-            return "ok"
+            return True
         self._live.pop(environment_id, None)
-        self._retired.add(environment_id)
         await self._stop(live)
-        return "gone"
+        return False
 
     def _expire(self, environment_id: str) -> None:
         live = self._live.get(environment_id)
         if live is None or live.users:
             return
         del self._live[environment_id]
-        self._retired.add(environment_id)
         log.info("stopping the idle sandbox of %s", environment_id)
         task = asyncio.ensure_future(self._stop(live))
         self._stopping.add(task)

@@ -6,7 +6,6 @@ archive's files, only when the upload is finalized. A live remote sandbox gets t
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from ..errors import ConflictError, NotFoundError, RequestError
 from ..sandbox.base import FileInfo, clean_relative, resolve_inside
 from ..sandbox.directory import DirectoryFiles, give_to_owner
+from ..sandbox.disk import replace_across
 from .engine import new_id
 from .environments import EnvironmentManager, lives_upstream
 from .upstream_files import no_uploads
@@ -113,7 +113,7 @@ class Uploads:
                 f"{upload.path!r} already exists; pass overwrite=True to replace it"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload.partial, target)
+        replace_across(upload.partial, target)  # the environment may be on a quota disk
         give_to_owner(root, target)
         return [upload.path]
 

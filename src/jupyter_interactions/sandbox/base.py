@@ -34,13 +34,15 @@ OutputCallback = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits applied in every isolation tier."""
+    """Resource limits of a sandbox. How each one holds depends on the kind and, for local
+    sandboxes, on the machine (see `LocalSandbox.enforcement` and the README's table)."""
 
-    cpu_seconds: int = 120
-    memory_bytes: int = 2 * 1024**3
-    file_bytes: int = 256 * 1024**2
-    processes: int = 256
+    cpu_seconds: int = 120  # CPU time per run, all of the sandbox's processes together
+    memory_bytes: int = 2 * 1024**3  # for all its processes together (and each one)
+    file_bytes: int = 256 * 1024**2  # the largest file
+    processes: int = 256  # at once, threads included
     wall_seconds: float = 300.0  # default per-run timeout
+    disk_bytes: int = 2 * 1024**3  # all the environment's files
 
 
 @dataclass
@@ -217,7 +219,8 @@ class Sandbox(ABC):
 
     Use as `async with SandboxClass(...) as sandbox:`. `stop` is idempotent. `isolation`
     names the tier actually in force after `start` (e.g. "bubblewrap", "landlock",
-    "limits", "remote"); `warnings` lists what the user should be told about it.
+    "limits", "remote"); `warnings` lists what the user should be told about it. `restarts`
+    counts the kernel restarts that lost its variables (each one's run says so, too).
     """
 
     kind: ClassVar[str] = "abstract"
@@ -230,6 +233,7 @@ class Sandbox(ABC):
         self.warnings: list[str] = []
         self.variables: dict[str, str] = {}  # as set by set_variables
         self.allowlist: Allowlist | None = None  # as set by allow_network
+        self.restarts = 0  # times its kernel was restarted, losing its variables
 
     files: SandboxFiles
 

@@ -4,7 +4,9 @@ Tiers, strongest first: "bubblewrap" (namespaces: no network, read-only system, 
 /tmp and home), "landlock" (Landlock filesystem and TCP rules plus a seccomp filter, no
 root or namespaces needed), "limits" (resource limits only). Every tier applies the same
 resource limits and, when the gateway runs as root, drops the kernel to an unprivileged uid
-of its own, because root ignores RLIMIT_NPROC and a fork bomb would not be contained.
+of its own, because root ignores RLIMIT_NPROC and a fork bomb would not be contained. Where
+the sandbox has cgroups (`cgroups.py`), they hold its memory and process limits for all its
+processes together, and the rlimits are a per-process backstop.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _ETC_FILES = (
     "/etc/fonts",
     "/etc/matplotlibrc",
 )
+_ACCOUNTS = ("/etc/passwd", "/etc/group")  # generated for bubblewrap: see _write_accounts
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
@@ -96,6 +99,14 @@ class Layout:
     @property
     def log_file(self) -> Path:
         return self.runtime / "kernel.log"
+
+    @property
+    def passwd_file(self) -> Path:
+        return self.runtime / "passwd"
+
+    @property
+    def group_file(self) -> Path:
+        return self.runtime / "group"
 
 
 def _is_root() -> bool:
@@ -192,17 +203,21 @@ KERNEL_START_CPU_SECONDS = 10
 LIFETIME_CPU_SECONDS = 3600
 
 
-def rlimits(limits: Limits, identity: Identity) -> dict[str, tuple[int, int]]:
+def rlimits(limits: Limits, identity: Identity, cgroup: bool = False) -> dict[str, tuple[int, int]]:
+    """Per-process limits. `cgroup`: the sandbox's cgroup holds its memory, process count and
+    CPU budget for all its processes; these are then the backstop and must not bind first."""
     processes = limits.processes
+    if cgroup:
+        processes += processes // 4 + 16  # above pids.max: a refused fork is then counted
     if not identity.switches:
         # NPROC counts every process of the uid, the gateway's included: allow those too.
         processes += _process_count(os.getuid())
     # SIGXCPU at the soft limit (the kernel dies, and we can tell why); SIGKILL at the hard
-    # one if the code ignores it. Starting the kernel costs CPU too: it gets an allowance.
-    # Each run then renews the soft limit. Only root may raise a hard limit later; without
-    # it, the hard limit is the kernel's lifetime CPU cap (past it, the kernel restarts).
-    cpu_soft = limits.cpu_seconds + KERNEL_START_CPU_SECONDS
-    cpu_hard = cpu_soft + 1 if identity.switches else max(cpu_soft + 1, LIFETIME_CPU_SECONDS)
+    # one, the kernel's lifetime cap. Starting the kernel costs CPU too: it gets an allowance,
+    # and each run then renews the soft limit from inside the kernel (raising another uid's
+    # limit would need CAP_SYS_RESOURCE). With a cgroup, its CPU time is watched instead.
+    cpu_soft = LIFETIME_CPU_SECONDS if cgroup else limits.cpu_seconds + KERNEL_START_CPU_SECONDS
+    cpu_hard = max(cpu_soft + 1, LIFETIME_CPU_SECONDS)
     return {
         "RLIMIT_CPU": (cpu_soft, cpu_hard),
         "RLIMIT_AS": (limits.memory_bytes, limits.memory_bytes),
@@ -252,23 +267,32 @@ def _env(home: str, tmp: str) -> dict[str, str]:
     return env
 
 
-def write_plan(tier: str, layout: Layout, limits: Limits, identity: Identity) -> list[str]:
-    """Write the launch plan into the runtime dir; return the KernelSpec argv for `tier`."""
+def write_plan(
+    tier: str,
+    layout: Layout,
+    limits: Limits,
+    identity: Identity,
+    cgroup_procs: list[str] | None = None,
+) -> list[str]:
+    """Write the launch plan into the runtime dir; return the KernelSpec argv for `tier`.
+    `cgroup_procs`: the `cgroup.procs` files the sandbox joins (its cgroups, if any)."""
     launch = [sys.executable, "-I", "-S", str(LAUNCHER), str(layout.plan_file)]
     plan: dict[str, object] = {
-        "rlimits": rlimits(limits, identity),
+        "rlimits": rlimits(limits, identity, cgroup=bool(cgroup_procs)),
         "uid": identity.uid,
         "gid": identity.gid,
         "argv": kernel_argv(layout.connection_file),
+        "parent_pid": os.getpid(),
+        "cgroups": cgroup_procs or [],
     }
     if tier == "bubblewrap":
         plan["cwd"] = f"{SANDBOX_ROOT}/{WORKSPACE}"
         plan["env"] = _env("/home/sandbox", "/tmp")
-        argv = [*bubblewrap_argv(layout, limits), *launch]
+        _write_accounts(layout, identity)
+        plan["wrap"] = [*bubblewrap_argv(layout, limits), *launch, "--confine"]
     else:
         plan["cwd"] = str(layout.workspace)
         plan["env"] = _env(str(layout.home), str(layout.tmp))
-        plan["parent_pid"] = os.getpid()
         plan["keep_dac_read_search"] = identity.switches and not all(
             _traversable_by_others(d) for d in python_dirs()
         )
@@ -279,9 +303,27 @@ def write_plan(tier: str, layout: Layout, limits: Limits, identity: Identity) ->
                 "write": [str(layout.root), str(layout.runtime)],
                 "devices": list(_DEVICES),
             }
-        argv = launch
     layout.plan_file.write_text(json.dumps(plan))
-    return argv
+    return launch
+
+
+def _write_accounts(layout: Layout, identity: Identity) -> None:
+    """passwd and group files naming the sandbox's uid, so `ls -l` and `id` show "sandbox"
+    rather than a raw number (and the host's accounts stay out of sight)."""
+    uid = identity.uid if identity.uid is not None else os.getuid()
+    gid = identity.gid if identity.gid is not None else os.getgid()
+    accounts = {0: "root", uid: "sandbox", 65534: "nobody"}
+    layout.passwd_file.write_text(
+        "".join(
+            f"{name}:x:{number}:{gid if number == uid else number}:{name}:"
+            f"{'/home/sandbox' if number == uid else '/nonexistent'}:/bin/sh\n"
+            for number, name in accounts.items()
+        )
+    )
+    groups = {0: "root", gid: "sandbox", 65534: "nogroup"}
+    layout.group_file.write_text("".join(f"{n}:x:{g}:\n" for g, n in groups.items()))
+    for path in (layout.passwd_file, layout.group_file):
+        path.chmod(0o644)
 
 
 def _system_read_paths() -> list[str]:
@@ -312,8 +354,12 @@ def bubblewrap_argv(layout: Layout, limits: Limits) -> list[str]:
         elif target.is_dir():
             argv += ["--ro-bind", str(target), str(target)]
     for path in _ETC_FILES:
+        if path in _ACCOUNTS:
+            continue
         if os.path.exists(path):
             argv += [*parents_of(path), "--ro-bind", path, path]
+    for generated, path in zip((layout.passwd_file, layout.group_file), _ACCOUNTS, strict=True):
+        argv += [*parents_of(path), "--ro-bind", str(generated), path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     tmpfs_size = str(min(limits.file_bytes * 4, 1024**3))
     for path in ("/tmp", "/home/sandbox"):

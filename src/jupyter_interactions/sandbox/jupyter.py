@@ -300,6 +300,7 @@ class JupyterSandbox(Sandbox):
                 # The kernel died while idle and the server restarted it: say so, as a run
                 # that found its kernel dead does, rather than run in a silently fresh kernel.
                 self._known_restarts = channel.restarts
+                self.restarts += 1
                 return RunResult(error=_kernel_died("since the last run"))
             result, _ = await self._execute(code, timeout=limit, on_output=on_output)
         return result
@@ -352,9 +353,11 @@ class JupyterSandbox(Sandbox):
                 if await self._stop_overrun(collector):
                     result.error = None  # the KeyboardInterrupt is ours, not the code's
                 else:
-                    result.stderr += (
-                        f"[the run exceeded {timeout:g} s and did not stop when interrupted: "
-                        "the kernel was restarted and its variables are lost]\n"
+                    self.restarts += 1
+                    result.error = RunError(
+                        "KernelRestarted",
+                        f"the run exceeded {timeout:g} s and did not stop when interrupted: "
+                        "the kernel was restarted and its variables are lost",
                     )
         except KernelLost as exc:
             self._needs_setup = True
@@ -369,6 +372,7 @@ class JupyterSandbox(Sandbox):
                 ) from None
             # As the local sandbox does: the run's result says so, and the sandbox carries on.
             self._known_restarts = channel.restarts
+            self.restarts += 1
             result.error = _kernel_died("while running this code")
         finally:
             collector.cancel()

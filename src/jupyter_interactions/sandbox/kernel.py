@@ -156,6 +156,11 @@ class KernelRunner:
     def alive(self) -> bool:
         return self._exited is not None and not self._exited.done()
 
+    async def exited(self) -> None:
+        """Wait until the kernel's process (its supervisor) has exited."""
+        if self._exited is not None:
+            await asyncio.shield(self._exited)
+
     async def execute(
         self, code: str, *, on_output: OutputCallback | None = None, silent: bool = False
     ) -> RunResult:

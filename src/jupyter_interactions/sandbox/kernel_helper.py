@@ -15,8 +15,10 @@ __all__ = [
     "HELPER",
     "call",
     "code_for",
+    "cpu_budget_code",
     "egress_code",
     "install_code",
+    "reap_code",
     "setup_code",
     "variables_code",
 ]
@@ -46,6 +48,35 @@ def variables_code(variables: Mapping[str, str]) -> str:
 def egress_code(socket_path: str) -> str:
     """Code that relays the kernel's HTTP(S)_PROXY to the egress proxy's socket."""
     return call("forward_egress", socket_path)
+
+
+# RLIMIT_CPU counts a process's whole life: the next run's budget is what the kernel has used
+# so far, rounded up, plus the budget (never past the hard limit, its lifetime cap).
+_CPU_BUDGET = """
+import math, resource
+used = math.ceil(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))
+hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+soft = used + SECONDS if hard == resource.RLIM_INFINITY else min(used + SECONDS, hard)
+resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+"""
+_REAP = """
+import os
+try:
+    while os.waitpid(-1, os.WNOHANG)[0]:
+        pass
+except ChildProcessError:
+    pass
+"""
+
+
+def cpu_budget_code(seconds: int) -> str:
+    """Code that gives the kernel's next run `seconds` of CPU time (its RLIMIT_CPU)."""
+    return f"exec({_CPU_BUDGET!r}, {{'SECONDS': {int(seconds)}}})"
+
+
+def reap_code() -> str:
+    """Code that reaps the kernel's exited children (after the gateway killed them)."""
+    return f"exec({_REAP!r}, {{}})"
 
 
 def setup_code(variables: Mapping[str, str], egress_socket: str | None = None) -> str:

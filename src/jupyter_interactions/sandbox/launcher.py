@@ -1,11 +1,17 @@
-"""The sandbox launcher: applies a tier's rules to its own process, then execs the kernel.
+"""The sandbox launcher: supervises the sandbox, applies a tier's rules, then execs the kernel.
 
 Run as `python -I -S launcher.py PLAN.json`; standard library only (ctypes), so it starts
-fast and needs nothing importable. The plan (written by `isolation.py`) says which rules to
-apply, in this order: no_new_privs, resource limits, Landlock, seccomp, dropping to an
-unprivileged uid, parent-death signal, child subreaper, then `execve` of the kernel with a
-minimal env.
-Landlock and the uid change must come after every file the launcher itself needs is open.
+fast and needs nothing importable. The plan (written by `isolation.py`) says what to do:
+
+1. Supervise: fork. This process stays outside the sandbox as its supervisor: a child
+   subreaper that reaps every process the sandbox orphans (this machine's init may not), and,
+   when the sandbox's top process ends or on SIGTERM (also sent when the gateway dies), kills
+   every process left and exits as that process did.
+2. In the child: join the sandbox's cgroups; then either exec bubblewrap (`wrap`), which runs
+   this launcher again as `launcher.py PLAN.json --confine`, or confine at once.
+3. Confine: no_new_privs, resource limits, Landlock, seccomp, dropping to an unprivileged uid,
+   parent-death signal, child subreaper, then `execve` of the kernel with a minimal env.
+   Landlock and the uid change must come after every file the launcher itself needs is open.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import resource
 import signal
 import struct
 import sys
+
+TYPE_CHECKING = False  # typing stays unimported: this script starts as fast as it can
+if TYPE_CHECKING:
+    from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -231,12 +241,90 @@ def become(uid: int, gid: int, keep_dac_read_search: bool) -> None:
         )
 
 
-def main(plan_path: str) -> None:
-    with open(plan_path) as handle:
-        plan = json.load(handle)
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc (children of each of its threads)."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    children = [int(child) for child in handle.read().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            queue.extend(children)
+    return found
+
+
+def _kill_below(pid: int) -> None:
+    for process in _descendants(pid):
+        try:
+            os.kill(process, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _exit_as(status: int) -> None:
+    """End this process the way the supervised one ended, so the gateway reads its cause."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)  # a signal whose default is not to terminate
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def supervise(gateway_pid: int) -> None:
+    """Fork; return in the child (the sandbox). The parent reaps and cleans up (see above)
+    and never returns."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != gateway_pid:
+        sys.exit("the gateway exited before the sandbox started")
+    me = os.getpid()
+    ended: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        _kill_below(me)
+
+    signal.signal(signal.SIGTERM, stop)
+    child = os.fork()
+    if child == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return
+    while True:
+        if ended:
+            _kill_below(me)  # also what was being forked while the last kill went round
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            ended.append(status)
+    _exit_as(ended[0] if ended else 0)
+
+
+def join_cgroups(procs_files: list[str]) -> None:
+    for path in procs_files:
+        with open(path, "w") as handle:
+            handle.write("0")
+
+
+def confine(plan: dict[str, Any]) -> None:
+    """Apply the tier's rules to this process and exec the kernel."""
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     for name, (soft, hard) in plan.get("rlimits", {}).items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
+    parent = os.getppid()
     os.chdir(plan["cwd"])
     landlock = plan.get("landlock")
     if landlock:
@@ -245,17 +333,29 @@ def main(plan_path: str) -> None:
         apply_seccomp()
     if plan.get("uid") is not None:
         become(plan["uid"], plan["gid"], bool(plan.get("keep_dac_read_search")))
-    # Set after the uid change, which clears it: the kernel dies with the gateway.
+    # Set after the uid change, which clears it: the kernel dies with its supervisor.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit("the sandbox's supervisor exited before the kernel started")
     # Orphans of the code it runs become the kernel's children, for its bash helper to reap,
-    # rather than zombies under an init that may never reap them (and that count against
-    # the sandbox's process limit). Kept across execve.
+    # rather than zombies counted against the sandbox's process limit. Kept across execve.
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    if plan.get("parent_pid") and os.getppid() != plan["parent_pid"]:
-        sys.exit("the gateway exited before the sandbox kernel started")
     argv = plan["argv"]
     os.execve(argv[0], argv, plan["env"])
 
 
+def main(arguments: list[str]) -> None:
+    with open(arguments[0]) as handle:
+        plan = json.load(handle)
+    if arguments[1:] == ["--confine"]:  # inside bubblewrap
+        confine(plan)
+    supervise(plan["parent_pid"])
+    join_cgroups(plan.get("cgroups", []))
+    wrap = plan.get("wrap")
+    if wrap:
+        os.execv(wrap[0], wrap)
+    confine(plan)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -1,10 +1,12 @@
 """`LocalSandbox`: a stateful Jupyter kernel on this machine, in the strongest isolation tier.
 
-Each sandbox owns an `IsolatedKernel`: a kernel launched through the tier's launcher in a
-private runtime directory, running as a uid of its own when the gateway is root (so NPROC
-holds and a sweep of that uid removes every process it left). Code runs with its working
-directory at `<root>/workspace`. A run that outlives its timeout is interrupted by message;
-if that does not take, the kernel is restarted and the result says the state was lost.
+Each sandbox owns an `IsolatedKernel` (`isolated.py`). Code runs with its working directory
+at `<root>/workspace`. Limits hold for the whole sandbox where the machine allows: a cgroup
+for memory, processes and the CPU time of each run, and a quota disk for the files (see
+`enforcement.py`; `warnings` names any that hold only per process). A run that crosses one
+is stopped with every process of the sandbox, and the kernel restarts; a run that outlives
+its timeout is interrupted by message, the processes it started are killed, and if the
+interrupt does not take the kernel is restarted. Each result says when variables were lost.
 """
 
 from __future__ import annotations
@@ -12,20 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
-import secrets
 import shutil
 import signal
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SandboxError, UnsupportedError
-from . import kernel_helper
+from . import disk, kernel_helper
 from .base import (
-    WORKSPACE,
     FileInfo,
     Limits,
     OutputCallback,
@@ -34,39 +32,22 @@ from .base import (
     Sandbox,
     check_variables_set,
 )
+from .cgroups import detect
 from .directory import DirectoryFiles
 from .egress import Allowlist, EgressProxy
-from .isolation import Identity, Layout, choose_tier, tier_warnings, write_plan
-from .kernel import KernelDied, KernelRunner
+from .enforcement import Enforcement, crossed_note, size
+from .isolated import IsolatedKernel
+from .isolation import Identity, choose_tier, tier_warnings
+from .kernel import KernelDied
+from .watch import LimitWatch
 
 if TYPE_CHECKING:
     from .pool import WarmPool
 
-__all__ = ["IsolatedKernel", "LocalSandbox"]
+__all__ = ["LocalSandbox"]
 
 INTERRUPT_GRACE_SECONDS = 3.0
 EGRESS_SOCKET = "egress.sock"  # in the runtime directory, which the sandbox sees at the same path
-_UID_BASE = 1_100_000  # far above any uid a distribution hands out
-_UID_SPAN = 1 << 20
-
-
-def _new_identity() -> Identity:
-    if os.geteuid() != 0:
-        return Identity()
-    uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
-    return Identity(uid=uid, gid=uid)
-
-
-def _chown_tree(path: Path, identity: Identity) -> None:
-    """Hand a directory tree to the sandbox's uid (root only; a no-op otherwise)."""
-    if not identity.switches:
-        return
-    uid, gid = identity.uid, identity.gid
-    assert uid is not None and gid is not None
-    os.lchown(path, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
 class _OwnedFiles(DirectoryFiles):
@@ -91,142 +72,15 @@ class _OwnedFiles(DirectoryFiles):
         return info
 
 
-@dataclass
-class IsolatedKernel:
-    """A started kernel in one tier: its layout, identity and runner. Pools hold these."""
-
-    tier: str
-    limits: Limits
-    identity: Identity
-    layout: Layout
-    runner: KernelRunner
-    variables: dict[str, str] = field(default_factory=dict)  # set again after a restart
-    egress_socket: str | None = None  # relayed again after a restart
-
-    @classmethod
-    async def launch(cls, tier: str, root: Path, limits: Limits) -> IsolatedKernel:
-        identity = _new_identity()
-        layout = await asyncio.to_thread(_prepare_layout, root, identity)
-        argv = await asyncio.to_thread(write_plan, tier, layout, limits, identity)
-
-        def before_launch() -> None:
-            _chown_tree(layout.connection_file, identity)
-
-        runner = KernelRunner(
-            argv,
-            connection_file=layout.connection_file,
-            socket_prefix=layout.socket_prefix,
-            log_file=layout.log_file,
-            cwd=layout.runtime,
-            before_launch=before_launch,
-        )
-        kernel = cls(tier, limits, identity, layout, runner)
-        try:
-            await runner.start()
-            await runner.execute(kernel_helper.install_code(), silent=True)
-        except BaseException:
-            await kernel.destroy()
-            raise
-        return kernel
-
-    def relocate(self, root: Path) -> None:
-        """Record that the environment directory is now at `root` (a restart relaunches
-        there); the running kernel follows the directory itself."""
-        self.layout = Layout(root=root, runtime=self.layout.runtime)
-        self.runner.argv = write_plan(self.tier, self.layout, self.limits, self.identity)
-
-    def kernel_pid(self) -> int | None:
-        """The kernel's pid on this host (inside bubblewrap, a grandchild of bwrap)."""
-        pid = self.runner.pid
-        if pid is None or self.tier != "bubblewrap":
-            return pid
-        queue = [pid]
-        while queue:
-            current = queue.pop()
-            try:
-                cmdline = Path(f"/proc/{current}/cmdline").read_bytes()
-                children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            except OSError:
-                continue
-            if b"ipykernel_launcher" in cmdline and current != pid:
-                return current
-            queue.extend(int(child) for child in children)
-        return None
-
-    def renew_cpu_budget(self) -> None:
-        """RLIMIT_CPU counts a process's whole life: grant each run its own budget."""
-        pid = self.kernel_pid()
-        if pid is None:
-            return
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12])
-            used = -(-ticks // os.sysconf("SC_CLK_TCK"))  # rounded up: never less than a budget
-            budget = used + self.limits.cpu_seconds
-            _, hard = resource.prlimit(pid, resource.RLIMIT_CPU)
-            if self.identity.switches:
-                hard = budget + 1
-            resource.prlimit(pid, resource.RLIMIT_CPU, (min(budget, hard), hard))
-        except (OSError, ValueError, IndexError):
-            pass  # the kernel is gone; the run reports that
-
-    async def sweep(self) -> None:
-        """Kill every process the sandbox left, even ones that left its process group."""
-        if self.identity.switches:
-            # kill(-1) from the sandbox's own uid reaches exactly that uid's processes.
-            with contextlib.suppress(OSError):
-                process = await asyncio.create_subprocess_exec(
-                    "/bin/sh",
-                    "-c",
-                    "kill -9 -1",
-                    user=self.identity.uid,
-                    group=self.identity.gid,
-                    extra_groups=[],
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-                await process.wait()
-        else:
-            pid = self.runner.pid
-            if pid is not None:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-
-    async def restart(self) -> None:
-        await self.sweep()
-        await self.runner.restart()
-        setup = kernel_helper.setup_code(self.variables, self.egress_socket)
-        await self.runner.execute(setup, silent=True)
-
-    async def destroy(self) -> None:
-        await self.sweep()
-        await self.runner.shutdown()
-        await self.sweep()
-        await asyncio.to_thread(shutil.rmtree, self.layout.runtime, True)
-
-
-def _prepare_layout(root: Path, identity: Identity) -> Layout:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / WORKSPACE).mkdir(exist_ok=True)
-    runtime = Path(os.path.realpath(tempfile.mkdtemp(prefix="ji-sandbox-")))
-    layout = Layout(root=root, runtime=runtime)
-    layout.home.mkdir()
-    layout.tmp.mkdir()
-    _chown_tree(root, identity)
-    _chown_tree(runtime, identity)
-    return layout
-
-
 def _death_note(kernel: IsolatedKernel, returncode: int | None) -> RunError:
-    signals = {signal.SIGXCPU: "its CPU time limit", signal.SIGKILL: "a kill (e.g. memory)"}
+    signals = {signal.SIGXCPU: "its CPU time limit", signal.SIGKILL: "a kill"}
     cause = "an unexpected exit"
     if returncode is not None:
         number = -returncode if returncode < 0 else returncode - 128
         if number in signals:
             cause = signals[signal.Signals(number)]
         if number == signal.SIGXCPU:
-            cause = f"its CPU time limit ({kernel.limits.cpu_seconds} s)"
+            cause = f"its CPU time limit ({kernel.limits.cpu_seconds} CPU-seconds per run)"
     return RunError(
         name="KernelDied",
         value=f"the sandbox kernel was stopped by {cause}; it was restarted and its "
@@ -236,7 +90,10 @@ def _death_note(kernel: IsolatedKernel, returncode: int | None) -> RunError:
 
 class LocalSandbox(Sandbox):
     """A stateful kernel sandbox on this machine. `tier`: "auto" (strongest available),
-    "bubblewrap", "landlock" or "limits". `pool`: a WarmPool to take a started kernel from."""
+    "bubblewrap", "landlock" or "limits". `pool`: a WarmPool to take a started kernel from.
+    `disks`: the DiskQuotas that keeps a given root's quota disk mounted after this sandbox
+    stops (the gateway's, for its environments); without it, only a temporary root (no
+    `root`) gets a quota disk, and a given root's files are counted after each run."""
 
     kind = "local"
 
@@ -247,15 +104,18 @@ class LocalSandbox(Sandbox):
         limits: Limits | None = None,
         tier: str = "auto",
         pool: WarmPool | None = None,
+        disks: disk.DiskQuotas | None = None,
         interrupt_grace: float = INTERRUPT_GRACE_SECONDS,
         **options: Any,
     ) -> None:
         super().__init__(root=Path(root) if root is not None else None, limits=limits, **options)
         self.tier = tier
         self.pool = pool
+        self.disks = disks
         self.interrupt_grace = interrupt_grace
         self.kernel: IsolatedKernel | None = None
         self.egress: EgressProxy | None = None
+        self.enforcement: Enforcement | None = None
         self._own_root = False
         self._lock = asyncio.Lock()
         self._stopped = False
@@ -270,14 +130,22 @@ class LocalSandbox(Sandbox):
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="ji-env-"))
             self._own_root = True
+            if self.disks is None:
+                self.disks = disk.DiskQuotas()
+        quota = self.disks is not None and self.limits.disk_bytes > 0 and disk.supported()
         kernel = None
         if self.pool is not None:
-            kernel = await self.pool.take(tier, self.limits, self.root)
+            kernel = await self.pool.take(tier, self.limits, self.root, self.disks)
         if kernel is None:
+            if quota and self.disks is not None:
+                await self.disks.attach(self.root, self.limits.disk_bytes)
             kernel = await IsolatedKernel.launch(tier, self.root, self.limits)
         self.kernel = kernel
         self.isolation = tier
-        self.warnings = tier_warnings(tier)
+        self.enforcement = Enforcement(
+            tier, detect() if kernel.cgroup is not None else None, disk.is_disk(self.root)
+        )
+        self.warnings = tier_warnings(tier) + self.enforcement.warnings(self.limits)
         self.files = _OwnedFiles(self.root, kernel.identity)
         self._stopped = False
 
@@ -298,19 +166,66 @@ class LocalSandbox(Sandbox):
         code = kernel_helper.code_for(code, language)
         limit = timeout if timeout is not None else self.limits.wall_seconds
         async with self._lock:
-            kernel.renew_cpu_budget()
-            task = asyncio.ensure_future(kernel.runner.execute(code, on_output=on_output))
+            refusal = await self._over_disk_quota()
+            if refusal is not None:
+                return RunResult(error=refusal)
+            watch = None
+            if kernel.cgroup is not None and kernel.cgroup.directories.get("cpu"):
+                watch = LimitWatch(kernel.cgroup, self.limits.cpu_seconds, kernel.oom)
+            else:
+                await kernel.renew_cpu_budget()
             try:
-                return await asyncio.wait_for(asyncio.shield(task), limit)
-            except TimeoutError:
-                return await self._stop_overrun(kernel, task, limit)
-            except KernelDied as died:
-                return await self._recover(kernel, died)
-            except asyncio.CancelledError:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await kernel.runner.interrupt()
-                raise
+                result = await self._watched_run(kernel, code, limit, watch, on_output)
+            finally:
+                if watch is not None:
+                    watch.close()
+            if result.error is None:
+                result.error = await self._over_disk_quota()
+            return result
+
+    async def _watched_run(
+        self,
+        kernel: IsolatedKernel,
+        code: str,
+        limit: float,
+        watch: LimitWatch | None,
+        on_output: OutputCallback | None,
+    ) -> RunResult:
+        task = asyncio.ensure_future(kernel.runner.execute(code, on_output=on_output))
+        waiting: set[asyncio.Future[Any]] = {task}
+        if watch is not None:
+            waiting.add(watch.crossed)
+        try:
+            done, _ = await asyncio.wait(
+                waiting, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await kernel.runner.interrupt()
+            raise
+        crossed = watch.crossed_after_run() if watch is not None and done else None
+        if crossed is not None:
+            return await self._end_by_limit(kernel, task, crossed)
+        if task not in done:
+            return await self._stop_overrun(kernel, task, limit)
+        try:
+            return task.result()
+        except KernelDied as died:
+            return await self._recover(kernel, died)
+
+    async def _end_by_limit(
+        self, kernel: IsolatedKernel, task: asyncio.Future[RunResult], limit: str
+    ) -> RunResult:
+        """The run crossed a sandbox limit: stop every process, restart the kernel."""
+        await kernel.sweep()
+        try:
+            result = await task
+        except KernelDied as died:
+            result = died.partial or RunResult()
+        result.error = RunError("KernelDied", crossed_note(limit, self.limits))
+        await self._restart(kernel)
+        return result
 
     async def _stop_overrun(
         self, kernel: IsolatedKernel, task: asyncio.Future[RunResult], limit: float
@@ -320,12 +235,16 @@ class LocalSandbox(Sandbox):
             result = await asyncio.wait_for(asyncio.shield(task), self.interrupt_grace)
         except (TimeoutError, KernelDied):
             task.cancel()
-            await kernel.restart()
+            await self._restart(kernel)
             return RunResult(
-                stderr=f"[the run exceeded {limit:g} s and did not stop when interrupted: "
-                "the kernel was restarted and its variables are lost]\n",
+                error=RunError(
+                    "KernelRestarted",
+                    f"the run exceeded {limit:g} s and did not stop when interrupted: the "
+                    "kernel was restarted and its variables are lost",
+                ),
                 timed_out=True,
             )
+        await kernel.kill_below_kernel()  # what the run started ends with it
         result.timed_out = True
         result.error = None  # the KeyboardInterrupt is ours, not the code's
         return result
@@ -335,8 +254,27 @@ class LocalSandbox(Sandbox):
         returncode = process.poll() if process is not None else None
         result = died.partial or RunResult()
         result.error = _death_note(kernel, returncode)
-        await kernel.restart()
+        await self._restart(kernel)
         return result
+
+    async def _restart(self, kernel: IsolatedKernel) -> None:
+        self.restarts += 1
+        await kernel.restart()
+
+    async def _over_disk_quota(self) -> RunError | None:
+        """Where no quota disk holds the files: a refusal while they take more than the
+        quota (counted now), else None."""
+        if self.root is None or (self.enforcement is not None and self.enforcement.disk_quota):
+            return None
+        used = await asyncio.to_thread(disk.usage_bytes, self.root)
+        if used <= self.limits.disk_bytes:
+            return None
+        return RunError(
+            "DiskQuotaExceeded",
+            f"the environment's files take {size(used)}, more than its disk quota of "
+            f"{size(self.limits.disk_bytes)}; this sandbox cannot stop writes as they happen, "
+            "so it runs no more code until files are removed from the environment",
+        )
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:
         kernel = self._require_kernel()
@@ -401,4 +339,6 @@ class LocalSandbox(Sandbox):
         if kernel is not None:
             await kernel.destroy()
         if self._own_root and self.root is not None:
+            if self.disks is not None:
+                await self.disks.remove(self.root)
             await asyncio.to_thread(shutil.rmtree, self.root, True)

@@ -5,6 +5,9 @@ it moves whatever the environment root already holds into the slot, then renames
 onto the root. Bind mounts, Landlock rules and the kernel's working directory all follow
 the directory itself, not its name, so isolation stays exactly as launched; only kernels
 whose slot is on the root's filesystem can be adopted (else the sandbox starts cold).
+Where sandboxes get quota disks (`disk.py`), a slot is one: taking it binds that disk onto
+the root (a new environment's root, not yet a disk of its own) and copies the root's files
+in; an environment that has its disk already starts cold.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import disk
 from .base import WORKSPACE, Limits
+from .isolated import IsolatedKernel, chown_tree
 from .isolation import choose_tier
-from .local import IsolatedKernel, _chown_tree
 
 __all__ = ["WarmPool"]
 
@@ -38,6 +42,8 @@ class WarmPool:
         self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.gettempdir())
         self._ready: dict[PoolKey, list[IsolatedKernel]] = {}
         self._filling: dict[PoolKey, set[asyncio.Task[IsolatedKernel]]] = {}
+        self._slot_disks = disk.DiskQuotas()
+        self._images: dict[Path, Path] = {}  # slot -> its disk's image, beside it
         self._closed = False
 
     def __repr__(self) -> str:
@@ -68,7 +74,21 @@ class WarmPool:
     async def _launch(self, key: PoolKey) -> IsolatedKernel:
         tier, limits = key
         slot = self.base_dir / f".warm-{secrets.token_hex(6)}"
-        return await IsolatedKernel.launch(tier, slot, limits)
+        if limits.disk_bytes > 0 and await asyncio.to_thread(disk.supported):
+            image = self.base_dir / f"{slot.name}{disk.IMAGE}"
+            self._images[slot] = image
+            await self._slot_disks.attach(slot, limits.disk_bytes, image=image)
+        try:
+            return await IsolatedKernel.launch(tier, slot, limits)
+        except BaseException:
+            await self._drop_slot(slot)
+            raise
+
+    async def _drop_slot(self, slot: Path) -> None:
+        await self._slot_disks.remove(slot)
+        image = self._images.pop(slot, None)
+        if image is not None:
+            await asyncio.to_thread(image.unlink, True)
 
     def _landed(self, key: PoolKey, task: asyncio.Task[IsolatedKernel]) -> None:
         self._filling.get(key, set()).discard(task)
@@ -80,9 +100,17 @@ class WarmPool:
         if not self._closed:  # else close() destroys it
             self._ready.setdefault(key, []).append(task.result())
 
-    async def take(self, tier: str, limits: Limits, root: Path) -> IsolatedKernel | None:
+    def ready(self, tier: str = "auto", limits: Limits | None = None) -> list[IsolatedKernel]:
+        """The kernels ready now for this tier and limits, next to be taken first."""
+        return list(self._ready.get((choose_tier(tier), limits or Limits()), []))
+
+    async def take(
+        self, tier: str, limits: Limits, root: Path, disks: disk.DiskQuotas | None = None
+    ) -> IsolatedKernel | None:
         """A started kernel re-rooted at `root`, or None (the caller starts one cold).
-        Waits for a kernel already being started rather than starting a second one."""
+        `disks` keeps a slot's quota disk mounted on `root` from then on (without it, such
+        a slot is not handed over). Waits for a kernel already being started rather than
+        starting a second one."""
         key = (choose_tier(tier), limits)
         ready = self._ready.setdefault(key, [])
         if not ready and self._filling.get(key):
@@ -92,16 +120,33 @@ class WarmPool:
             return None
         kernel = ready.pop(0)
         try:
-            adopted = await asyncio.to_thread(_adopt, kernel, root)
+            adopted = await self._adopt(kernel, root, disks)
         except OSError as exc:
             log.warning("could not hand a pre-started kernel to %s: %s", root, exc)
             await kernel.destroy()
+            await self._drop_slot(kernel.layout.root)
             adopted = False
         else:
             if not adopted:
-                ready.insert(0, kernel)  # still good for a root on the pool's filesystem
+                ready.insert(0, kernel)  # still good for another root
         self._fill(key)
         return kernel if adopted else None
+
+    async def _adopt(
+        self, kernel: IsolatedKernel, root: Path, disks: disk.DiskQuotas | None
+    ) -> bool:
+        slot = kernel.layout.root
+        image = self._images.get(slot)
+        if image is None:
+            return await asyncio.to_thread(_adopt, kernel, root)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        if disks is None or disk.is_disk(root) or not _same_filesystem(image, root.parent):
+            return False
+        await self._slot_disks.hand_over(slot, root, disks, image)
+        del self._images[slot]
+        await asyncio.to_thread(chown_tree, root, kernel.identity)
+        await kernel.move_to(root)
+        return True
 
     async def close(self) -> None:
         """Stop every kernel the pool holds or is starting. Idempotent."""
@@ -113,18 +158,24 @@ class WarmPool:
             with contextlib.suppress(BaseException):
                 kernel = await task
                 await kernel.destroy()
+                await self._drop_slot(kernel.layout.root)
         kernels = [kernel for kernels in self._ready.values() for kernel in kernels]
         self._ready.clear()
         await asyncio.gather(*(kernel.destroy() for kernel in kernels))
         for kernel in kernels:
+            await self._drop_slot(kernel.layout.root)
             await asyncio.to_thread(shutil.rmtree, kernel.layout.root, True)
+
+
+def _same_filesystem(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def _adopt(kernel: IsolatedKernel, root: Path) -> bool:
     """Make the kernel's slot directory become `root`, keeping root's existing files."""
     slot = kernel.layout.root
     root.parent.mkdir(parents=True, exist_ok=True)
-    if os.stat(slot).st_dev != os.stat(root.parent).st_dev:
+    if not _same_filesystem(slot, root.parent):
         return False  # a rename cannot cross filesystems
     if root.exists():
         for entry in list(root.iterdir()):
@@ -135,6 +186,6 @@ def _adopt(kernel: IsolatedKernel, root: Path) -> bool:
             else:
                 os.rename(entry, slot / entry.name)
     os.rename(slot, root)  # replaces the now empty root directory
-    _chown_tree(root, kernel.identity)
+    chown_tree(root, kernel.identity)
     kernel.relocate(root)
     return True
