@@ -9,7 +9,6 @@ import base64
 import hashlib
 import re
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -150,30 +149,33 @@ async def test_agent_writes_files_and_the_next_turn_sees_them(api: Api) -> None:
 
 
 async def test_output_streams_while_the_code_runs(aio: Any) -> None:
-    code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')"
+    # The code goes on only once "first" has reached this client: streamed, not buffered.
+    code = (
+        "import os, time\nprint('first', flush=True)\n"
+        "while not os.path.exists('go'):\n    time.sleep(0.02)\nprint('second')"
+    )
     stream = await aio.interactions.create(
         agent="local-agent", agent_config=SCRIPTED, input=fence(code), stream=True
     )
-    seen: list[tuple[float, Any]] = []
+    seen: list[Any] = []
     async for event in stream:
-        seen.append((time.monotonic(), event))
-    types = [e.event_type for _, e in seen]
+        seen.append(event)
+        delta = getattr(event, "delta", None)
+        if "first" in (getattr(delta, "result", None) or ""):
+            env = seen[0].interaction.environment_id
+            await aio.environments.files.upload(environment=env, path="workspace/go", file=b"")
+    types = [e.event_type for e in seen]
     assert types[0] == "interaction.created" and types[-1] == "interaction.completed"
-    assert seen[0][1].interaction.environment_id.startswith("env_")
-    assert seen[-1][1].interaction.status == "completed"
+    assert seen[0].interaction.environment_id.startswith("env_")
+    assert seen[-1].interaction.status == "completed"
     result_index = next(
         e.index
-        for _, e in seen
+        for e in seen
         if e.event_type == "step.start" and e.step.type == "code_execution_result"
     )
-    deltas = [
-        (at, e.delta) for at, e in seen if e.event_type == "step.delta" and e.index == result_index
-    ]
-    first_at = next(at for at, d in deltas if "first" in d.result)
-    second_at = next(at for at, d in deltas if "second" in d.result)
-    # "first" reached the client while the code was still sleeping: streamed, not buffered.
-    assert second_at - first_at > 1.0
-    assert deltas[-1][1].is_error is False
+    deltas = [e.delta for e in seen if e.event_type == "step.delta" and e.index == result_index]
+    assert "".join(d.result for d in deltas if d.result) == "first\nsecond\n"
+    assert deltas[-1].is_error is False
 
 
 async def test_error_in_code_is_a_result_and_the_agent_goes_on(aio: Any) -> None:
@@ -214,16 +216,15 @@ async def test_token_budget_stops_budget_exceeded(aio: Any) -> None:
 
 
 async def test_wall_time_budget_interrupts_the_code_and_stops_incomplete(aio: Any) -> None:
-    began = time.monotonic()
     it = await aio.interactions.create(
         agent="local-agent",
         agent_config={**SCRIPTED, "max_wall_seconds": 1},
-        input=fence("import time\nprint('start', flush=True)\ntime.sleep(30)"),
+        input=fence("import time\nprint('start', flush=True)\ntime.sleep(300)"),
     )
-    assert time.monotonic() - began < 10
     assert it.status == "incomplete"
     result = results(it)[0]
     assert result.is_error is True and text_of(result.result).startswith("start\n")
+    assert "time limit" in text_of(result.result)  # stopped, not run to its end
     assert "max_wall_seconds" in it.output_text
 
 
@@ -256,10 +257,8 @@ async def test_cancel_interrupts_running_code_and_the_sandbox_stays_usable(aio: 
             if results_started == 2:
                 break  # the endless loop is running now
     await stream.close()
-    began = time.monotonic()
     cancelled = await aio.interactions.cancel(job.id)
     assert cancelled.status == "cancelled"
-    assert time.monotonic() - began < 10
     final = await aio.interactions.get(job.id)
     assert final.status == "cancelled"
     assert "interrupted" in text_of(results(final)[-1].result)
@@ -372,7 +371,9 @@ async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
             input=fence("z = 5\nopen('keep.txt', 'w').write('kept')"),
         )
         assert first.status == "completed"
-        await asyncio.sleep(2.0)  # past the idle timeout: the kernel is stopped
+        stopped = f"stopping the idle sandbox of {first.environment_id}"
+        while stopped not in gateway.stderr_path.read_text():  # the idle timer fired
+            await asyncio.sleep(0.05)
         second = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,

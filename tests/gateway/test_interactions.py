@@ -17,7 +17,7 @@ WEATHER = {
 }
 
 
-async def wait_for(api, interaction_id, statuses, timeout=10.0):
+async def wait_for(api, interaction_id, statuses, timeout=120.0):  # a bound on hangs only
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         interaction = await api.call("interactions.get", interaction_id)

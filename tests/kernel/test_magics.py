@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 
 from jupyter_interactions.errors import InteractionFailed
 from jupyter_interactions.render.bundle import METADATA_KEY
+from jupyter_interactions.render.job import run_seconds
 from jupyter_interactions.session import Reply, Session
 
 
@@ -153,16 +154,18 @@ def test_function_tools_run_in_the_kernel(gw):
 
 
 def test_background_job_while_other_cells_run(gw):
-    started = time.monotonic()
-    result = gw.run("%%interaction --model echo --background --out job\nin the background")
-    assert result.error_in_exec is None and time.monotonic() - started < 2
-    assert gw.run("1 + 1").result == 2  # the kernel is free meanwhile
+    words = " ".join(f"w{i}" for i in range(100))  # `slow`: one word per 50 ms, 5 s at least
+    result = gw.run(f"%%interaction --model slow --background --out job\n{words}")
+    assert result.error_in_exec is None
+    assert gw.run("1 + 1").result == 2  # the kernel is free meanwhile...
     job = gw.ns["job"]
-    reply = job.result(timeout=30)
-    assert reply.text == "in the background" and job.status == "completed"
+    assert job.status in ("queued", "in_progress")  # ...while the job still streams
+    reply = job.result(timeout=120)
+    assert reply.text.split() == words.split() and job.status == "completed"
     assert job.steps >= 1
     # The server's times (whole seconds), not how long this kernel followed the job.
-    assert job.transcript.created and job.transcript.updated and 0 <= job.elapsed <= 5
+    assert job.transcript.created and job.transcript.updated
+    assert job.elapsed == run_seconds(job.transcript) and job.elapsed >= 4  # 100 words, 50 ms
     rows = gw.run("%interactions jobs").result.rows
     assert [row[:3] for row in rows] == [[job.id, "completed", "default"]]
     # The finished job became the thread head, so the next cell continues it.
@@ -231,10 +234,8 @@ def test_cancel_a_background_job(gw):
     gw.run(f"%%interaction --model slow --background --out job\n{words}")
     job = gw.ns["job"]
     gw.run("job.cancel()")
-    started = time.monotonic()
     with pytest.raises(InteractionFailed) as failed:
         job.result(timeout=30)
-    assert time.monotonic() - started < 5
     assert job.status == "cancelled"
     assert failed.value.message == f"cancelled (interaction {job.id}); the thread is unchanged"
     assert gw.run("%interactions threads").result.rows == []
@@ -265,7 +266,7 @@ def test_job_resumes_after_a_dropped_stream(proxy, gateway, isolated, monkeypatc
     words = " ".join(f"w{i}" for i in range(30))  # ~1.5 s from `slow`
     try:
         job = session.start(words, model="slow")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a bound on hangs only
         while job.transcript.events < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
         connections = proxy.accepted
