@@ -1,11 +1,12 @@
-"""Local sandbox benchmark: cold start per isolation tier, first step from the warm pool, and
-the warm step round trip, each beside its baseline in the same run.
+"""Sandbox benchmark: cold start per isolation tier, first step from the warm pool, the warm
+step round trip, and a remote kernel's round trip, each beside its baseline in the same run.
 
     .venv/bin/python benchmarks/sandbox.py [--runs N]
 
 Baselines: a bare `python -c pass` for cold starts; a direct jupyter_client execute on an
-unsandboxed kernel for the warm round trip. Targets: first step from the pool under 50 ms;
-warm round trip under 1.5x the direct execute.
+unsandboxed kernel for the warm round trips. Targets: first step from the pool under 50 ms;
+warm round trip under 1.5x the direct execute; a remote run on a real `jupyter server` with
+quick ACKs beside one without them (delayed ACKs cost ~40 ms a run).
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
+from jupyter_interactions.sandbox import jupyter_remote
+from jupyter_interactions.sandbox.disk import DiskQuotas
 from jupyter_interactions.sandbox.isolation import available_tiers
+from jupyter_interactions.sandbox.jupyter import JupyterSandbox
 from jupyter_interactions.sandbox.local import LocalSandbox
 from jupyter_interactions.sandbox.pool import WarmPool
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real servers
+from tests.sandbox.jupyter_servers import jupyter_server
 
 POOL_TARGET_SECONDS = 0.050
 ROUND_TRIP_TARGET_RATIO = 1.5
@@ -51,13 +58,15 @@ async def cold_start(tier: str, base: Path) -> float:
 
 async def pool_first_step(tier: str, pool: WarmPool, base: Path) -> float:
     await pool.wait_ready(tier)
-    sandbox = LocalSandbox(root=Path(tempfile.mkdtemp(dir=base)), tier=tier, pool=pool)
+    disks = DiskQuotas()  # as the gateway's: takes the slot's quota disk, where there is one
+    sandbox = LocalSandbox(root=Path(tempfile.mkdtemp(dir=base)), tier=tier, pool=pool, disks=disks)
     started = time.perf_counter()
     await sandbox.start()
     result = await sandbox.run("print(1)")
     elapsed = time.perf_counter() - started
     assert result.stdout == "1\n", result.text()
     await sandbox.stop()
+    await disks.close()
     return elapsed
 
 
@@ -69,6 +78,24 @@ async def sandbox_round_trip(tier: str, base: Path, steps: int) -> float:
             started = time.perf_counter()
             await sandbox.run("x += 1")
             times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+QUICKACK = jupyter_remote.QUICKACK
+
+
+async def remote_round_trip(url: str, token: str, steps: int, quick_ack: bool) -> float:
+    jupyter_remote.QUICKACK = QUICKACK if quick_ack else None
+    try:
+        async with JupyterSandbox(url, token=token) as sandbox:
+            await sandbox.run("x = 0")
+            times = []
+            for _ in range(steps):
+                started = time.perf_counter()
+                await sandbox.run("x += 1")
+                times.append(time.perf_counter() - started)
+    finally:
+        jupyter_remote.QUICKACK = QUICKACK
     return statistics.median(times)
 
 
@@ -149,6 +176,13 @@ async def main() -> None:
             ratio = value / direct
             met = "met" if ratio < ROUND_TRIP_TARGET_RATIO else "NOT met"
             print(row(f"LocalSandbox tier={tier}", value, direct, f"target < 1.5x: {met}"))
+
+        print("\nremote round trip (`x += 1` on a real `jupyter server` kernel)")
+        with jupyter_server(base / "remote") as server:
+            slow = await remote_round_trip(server.url, server.token, args.steps, False)
+            print(row("JupyterSandbox, delayed ACKs (baseline)", slow, direct))
+            quick = await remote_round_trip(server.url, server.token, args.steps, True)
+            print(row("JupyterSandbox, quick ACKs", quick, slow))
 
 
 if __name__ == "__main__":

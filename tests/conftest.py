@@ -223,6 +223,15 @@ def start_gateway(
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_sandbox_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Last to end: quota disks and cgroups of sandboxes are gone, even after a failure."""
+    from tests.sandbox.leftovers import remove_leftovers
+
+    yield
+    remove_leftovers(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """No test touches the real Jupyter runtime dir (where a user's gateway file lives)."""
     saved = os.environ.get("JUPYTER_RUNTIME_DIR")
