@@ -24,6 +24,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 
 from jupyter_interactions.sandbox import jupyter_remote
+from jupyter_interactions.sandbox.base import Sandbox
 from jupyter_interactions.sandbox.disk import DiskQuotas
 from jupyter_interactions.sandbox.isolation import available_tiers
 from jupyter_interactions.sandbox.jupyter import JupyterSandbox
@@ -70,15 +71,20 @@ async def pool_first_step(tier: str, pool: WarmPool, base: Path) -> float:
     return elapsed
 
 
+async def median_step(sandbox: Sandbox, steps: int) -> float:
+    """The median time of `x += 1` runs in a started sandbox."""
+    await sandbox.run("x = 0")
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        await sandbox.run("x += 1")
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 async def sandbox_round_trip(tier: str, base: Path, steps: int) -> float:
     async with LocalSandbox(root=Path(tempfile.mkdtemp(dir=base)), tier=tier) as sandbox:
-        await sandbox.run("x = 0")
-        times = []
-        for _ in range(steps):
-            started = time.perf_counter()
-            await sandbox.run("x += 1")
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        return await median_step(sandbox, steps)
 
 
 QUICKACK = jupyter_remote.QUICKACK
@@ -88,15 +94,9 @@ async def remote_round_trip(url: str, token: str, steps: int, quick_ack: bool) -
     jupyter_remote.QUICKACK = QUICKACK if quick_ack else None
     try:
         async with JupyterSandbox(url, token=token) as sandbox:
-            await sandbox.run("x = 0")
-            times = []
-            for _ in range(steps):
-                started = time.perf_counter()
-                await sandbox.run("x += 1")
-                times.append(time.perf_counter() - started)
+            return await median_step(sandbox, steps)
     finally:
         jupyter_remote.QUICKACK = QUICKACK
-    return statistics.median(times)
 
 
 async def direct_kernel_start() -> float:

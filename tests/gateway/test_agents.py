@@ -31,6 +31,16 @@ def results(interaction: Any) -> list[Any]:
     return [s for s in interaction.steps or [] if s.type == "code_execution_result"]
 
 
+def thoughts(interaction: Any) -> str:
+    """The sandbox's notes: the text of the interaction's thought steps."""
+    return " ".join(
+        block.text
+        for step in interaction.steps
+        if step.type == "thought"
+        for block in step.summary or []
+    )
+
+
 def text_of(result: Any) -> str:
     if isinstance(result, str):
         return result
@@ -336,28 +346,20 @@ async def test_unknown_model_fails_with_a_clear_error(aio: Any) -> None:
 async def test_isolation_warnings_are_shown_once_per_environment(gateway_factory: Any) -> None:
     gateway = gateway_factory(settings={"sandbox_options": {"tier": "limits"}})
 
-    def notes(interaction: Any) -> str:
-        return " ".join(
-            block.text
-            for step in interaction.steps
-            if step.type == "thought"
-            for block in step.summary or []
-        )
-
     async with gateway.aio() as aio:
         first = await aio.interactions.create(
             agent="local-agent", agent_config=SCRIPTED, input=fence("print(1)")
         )
         assert first.status == "completed"
         assert first.steps[0].type == "thought"  # before any code runs
-        assert "NOT isolated" in notes(first)
+        assert "NOT isolated" in thoughts(first)
         second = await aio.interactions.create(
             agent="local-agent",
             agent_config=SCRIPTED,
             environment=first.environment_id,
             input=fence("print(2)"),
         )
-        assert second.status == "completed" and "NOT isolated" not in notes(second)
+        assert second.status == "completed" and "NOT isolated" not in thoughts(second)
 
 
 async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
@@ -382,13 +384,7 @@ async def test_idle_sandbox_stops_and_the_next_turn_says_variables_are_lost(
         )
         assert second.status == "completed"
         assert text_of(results(second)[0].result) == "kept False\n"
-        notes = [
-            block.text
-            for step in second.steps
-            if step.type == "thought"
-            for block in step.summary or []
-        ]
-        assert any("variables from earlier turns are lost" in note for note in notes)
+        assert "variables from earlier turns are lost" in thoughts(second)
 
 
 @pytest.mark.slow

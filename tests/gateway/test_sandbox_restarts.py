@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import GatewayProcess, start_gateway
+from tests.gateway.test_agents import fence, results, text_of, thoughts
 from tests.sandbox.jupyter_servers import RunningServer, jupyter_server
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
@@ -25,24 +26,8 @@ STUBBORN = (
 SHORT_RUNS = {"interrupt_grace": 1.0, "limits": {"wall_seconds": 5}}
 
 
-def fence(code: str) -> str:
-    return f"```python\n{code}\n```"
-
-
 def result_text(interaction: Any) -> str:
-    step = next(s for s in interaction.steps if s.type == "code_execution_result")
-    if isinstance(step.result, str):
-        return step.result
-    return "".join(getattr(block, "text", "") or "" for block in step.result)
-
-
-def thoughts(interaction: Any) -> str:
-    return " ".join(
-        block.text
-        for step in interaction.steps
-        if step.type == "thought"
-        for block in step.summary or []
-    )
+    return text_of(results(interaction)[0].result)
 
 
 @pytest.fixture(scope="module")
