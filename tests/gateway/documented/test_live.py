@@ -38,7 +38,7 @@ def text_of(events: list[Any]) -> str:
 
 
 async def wait_for_status(client: Any, interaction_id: str, status: str) -> Any:
-    for _ in range(200):
+    for _ in range(2000):  # a bound on hangs only
         interaction = await client.interactions.get(interaction_id)
         if interaction.status == status:
             return interaction
