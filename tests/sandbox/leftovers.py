@@ -5,6 +5,7 @@ too (their owner is gone)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,13 +21,15 @@ def _mount_points() -> list[Path]:
 
 
 def remove_leftovers(base: Path) -> None:
-    """Unmount everything mounted under `base` or a sandbox's own temporary root, deepest
-    first; remove this session's cgroups and those of gateways that are gone."""
+    """Unmount everything mounted under `base` or on a temporary root of this process's
+    sandboxes, deepest first; remove this session's cgroups and those of gateways that are
+    gone. Another test run beside this one keeps its own."""
     temporary = Path(tempfile.gettempdir())
+    mine = f"ji-env-{os.getpid()}-"
     ours = [
         point
         for point in _mount_points()
-        if base in point.parents or (point.parent == temporary and point.name.startswith("ji-"))
+        if base in point.parents or (point.parent == temporary and point.name.startswith(mine))
     ]
     for point in sorted(ours, key=lambda p: len(p.parts), reverse=True):
         subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)

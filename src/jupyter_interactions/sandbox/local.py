@@ -128,7 +128,8 @@ class LocalSandbox(Sandbox):
             return
         tier = choose_tier(self.tier)
         if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix="ji-env-"))
+            # Named after this process, as its cgroups are: whose leftover it is shows.
+            self.root = Path(tempfile.mkdtemp(prefix=f"ji-env-{os.getpid()}-"))
             self._own_root = True
             if self.disks is None:
                 self.disks = disk.DiskQuotas()
