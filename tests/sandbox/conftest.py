@@ -38,6 +38,11 @@ TEST_LIMITS = Limits(
 )
 
 
+# How long an interrupt may take before the kernel is restarted: long, as a loaded machine
+# needs, since these tests check that it takes (those of a restart set their own).
+GRACE = 120.0
+
+
 def _local(tier: str) -> SandboxMaker:
     def make(request: pytest.FixtureRequest, root: Path, limits: Limits) -> Sandbox:
         from jupyter_interactions.sandbox.isolation import available_tiers
@@ -47,7 +52,9 @@ def _local(tier: str) -> SandboxMaker:
             pytest.skip(f"isolation tier {tier!r} does not work on this machine")
         pool = request.getfixturevalue("warm_pool")
         disks = request.getfixturevalue("disk_quotas")
-        return LocalSandbox(root=root, limits=limits, tier=tier, pool=pool, disks=disks)
+        return LocalSandbox(
+            root=root, limits=limits, tier=tier, pool=pool, disks=disks, interrupt_grace=GRACE
+        )
 
     return make
 

@@ -147,6 +147,9 @@ def jupyter_maker(kind: str) -> Any:
         server = session_server(request, kind)
         # The root is a directory on the server; a unique name keeps tests apart there.
         env_id = f"{root.name}-{uuid.uuid4().hex[:8]}"
-        return JupyterSandbox(server.url, token=server.token, env_id=env_id, limits=limits)
+        # A long interrupt grace, as for the local sandboxes (see conftest.GRACE).
+        return JupyterSandbox(
+            server.url, token=server.token, env_id=env_id, limits=limits, interrupt_grace=120.0
+        )
 
     return make

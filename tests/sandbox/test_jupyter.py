@@ -64,7 +64,7 @@ def http_status(server: RunningServer, path: str) -> int:
 
 @pytest.fixture
 async def sandbox(server: RunningServer) -> AsyncIterator[JupyterSandbox]:
-    async with sandbox_for(server, interrupt_grace=1.0) as running:
+    async with sandbox_for(server, interrupt_grace=120.0) as running:  # the interrupt takes
         yield running
 
 

@@ -117,7 +117,8 @@ class IsolatedKernel:
         cls, tier: str, root: Path, limits: Limits, use_cgroups: bool = True
     ) -> IsolatedKernel:
         identity = _new_identity()
-        support = detect() if use_cgroups else None
+        # Probed once (and stale cgroups of dead gateways removed): off the event loop.
+        support = await asyncio.to_thread(detect) if use_cgroups else None
         cgroup = None
         if support is not None:
             cgroup = await asyncio.to_thread(

@@ -133,7 +133,11 @@ class LocalSandbox(Sandbox):
             self._own_root = True
             if self.disks is None:
                 self.disks = disk.DiskQuotas()
-        quota = self.disks is not None and self.limits.disk_bytes > 0 and disk.supported()
+        quota = (
+            self.disks is not None
+            and self.limits.disk_bytes > 0
+            and await asyncio.to_thread(disk.supported)  # probed once: a mount, off the loop
+        )
         kernel = None
         if self.pool is not None:
             kernel = await self.pool.take(tier, self.limits, self.root, self.disks)

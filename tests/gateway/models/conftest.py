@@ -22,7 +22,11 @@ import pytest
 from adapter_checks import LLAMA_KEY
 from aiohttp import web
 
-from jupyter_interactions.gateway.models.llamacpp import LlamaCppModel, bundled_gguf
+from jupyter_interactions.gateway.models.llamacpp import (
+    DEFAULT_THREADS,
+    LlamaCppModel,
+    bundled_gguf,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +63,8 @@ def llama_server() -> Iterator[LlamaServer]:
     params.model.path = str(path)
     params.n_ctx = 2048
     params.n_parallel = 1
-    params.cpuparams.n_threads = 2
-    params.cpuparams_batch.n_threads = 2
+    params.cpuparams.n_threads = DEFAULT_THREADS  # as the local adapter: fast on a busy machine
+    params.cpuparams_batch.n_threads = DEFAULT_THREADS
     params.verbosity = -1
     params.hostnames = ["127.0.0.1"]
     params.port = 0

