@@ -114,7 +114,7 @@ def test_one_runtime_file_per_gateway_and_status_and_stop_see_them_all(tmp_path)
 
 
 async def test_a_kernel_started_gateway_exits_when_idle_but_never_while_something_runs(tmp_path):
-    idle = 2.0  # long enough that it cannot go idle before the test connects
+    idle = 5.0  # long enough that it cannot go idle before the test connects, even when busy
     gateway = start_gateway(tmp_path, settings={"idle_exit_seconds": idle}, args=["--auto"])
     assert gateway.proc is not None
     proc, runtime_file = gateway.proc, gateway.runtime_file
