@@ -172,6 +172,47 @@ class SandboxConformance:
         with pytest.raises(RequestError):
             await sandbox.files.write("workspace/escape/evil", b"x")
 
+    async def test_hostile_entries_are_listed_as_what_they_are_and_never_opened(
+        self, sandbox: Sandbox
+    ) -> None:
+        made = await sandbox.run(
+            "import os, socket\n"
+            "os.mkfifo('trap')\n"
+            "os.symlink('loop_b', 'loop_a')\n"
+            "os.symlink('loop_a', 'loop_b')\n"
+            "listener = socket.socket(socket.AF_UNIX)\n"
+            "listener.bind('sock')\n"
+            "os.symlink('/etc', 'etc')\n"
+            "os.makedirs('many')\n"
+            "for i in range(2000):\n"
+            "    open(f'many/{i:04d}', 'w').close()\n"
+        )
+        assert made.ok, made.text()
+        listed = {info.path: info.type for info in await sandbox.files.list("workspace")}
+        expected = {"trap": "fifo", "loop_a": "symlink", "sock": "socket", "etc": "symlink"}
+        for name, kind in {**expected, "many": "directory"}.items():
+            assert listed[f"workspace/{name}"] == kind, listed
+        everything = [info.path for info in await sandbox.files.list("", recursive=True)]
+        assert sum(path.startswith("workspace/many/") for path in everything) == 2000
+        assert not any(path.startswith("workspace/etc/") for path in everything)
+        assert (await sandbox.files.stat("workspace/loop_a")).type == "symlink"
+
+        reasons = {"trap": "FIFO", "sock": "socket", "loop_a": "symbolic link"}
+        for name, reason in reasons.items():
+            with pytest.raises(RequestError, match=f"'workspace/{name}' is a {reason}"):
+                await sandbox.files.read(f"workspace/{name}")
+            with pytest.raises(RequestError, match=reason):
+                await sandbox.files.write(f"workspace/{name}", b"replaced")
+        with pytest.raises(RequestError, match="symbolic link"):
+            await sandbox.files.read("workspace/etc/passwd")
+        with pytest.raises(RequestError, match="symbolic link"):
+            await sandbox.files.write("workspace/loop_a/inside.txt", b"x")
+        # Nothing was opened or replaced, and the kernel was never held.
+        after = await sandbox.run(
+            "import stat\nprint(stat.S_ISFIFO(os.lstat('trap').st_mode), os.readlink('loop_a'))"
+        )
+        assert after.stdout == "True loop_b\n", after.text()
+
     async def test_stop_is_idempotent_and_the_context_manager_starts_and_stops(
         self, sandbox_factory
     ) -> None:

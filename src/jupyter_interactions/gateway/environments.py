@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, RequestError, UnsupportedError
-from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative, resolve_inside
-from ..sandbox.directory import DirectoryFiles
+from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
+from ..sandbox.directory import DirectoryFiles, in_file_thread
 from ..sandbox.egress import Allowlist
 from .engine import new_id, now
 from .sandboxes import SandboxSetup
@@ -302,9 +302,9 @@ class EnvironmentManager:
         """Write inline sources into the environment, all or none: every one is checked
         (type, path inside the environment, encoding) before the first is written."""
         decoded = [_decoded(source) for source in sources]
-        for target, _ in decoded:
-            resolve_inside(root, target)
         files = DirectoryFiles(root)
+        for target, _ in decoded:  # a link or a special file there is refused before any write
+            await files.check_target(target, overwrite=True)
         for target, data in decoded:
             await files.write(target, data)
 
@@ -350,7 +350,7 @@ class EnvironmentManager:
         return network
 
     async def _with_counts(self, resource: dict[str, Any]) -> dict[str, Any]:
-        count, size = await asyncio.to_thread(_tree_size, self.root(resource["id"]))
+        count, size = await in_file_thread(_tree_size, self.root(resource["id"]))
         return {**resource, "file_count": str(count), "size_bytes": str(size)}
 
     async def list(self, offset: int, limit: int, mode: str | None = None) -> list[dict[str, Any]]:

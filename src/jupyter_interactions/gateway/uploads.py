@@ -1,20 +1,24 @@
 """Resumable uploads into environments (Google's protocol, see resources.UploadHandler): the
 bytes collect in a partial file outside the environment and appear in it, as one file or an
 archive's files, only when the upload is finalized. A live remote sandbox gets them too.
+
+The environment's entries are the sandbox's code's to make, so targets are placed through
+DirectoryFiles (no link followed, only regular files replaced); an archive is unpacked in a
+directory of the gateway's own first, then moved in entry by entry the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConflictError, NotFoundError, RequestError
-from ..sandbox.base import FileInfo, clean_relative, resolve_inside
-from ..sandbox.directory import DirectoryFiles, give_to_owner
-from ..sandbox.disk import replace_across
+from ..errors import NotFoundError, RequestError
+from ..sandbox.base import FileInfo, clean_relative
+from ..sandbox.directory import DirectoryFiles
 from .engine import new_id
 from .environments import EnvironmentManager, lives_upstream
 from .upstream_files import no_uploads
@@ -52,9 +56,8 @@ class Uploads:
         rel = clean_relative(path)
         if not rel and not extract:
             raise RequestError("give a file path to upload to, e.g. 'workspace/data.csv'")
-        target = resolve_inside(environments.root(environment_id), rel)
-        if not extract and target.exists() and not overwrite:
-            raise ConflictError(f"{rel!r} already exists; pass overwrite=True to replace it")
+        if not extract:
+            await DirectoryFiles(environments.root(environment_id)).check_target(rel, overwrite)
         upload_id = new_id("upload")
         partial = self.partials / upload_id
         await asyncio.to_thread(self._create_partial, partial)
@@ -81,57 +84,83 @@ class Uploads:
         if not finalize:
             return None
         del self._uploads[upload_id]
+        local = DirectoryFiles(self.environments.root(upload.environment_id))
         try:
             if upload.size is not None and upload.offset != upload.size:
                 raise RequestError(
                     f"upload ended after {upload.offset} bytes but {upload.size} were announced"
                 )
-            paths = await asyncio.to_thread(self._place, upload)
+            if upload.extract:
+                placed = await self._extract(upload, local)
+            else:
+                placed = [await local.place(upload.path, upload.partial, upload.overwrite)]
         finally:
-            upload.partial.unlink(missing_ok=True)
+            await asyncio.to_thread(_remove_partial, upload.partial)
         files = await self.environments.files(upload.environment_id)
-        if not isinstance(files, DirectoryFiles):  # a live remote sandbox gets them as well
-            root = self.environments.root(upload.environment_id)
-            for path in paths:
-                await files.write(path, await asyncio.to_thread((root / path).read_bytes))
-        return [await files.stat(p) for p in paths]
+        if isinstance(files, DirectoryFiles):
+            return placed
+        for info in placed:  # a live remote sandbox gets them as well
+            await files.write(info.path, await local.read(info.path))
+        return [await files.stat(info.path) for info in placed]
 
     @staticmethod
     def _append(partial: Path, data: bytes) -> None:
         with partial.open("ab") as handle:
             handle.write(data)
 
-    def _place(self, upload: Upload) -> list[str]:
-        root = self.environments.root(upload.environment_id)
-        if upload.extract:
-            return self._extract(upload, root)
-        target = resolve_inside(root, upload.path)
-        if target.is_dir():
-            raise RequestError(f"{upload.path!r} is a directory; choose a file path")
-        if target.exists() and not upload.overwrite:
-            raise ConflictError(
-                f"{upload.path!r} already exists; pass overwrite=True to replace it"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        replace_across(upload.partial, target)  # the environment may be on a quota disk
-        give_to_owner(root, target)
-        return [upload.path]
-
-    def _extract(self, upload: Upload, root: Path) -> list[str]:
-        destination = resolve_inside(root, upload.path)
-        destination.mkdir(parents=True, exist_ok=True)
-        try:
-            with tarfile.open(upload.partial) as archive:
-                members = archive.getmembers()
-                for member in members:
-                    if not upload.overwrite and (destination / member.name).exists():
-                        raise ConflictError(
-                            f"{member.name!r} already exists; pass overwrite=True to replace it"
-                        )
-                # The "data" filter refuses absolute paths, .. and links that escape.
-                archive.extractall(destination, filter="data")
-            give_to_owner(root, destination)
-        except tarfile.TarError as exc:
-            raise RequestError(f"extract=True needs a tar or tar.gz archive: {exc}") from None
+    async def _extract(self, upload: Upload, local: DirectoryFiles) -> list[FileInfo]:
+        """Unpack into a directory of our own, then move each entry in (none if any exists
+        and overwrite was not asked); answers the regular files placed."""
+        staging = upload.partial.with_name(upload.partial.name + ".d")
+        entries = await asyncio.to_thread(_unpack, upload.partial, staging)
         prefix = upload.path
-        return [f"{prefix}/{m.name}" if prefix else m.name for m in members if m.isfile()]
+        inside = [
+            (f"{prefix}/{rel}" if prefix else rel, kind, source) for rel, kind, source in entries
+        ]
+        # Every target is checked before the first is placed: all or none.
+        for path, kind, _ in [(prefix, "directory", ""), *inside]:
+            if kind == "directory":
+                await local.make_directories(path, check_only=True)
+            else:
+                await local.check_target(path, upload.overwrite)
+        placed: list[FileInfo] = []
+        if prefix:
+            await local.make_directories(prefix)
+        for path, kind, source in inside:
+            if kind == "directory":
+                await local.make_directories(path)
+            elif kind == "symlink":
+                await local.link(path, source, upload.overwrite)
+            else:
+                placed.append(await local.place(path, staging / source, upload.overwrite))
+        return placed
+
+
+def _unpack(archive: Path, staging: Path) -> list[tuple[str, str, str]]:
+    """Unpack a tar (or tar.gz) into `staging`; its entries in order, as (path, kind,
+    source): for a file, its path in staging; for a symlink, its target."""
+    staging.mkdir(parents=True)
+    try:
+        with tarfile.open(archive) as tar:
+            # The "data" filter refuses absolute paths, .., devices and links that escape.
+            tar.extractall(staging, filter="data")
+    except tarfile.TarError as exc:
+        raise RequestError(f"extract=True needs a tar or tar.gz archive: {exc}") from None
+    entries: list[tuple[str, str, str]] = []
+    for directory, folders, names in os.walk(staging):
+        for name in sorted([*folders, *names]):
+            path = Path(directory, name)
+            rel = path.relative_to(staging).as_posix()
+            if path.is_symlink():
+                entries.append((rel, "symlink", os.readlink(path)))
+            elif path.is_dir():
+                entries.append((rel, "directory", ""))
+            else:
+                entries.append((rel, "file", rel))
+        folders.sort()
+    return entries
+
+
+def _remove_partial(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    shutil.rmtree(partial.with_name(partial.name + ".d"), ignore_errors=True)

@@ -4,13 +4,14 @@ A sandbox is a stateful place: variables persist between `run` calls (it is a ke
 files persist in its root directory. Paths in `files` are POSIX paths relative to that root;
 code runs with its working directory at `<root>/workspace`, matching the Interactions API's
 `workspace/...` file paths. Every path is checked: nothing outside the root is reachable,
-through `..`, absolute paths or symlinks.
+through `..`, absolute paths or symlinks. Every entry under the root is the sandbox's code's
+to make, so `files` treats each one as hostile (see safe_files.py): symlinks are listed, not
+followed, and only regular files are read or replaced.
 """
 
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import posixpath
 from abc import ABC, abstractmethod
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..errors import NotFoundError, RequestError, SandboxError, UnsupportedError
+from ..errors import RequestError, SandboxError, UnsupportedError
 
 if TYPE_CHECKING:
     from .egress import Allowlist
@@ -121,10 +122,14 @@ class RunResult:
         return "".join(p for p in parts if p)
 
 
+EntryType = Literal["file", "directory", "symlink", "fifo", "socket", "device", "other"]
+"""What an entry is. Sandboxes list every entry as what it is; only files can be read."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     path: str  # relative to the sandbox root, POSIX
-    type: Literal["file", "directory"]
+    type: EntryType
     size: int
     modified: float  # seconds since the epoch
     mime_type: str = "application/octet-stream"
@@ -133,11 +138,16 @@ class FileInfo:
     def name(self) -> str:
         return posixpath.basename(self.path)
 
-
-def guess_mime(path: str, is_dir: bool = False) -> str:
-    if is_dir:
-        return "inode/directory"
-    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> FileInfo:
+        """From an entry as `safe_files` gives it (locally, or as JSON from a kernel)."""
+        return cls(
+            path=str(entry["path"]),
+            type=entry["type"],
+            size=int(entry["size"]),
+            modified=float(entry["modified"]),
+            mime_type=str(entry["mime_type"]),
+        )
 
 
 def clean_relative(path: str) -> str:
@@ -164,38 +174,29 @@ def clean_relative(path: str) -> str:
     return normal
 
 
-def resolve_inside(root: Path, path: str, *, must_exist: bool = False) -> Path:
-    """The real filesystem path for `path` under `root`, following symlinks only if they
-    stay inside. Raises RequestError on escapes, NotFoundError if must_exist and absent."""
-    rel = clean_relative(path)
-    real_root = root.resolve()
-    candidate = (real_root / rel) if rel else real_root
-    resolved = candidate.resolve()
-    if resolved != real_root and real_root not in resolved.parents:
-        raise RequestError(f"path {path!r} points outside the environment root")
-    if must_exist and not os.path.lexists(candidate):
-        raise NotFoundError(f"no file {rel or '/'!r} in this environment")
-    return resolved
-
-
 class SandboxFiles(ABC):
     """File access in a sandbox's root. Paths as in `clean_relative`."""
 
     @abstractmethod
     async def list(self, path: str = "", recursive: bool = False) -> list[FileInfo]:
-        """Entries of a directory (or the single entry of a file). NotFoundError if absent."""
+        """Entries of a directory (or the single entry of anything else), each as what it is;
+        links are listed, never walked. NotFoundError if absent; RequestError past the
+        listing's bounds (entries, depth) or for a link on the way."""
 
     @abstractmethod
     async def stat(self, path: str) -> FileInfo:
-        """One entry. NotFoundError if absent."""
+        """One entry, as what it is (a link is not followed). NotFoundError if absent."""
 
     @abstractmethod
     async def read(self, path: str) -> bytes:
-        """A file's bytes. NotFoundError if absent; RequestError for a directory."""
+        """A regular file's bytes. NotFoundError if absent; RequestError naming the path and
+        what it is for anything else (directory, link, FIFO, socket, device). Never waits on
+        what the sandbox's code does to the entry."""
 
     @abstractmethod
     async def write(self, path: str, data: bytes) -> FileInfo:
-        """Create or replace a file (parents created). Atomic: readers never see half."""
+        """Create or replace a regular file (parents created). Atomic: readers never see
+        half. RequestError if the target, or a directory on the way, is anything else."""
 
     async def upload(self, local_path: str | os.PathLike[str], path: str) -> FileInfo:
         return await self.write(path, Path(local_path).read_bytes())

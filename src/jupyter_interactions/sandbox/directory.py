@@ -1,116 +1,103 @@
 """`DirectoryFiles`: the SandboxFiles contract over a directory on this machine.
 
 The gateway's environment file routes and the local sandbox both use it: an environment's
-files are a directory the gateway owns, and the local sandbox's kernel works inside it.
-File I/O runs in a worker thread so a large file never stalls the gateway's event loop.
+files are a directory the gateway owns, and the local sandbox's kernel works inside it. The
+sandbox's code controls every entry there, so all access goes through `safe_files` (no link
+followed, only regular files read, bounded time). That I/O runs on threads of its own
+(`in_file_thread`), never on the event loop or the gateway's shared thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import stat as stat_module
-import tempfile
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ..errors import NotFoundError, RequestError
-from .base import FileInfo, SandboxFiles, clean_relative, guess_mime, resolve_inside
+from ..errors import ConflictError, InteractionsError, NotFoundError, RequestError
+from . import safe_files
+from .base import FileInfo, SandboxFiles, clean_relative
+
+__all__ = ["DirectoryFiles", "in_file_thread"]
+
+FILE_THREADS = 4
+_threads: ThreadPoolExecutor | None = None
+_Result = TypeVar("_Result")
+
+# safe_files reports with builtin errors; what each means on the wire.
+_OURS: dict[type[OSError], type[InteractionsError]] = {
+    FileNotFoundError: NotFoundError,
+    FileExistsError: ConflictError,
+    IsADirectoryError: RequestError,
+    NotADirectoryError: RequestError,
+    PermissionError: RequestError,
+}
 
 
-def give_to_owner(root: Path, *paths: Path) -> None:
-    """Give written paths (with their new parents, and a directory's whole tree) to the
-    owner of `root`. A gateway running as root writes what the sandbox's own uid, the
-    owner of an environment once a sandbox started there, must be able to change."""
-    if os.geteuid() != 0:
-        return
-    root = root.resolve()
-    owner = root.stat()
-    if owner.st_uid == 0:
-        return  # no sandbox identity yet: the sandbox takes the whole tree when it starts
-    for path in paths:
-        tree = path.rglob("*") if path.is_dir() and not path.is_symlink() else ()
-        for item in (*tree, path, *path.parents):
-            if item == root or root not in item.parents:
-                break
-            if item.lstat().st_uid != owner.st_uid:
-                os.lchown(item, owner.st_uid, owner.st_gid)
+async def in_file_thread(function: Callable[..., _Result], *args: Any) -> _Result:
+    """Run sandbox file I/O on the file threads, with safe_files' errors as ours."""
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="sandbox-files")
+    call = functools.partial(_as_ours, function, *args)
+    return await asyncio.get_running_loop().run_in_executor(_threads, call)
+
+
+def _as_ours(function: Callable[..., _Result], *args: Any) -> _Result:
+    try:
+        return function(*args)
+    except OSError as exc:
+        # safe_files' own errors carry no errno; any other is the host's failure (a 500).
+        ours = _OURS.get(type(exc))
+        if ours is None or exc.errno is not None:
+            raise
+        raise ours(str(exc)) from None
 
 
 class DirectoryFiles(SandboxFiles):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def _info(self, real: Path) -> FileInfo:
-        st = real.stat()
-        is_dir = stat_module.S_ISDIR(st.st_mode)
-        rel = real.relative_to(self.root.resolve()).as_posix()
-        rel = "" if rel == "." else rel
-        return FileInfo(
-            path=rel,
-            type="directory" if is_dir else "file",
-            size=0 if is_dir else st.st_size,
-            modified=st.st_mtime,
-            mime_type=guess_mime(rel, is_dir),
-        )
-
-    def _list(self, path: str, recursive: bool) -> list[FileInfo]:
-        real = resolve_inside(self.root, path, must_exist=True)
-        if not real.is_dir():
-            return [self._info(real)]
-        entries: list[FileInfo] = []
-        walker = sorted(real.rglob("*")) if recursive else sorted(real.iterdir())
-        real_root = self.root.resolve()
-        for child in walker:
-            # Symlinks that leave the root are not listed (and cannot be read).
-            target = child.resolve()
-            if target != real_root and real_root not in target.parents:
-                continue
-            try:
-                entries.append(self._info(child.parent.resolve() / child.name))
-            except FileNotFoundError:  # removed while listing, or a dangling link
-                continue
-        return entries
-
-    def _stat(self, path: str) -> FileInfo:
-        return self._info(resolve_inside(self.root, path, must_exist=True))
-
-    def _read(self, path: str) -> bytes:
-        real = resolve_inside(self.root, path, must_exist=True)
-        if real.is_dir():
-            raise RequestError(f"{clean_relative(path)!r} is a directory; list it instead")
-        if not real.exists():
-            raise NotFoundError(f"no file {clean_relative(path)!r} in this environment")
-        return real.read_bytes()
-
-    def _write(self, path: str, data: bytes) -> FileInfo:
-        rel = clean_relative(path)
-        if not rel:
-            raise RequestError("give a file path to write, not the environment root")
-        real = resolve_inside(self.root, rel)
-        if real.is_dir():
-            raise RequestError(f"{rel!r} is a directory; choose a file path")
-        real.parent.mkdir(parents=True, exist_ok=True)
-        # Write to a temporary file beside the target, then rename: readers never see half.
-        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, 0o644)  # not mkstemp's 0600: the sandbox's uid reads it too
-            os.replace(tmp, real)
-            give_to_owner(self.root, real)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return self._info(real)
+    async def _call(self, function: Callable[..., _Result], path: str, *args: Any) -> _Result:
+        return await in_file_thread(function, str(self.root), clean_relative(path), *args)
 
     async def list(self, path: str = "", recursive: bool = False) -> list[FileInfo]:
-        return await asyncio.to_thread(self._list, path, recursive)
+        entries = await self._call(safe_files.listing, path, recursive)
+        return [FileInfo.from_entry(entry) for entry in entries]
 
     async def stat(self, path: str) -> FileInfo:
-        return await asyncio.to_thread(self._stat, path)
+        return FileInfo.from_entry(await self._call(safe_files.stat, path))
 
     async def read(self, path: str) -> bytes:
-        return await asyncio.to_thread(self._read, path)
+        data, _ = await self._call(safe_files.read, path)
+        return data
 
     async def write(self, path: str, data: bytes) -> FileInfo:
-        return await asyncio.to_thread(self._write, path, data)
+        _require_file_path(path)
+        return FileInfo.from_entry(await self._call(safe_files.write, path, data))
+
+    # -- for uploads: a file of the gateway's own, moved in -------------------------------------
+
+    async def check_target(self, path: str, overwrite: bool) -> None:
+        """Refuse a target that is a link, a directory or anything but a regular file, or one
+        on the way to it (or that exists, without `overwrite`). Makes nothing."""
+        _require_file_path(path)
+        await self._call(safe_files.prepare, path, overwrite, False)
+
+    async def place(self, path: str, source: Path, overwrite: bool) -> FileInfo:
+        """Move `source` (outside the root) to `path`, atomically."""
+        _require_file_path(path)
+        return FileInfo.from_entry(await self._call(safe_files.place, path, str(source), overwrite))
+
+    async def link(self, path: str, target: str, overwrite: bool) -> FileInfo:
+        return FileInfo.from_entry(await self._call(safe_files.link, path, target, overwrite))
+
+    async def make_directories(self, path: str, check_only: bool = False) -> None:
+        await self._call(safe_files.make_directories, path, check_only)
+
+
+def _require_file_path(path: str) -> None:
+    if not clean_relative(path):
+        raise RequestError("give a file path to write, not the environment root")

@@ -13,7 +13,6 @@ the files stay in the image and the next `attach` mounts it again.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import logging
 import os
@@ -23,11 +22,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import RequestError, SandboxError
+from ..errors import SandboxError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE", "DiskQuotas", "is_disk", "replace_across", "supported", "usage_bytes"]
+__all__ = ["IMAGE", "DiskQuotas", "is_disk", "supported", "usage_bytes"]
 
 IMAGE = ".quota.ext4"
 _MOUNT_OPTIONS = "loop,discard,nosuid,nodev,noatime"
@@ -120,31 +119,6 @@ def _make(root: Path, size: int, image: Path | None = None) -> Path:
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return target
-
-
-def replace_across(source: Path, target: Path) -> None:
-    """`os.replace(source, target)`, also from another filesystem (a file staged outside an
-    environment whose files are on a quota disk): copied beside the target, then renamed,
-    so readers never see half. A quota too small for it is the caller's error."""
-    try:
-        os.replace(source, target)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    staged = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
-    try:
-        shutil.copyfile(source, staged)
-        os.replace(staged, target)
-    except OSError as exc:
-        staged.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise RequestError(
-                f"no room for {target.name!r}: the environment's files are at its disk quota; "
-                "remove files, or raise sandbox_options.limits.disk_bytes"
-            ) from None
-        raise
-    source.unlink()
 
 
 def usage_bytes(root: Path) -> int:

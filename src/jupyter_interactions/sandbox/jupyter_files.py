@@ -2,8 +2,10 @@
 code run in the kernel (Kernel Gateway and Enterprise Gateway have no /api/contents).
 
 Both refuse escapes lexically with clean_relative before anything is sent, and both have
-the kernel check the real path (symlinks followed) before a byte moves: the contents API
-resolves paths only lexically, so on its own it would follow a symlink out of the root.
+the helper in the kernel (safe_files) check the path before a byte moves: no link is
+followed and only regular files are read or replaced. The contents API resolves paths only
+lexically and opens whatever is there, so it is used only for a path the kernel has just
+found to be a regular file (or a target it has checked).
 """
 
 from __future__ import annotations
@@ -29,16 +31,6 @@ KernelCall = Callable[..., Awaitable[Any]]
 """`await call("stat", "a/b.txt")`: a function of the in-kernel helper, its JSON result."""
 
 
-def _info(data: dict[str, Any]) -> FileInfo:
-    return FileInfo(
-        path=data["path"],
-        type=data["type"],
-        size=int(data["size"]),
-        modified=float(data["modified"]),
-        mime_type=data["mime_type"],
-    )
-
-
 class KernelFiles(SandboxFiles):
     """Files through the kernel itself: base64 over the kernel protocol, in chunks."""
 
@@ -46,12 +38,11 @@ class KernelFiles(SandboxFiles):
         self._call = call
 
     async def list(self, path: str = "", recursive: bool = False) -> list[FileInfo]:
-        return [
-            _info(entry) for entry in await self._call("listdir", clean_relative(path), recursive)
-        ]
+        entries = await self._call("listdir", clean_relative(path), recursive)
+        return [FileInfo.from_entry(entry) for entry in entries]
 
     async def stat(self, path: str) -> FileInfo:
-        return _info(await self._call("stat", clean_relative(path)))
+        return FileInfo.from_entry(await self._call("stat", clean_relative(path)))
 
     async def read(self, path: str) -> bytes:
         rel = clean_relative(path)
@@ -74,7 +65,7 @@ class KernelFiles(SandboxFiles):
             for start in range(0, len(data), CHUNK_BYTES):
                 chunk = base64.b64encode(data[start : start + CHUNK_BYTES]).decode("ascii")
                 await self._call("write_append", tmp, chunk)
-            return _info(await self._call("write_commit", tmp, rel))
+            return FileInfo.from_entry(await self._call("write_commit", tmp, rel))
         except BaseException:
             await self._call("write_abort", tmp)
             raise
@@ -98,10 +89,10 @@ class ContentsFiles(KernelFiles):
 
     async def read(self, path: str) -> bytes:
         rel = clean_relative(path)
-        if _hidden(rel):
+        # Anything but a regular file (a link, a FIFO, a directory) goes to the kernel's read,
+        # which refuses it and says why; so do escapes and absences.
+        if _hidden(rel) or (await self.stat(rel)).type != "file":
             return await super().read(rel)
-        if (await self.stat(rel)).type == "directory":  # also refuses escapes and absences
-            raise RequestError(f"{rel or '/'!r} is a directory; list it instead")
         try:
             model = await self._api.request("GET", self._url(rel), query=_READ)
         except NotFoundError:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..errors import RequestError
-from . import jupyter_kernel
+from . import jupyter_kernel, safe_files
 
 __all__ = [
     "HELPER",
@@ -35,9 +36,21 @@ _BOOTSTRAP = (
 
 @functools.cache
 def install_code() -> str:
-    """Code that installs the helper module in a kernel (after every start or restart)."""
-    source = Path(jupyter_kernel.__file__).read_text()
-    return f"exec({_BOOTSTRAP!r}, {{'NAME': {jupyter_kernel.MODULE_NAME!r}, 'SOURCE': {source!r}}})"
+    """Code that installs the helper module, and safe_files which it uses, in a kernel
+    (after every start or restart)."""
+    modules = [
+        (jupyter_kernel.FILES_MODULE_NAME, safe_files),
+        (jupyter_kernel.MODULE_NAME, jupyter_kernel),
+    ]
+    return "\n".join(
+        f"exec({_BOOTSTRAP!r}, {{'NAME': {name!r}, 'SOURCE': {_source(module)!r}}})"
+        for name, module in modules
+    )
+
+
+def _source(module: ModuleType) -> str:
+    assert module.__file__ is not None
+    return Path(module.__file__).read_text()
 
 
 def variables_code(variables: Mapping[str, str]) -> str:

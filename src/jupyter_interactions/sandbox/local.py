@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import SandboxError, UnsupportedError
 from . import disk, kernel_helper
 from .base import (
-    FileInfo,
     Limits,
     OutputCallback,
     RunError,
@@ -37,7 +36,7 @@ from .directory import DirectoryFiles
 from .egress import Allowlist, EgressProxy
 from .enforcement import Enforcement, crossed_note, size
 from .isolated import IsolatedKernel
-from .isolation import Identity, choose_tier, tier_warnings
+from .isolation import choose_tier, tier_warnings
 from .kernel import KernelDied
 from .watch import LimitWatch
 
@@ -48,28 +47,6 @@ __all__ = ["LocalSandbox"]
 
 INTERRUPT_GRACE_SECONDS = 3.0
 EGRESS_SOCKET = "egress.sock"  # in the runtime directory, which the sandbox sees at the same path
-
-
-class _OwnedFiles(DirectoryFiles):
-    """DirectoryFiles whose writes belong to the sandbox's uid, so its code can edit them."""
-
-    def __init__(self, root: Path, identity: Identity) -> None:
-        super().__init__(root)
-        self.identity = identity
-
-    def _write(self, path: str, data: bytes) -> FileInfo:
-        info = super()._write(path, data)
-        if self.identity.switches:
-            real_root = self.root.resolve()
-            target = real_root / info.path
-            for item in [target, *target.parents]:
-                if item == real_root or real_root not in item.parents:
-                    break
-                os.lchown(item, self.identity.uid or 0, self.identity.gid or 0)
-                if item != target:
-                    item.chmod(0o755)
-            target.chmod(0o644)
-        return info
 
 
 def _death_note(kernel: IsolatedKernel, returncode: int | None) -> RunError:
@@ -151,7 +128,7 @@ class LocalSandbox(Sandbox):
             tier, detect() if kernel.cgroup is not None else None, disk.is_disk(self.root)
         )
         self.warnings = tier_warnings(tier) + self.enforcement.warnings(self.limits)
-        self.files = _OwnedFiles(self.root, kernel.identity)
+        self.files = DirectoryFiles(self.root)  # writes go to the root's owner: the sandbox's uid
         self._stopped = False
 
     def _require_kernel(self) -> IsolatedKernel:
