@@ -1,5 +1,8 @@
 """A real `jupyter server` with our server extension, under a base_url as JupyterHub gives
-one: used by the extension tests and by the kernel-side discovery test. Holds no tests."""
+one: used by the extension tests and by the kernel-side discovery test. Holds no tests.
+
+Its auth is one of the three a Jupyter server has: a token; a password only (no token); or
+none at all (an empty token and no password), where XSRF checks still apply."""
 
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ STARTUP_SECONDS = 60.0
 class ExtensionServer:
     pid: int
     url: str  # the server's own URL, base_url included
-    token: str
+    token: str  # "" for a password-only or open server
     runtime_dir: Path  # where its jpserver-<pid>.json is
     log: Path
+    password: str | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -32,13 +36,19 @@ class ExtensionServer:
 
 @contextlib.contextmanager
 def extension_server(
-    root: Path, token: str, base_url: str, ready: bool = True
+    root: Path, token: str, base_url: str, ready: bool = True, password: str | None = None
 ) -> Iterator[ExtensionServer]:
     """Start it rooted at `root` (runtime dir, data and log there, no Gemini key) and wait
-    until the gateway inside answers (`ready`: until it has started); stop it on exit."""
+    until the gateway inside answers (`ready`: until it has started); stop it on exit.
+    `token` "" and a `password`: a password-only server; neither: a server without auth."""
+    from jupyter_server.auth import passwd
+
     runtime, log = root / "server-runtime", root / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env.update(
+        HOME=str(root / "server-home"),
+        JUPYTER_CONFIG_DIR=str(root / "server-config"),
+        JUPYTER_DATA_DIR=str(root / "server-jupyter-data"),
         JUPYTER_RUNTIME_DIR=str(runtime),
         JUPYTER_INTERACTIONS_DATA_DIR=str(root / "server-data"),
         JUPYTER_INTERACTIONS_CONFIG=str(root / "none.json"),
@@ -50,6 +60,8 @@ def extension_server(
                 "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
                 f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
                 f"--ServerApp.root_dir={root}",
+                *([f"--PasswordIdentityProvider.hashed_password={passwd(password)}"]
+                  if password else []),
             ],
             env=env, stdout=log_handle, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -61,7 +73,7 @@ def extension_server(
             assert time.monotonic() < deadline, "jupyter server did not start"
             time.sleep(0.1)
         server = ExtensionServer(
-            proc.pid, json.loads(info_file.read_text())["url"], token, runtime, log
+            proc.pid, json.loads(info_file.read_text())["url"], token, runtime, log, password
         )
         while True:  # the start hook opens the store just after the server listens
             try:

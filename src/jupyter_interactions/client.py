@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import time
 import urllib.parse
@@ -49,13 +50,15 @@ _STARTED: list[subprocess.Popen[bytes]] = []
 
 @dataclass(frozen=True)
 class Connection:
-    """Where interactions go. `token` is the gateway token or, when direct, the Gemini key."""
+    """Where interactions go. `token` is the gateway token or, when direct, the Gemini key.
+    `headers` go on every request (a Jupyter server's XSRF pair, when it gave no token)."""
 
     base_url: str
     token: config.Secret | None
     direct: bool = False
     origin: str = "explicit"  # explicit | jupyter-server | runtime-file | started | direct
     pid: int | None = None  # the serving process, when known: gone means find another
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def alive(self) -> bool:
@@ -120,9 +123,14 @@ def _server_mount(pid: int) -> Connection | None:
     if not healthy(base):
         return None
     token = info.get("token")
-    return Connection(
-        base, config.Secret(token) if token else None, origin="jupyter-server", pid=pid
-    )
+    if token:
+        return Connection(base, config.Secret(token), origin="jupyter-server", pid=pid)
+    # No token: a server without auth (it then checks XSRF on every POST from a caller it
+    # did not log in, so the kernel sends the double-submit pair, as JupyterLab does), or
+    # one that takes only a password, which no kernel has (its 401 then says what to do).
+    xsrf = secrets.token_hex(16)
+    headers = (("Cookie", f"_xsrf={xsrf}"), ("X-XSRFToken", xsrf))
+    return Connection(base, None, origin="jupyter-server", pid=pid, headers=headers)
 
 
 def running_gateway(data_dir: Path | None = None) -> Connection | None:
@@ -214,6 +222,7 @@ def build_client(connection: Connection, session_key: str) -> Any:
     speed_up_sdk()
 
     headers = {} if connection.direct else {"x-interactions-session": session_key}
+    headers.update(connection.headers)
     http_options = genai.types.HttpOptions(
         base_url=connection.base_url,
         headers=headers,
@@ -235,7 +244,10 @@ class SessionRoutes:
         self._base = f"{connection.base_url}v1/sessions/{urllib.parse.quote(key, safe='')}"
 
     def _call(self, method: str, path: str = "", body: Any = None) -> Any:
-        headers = {"x-goog-api-key": str(self.connection.token or "")}
+        headers = {
+            "x-goog-api-key": str(self.connection.token or ""),
+            **dict(self.connection.headers),
+        }
         try:
             response = self._http.request(method, self._base + path, json=body, headers=headers)
         except _http.HTTPError:
@@ -316,6 +328,22 @@ class LocalHeads:
 def _auth_message(connection: Connection) -> str:
     if connection.direct:
         return "Google's service rejected GEMINI_API_KEY (401); check the key and re-run the cell"
+    if connection.origin == "jupyter-server":
+        server = connection.base_url.removesuffix("interactions/")
+        if connection.token is None:  # a server without auth lets every kernel in
+            return (
+                f"the Jupyter server at {server} asks for a login (a password) and gives its "
+                "kernels no token, so this kernel cannot use its interactions gateway: start "
+                "Jupyter with a token as well (JUPYTER_TOKEN=... or "
+                "--IdentityProvider.token=...), or run "
+                "`jupyter-interactions serve` and set JUPYTER_INTERACTIONS_URL and "
+                "JUPYTER_INTERACTIONS_TOKEN in the kernel's environment"
+            )
+        return (
+            f"the Jupyter server at {server} refused its own token (401): it has a new one "
+            "since this kernel read it (restarted, or its token changed); restart the kernel "
+            "to read the server's token again"
+        )
     return (
         f"{connection.where} rejected our token (401); unset JUPYTER_INTERACTIONS_TOKEN "
         "or restart the kernel to find the running gateway again"

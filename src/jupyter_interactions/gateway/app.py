@@ -1,13 +1,15 @@
 """The gateway's routes: the Interactions wire protocol (create, get, attach, cancel, delete),
 plus agents, environments, files and our session views, as tornado handlers.
 
-`make_handlers(prefix, state)` gives the url specs, so a host (the Jupyter server extension)
-can mount them under its own prefix and auth; `make_app(config)` is the standalone app.
+`make_handlers(prefix, state, mount)` gives the url specs, so a host (the Jupyter server
+extension) can mount them under its own prefix, behind its own auth shell (`mount`, by default
+the gateway's token: auth.with_token_auth); `make_app(config)` is the standalone app.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
@@ -16,6 +18,7 @@ from .. import __version__
 from ..config import GatewayConfig
 from ..errors import RequestError
 from . import resources
+from .auth import with_token_auth
 from .auth_tokens import Need
 from .engine import Upstream
 from .live import LiveHandler, open_live
@@ -40,8 +43,7 @@ def _event_seq(last_event_id: str | None) -> int:
 class HealthHandler(BaseHandler):
     """Unauthenticated probe, so a kernel can tell a gateway from some other server."""
 
-    def authenticate(self) -> bool:
-        return True
+    open_route = True
 
     def get(self) -> None:
         # Not ok until started: a server extension that could not own its data dir is not
@@ -106,7 +108,11 @@ class AuthTokenHandler(BaseHandler):
         self.send_json({})
 
 
-def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
+Mount = Callable[[type[BaseHandler]], type[tornado.web.RequestHandler]]
+"""Puts a route behind an auth shell: `with_token_auth`, or the server extension's."""
+
+
+def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_auth) -> list[Any]:
     """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
     # The live route and live interactions come together: with it mounted, the engine opens
     # a live interaction for a create that asks for one (live.py).
@@ -135,7 +141,7 @@ def make_handlers(prefix: str, state: GatewayState) -> list[Any]:
         (f"{p}/{v}/sessions/{one}", resources.SessionHandler),
         (f"{p}/.*", NotFoundHandler),
     ]
-    return [tornado.web.url(pattern, handler, kw) for pattern, handler in routes]
+    return [tornado.web.url(pattern, mount(handler), kw) for pattern, handler in routes]
 
 
 def make_app(
@@ -148,7 +154,7 @@ def make_app(
     state = state or GatewayState(config, upstream)
     app = tornado.web.Application(
         make_handlers("", state),
-        default_handler_class=NotFoundHandler,
+        default_handler_class=with_token_auth(NotFoundHandler),
         default_handler_args={"state": state},
         interactions_state=state,
     )

@@ -1,19 +1,20 @@
-"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with token auth, JSON
-bodies, size limits, the reference's error shape and SSE framing.
+"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with JSON bodies, size
+limits, the reference's error shape and SSE framing.
 
-Auth is one overridable method, `BaseHandler.authenticate`, so the Jupyter server extension
-can mount the same handlers behind Jupyter's own auth.
+Routes are written once, on BaseHandler, and mounted behind an auth shell chosen by the host
+(auth.py: the standalone gateway's token; extension.py: jupyter_server's auth). A shell
+answers `authenticate()` and `auth_hint()`; BaseHandler.prepare asks it, and lets in an
+ephemeral auth token of this gateway instead on the routes that take one (`token_need`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import tornado.web
@@ -98,6 +99,10 @@ def _error_body(code: str, message: str) -> str:
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    """What every route shares. Mounted behind an auth shell (see the module's docstring)."""
+
+    open_route: ClassVar[bool] = False  # answers without auth (the health probe)
+
     def initialize(self, state: GatewayState) -> None:
         self.state = state
         self._client_gone = False
@@ -108,20 +113,18 @@ class BaseHandler(tornado.web.RequestHandler):
     def engine(self) -> Engine:
         return self.state.engine
 
-    # -- auth: the one hook a host server overrides --------------------------------------------
+    # -- auth: the shell's two methods, and ephemeral tokens ------------------------------------
 
     def authenticate(self) -> bool:
-        """True if the request carries the expected token, or an ephemeral token allowing what
-        this request does (`token_need`; it is then `self.grant`). Either comes as
-        x-goog-api-key or Authorization: Bearer/token; compared in constant time; never logged."""
-        offered = self.offered_token()
-        expected = self.expected_token()
-        if expected and hmac.compare_digest(offered.encode(), expected.encode()):
-            return True
-        self.grant = self.state.auth_tokens.grant(offered, self.token_need())
-        return self.grant is not None
+        """True if the host's auth lets the request use the routes."""
+        raise NotImplementedError("mount routes behind an auth shell: auth.with_token_auth")
+
+    def auth_hint(self) -> str:
+        """The 401's message: what credential is missing, and where to find it."""
+        raise NotImplementedError("mount routes behind an auth shell: auth.with_token_auth")
 
     def offered_token(self) -> str:
+        """The token the request carries: x-goog-api-key, or Authorization: Bearer/token."""
         offered = self.request.headers.get("x-goog-api-key", "")
         if not offered:
             scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
@@ -134,23 +137,21 @@ class BaseHandler(tornado.web.RequestHandler):
         routes that never take one: creating, cancelling, deleting, tokens, admin."""
         return None
 
-    def expected_token(self) -> str | None:
-        """The token requests must carry: the gateway's own (the server extension's differs)."""
-        token = self.state.config.token
-        return str(token) if token else None
+    def granted(self) -> bool:
+        """True if the request carries an ephemeral token allowing what it does (it is then
+        `self.grant`). Compared as a digest; never logged."""
+        need = self.token_need()
+        if need is not None:
+            self.grant = self.state.auth_tokens.grant(self.offered_token(), need)
+        return self.grant is not None
 
     def prepare(self) -> None:
-        if not self.authenticate():
-            raise AuthError(
-                "missing or wrong gateway token: pass it as api_key to genai.Client (it is in "
-                "the gateway's runtime file, or printed by `jupyter-interactions serve`)"
-            )
+        # Stays synchronous: jupyter_server's prepare calls it without awaiting.
+        if not self.open_route and not (self.authenticate() or self.granted()):
+            raise AuthError(self.auth_hint())
         limit = self.state.config.max_body_bytes
         if len(self.request.body or b"") > limit:
             raise RequestError(f"request body larger than {limit} bytes; send less at once")
-
-    def check_xsrf_cookie(self) -> None:
-        """Token-authenticated API: no cookies, so no XSRF to check."""
 
     # -- requests and responses ----------------------------------------------------------------
 
@@ -223,9 +224,12 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc, InteractionsError):
             code, message = exc.code, exc.message
         elif isinstance(exc, tornado.web.HTTPError):
-            code = {405: "method_not_allowed", 404: "not_found"}.get(
-                status_code, "invalid_argument"
-            )
+            code = {
+                401: "unauthenticated",
+                403: "permission_denied",
+                404: "not_found",
+                405: "method_not_allowed",
+            }.get(status_code, "invalid_argument")
             message = exc.log_message or self._reason
         elif status_code >= 500:
             code, message = "internal", "internal gateway error; the gateway log has details"
