@@ -12,7 +12,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from google.genai import _interactions as errors
 from google.genai import errors as classic_errors
-from tests.conftest import GatewayProcess, start_gateway
+from tests.conftest import GatewayProcess
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 MANY = 10_000
@@ -57,13 +57,6 @@ EXPECTED_TYPES = {
     "workspace/alias": "symlink",
     "workspace/many": "directory",
 }
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = start_gateway(tmp_path_factory.mktemp("hostile"))
-    yield process
-    process.stop()
 
 
 @pytest_asyncio.fixture
