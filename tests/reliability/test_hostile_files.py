@@ -215,6 +215,22 @@ async def test_uploads_never_write_through_a_hostile_entry(
     assert not Path("/etc/evil.txt").exists()
 
 
+async def test_a_fork_copies_entries_as_they_are_and_follows_no_link(
+    http: httpx.AsyncClient, hostile_env: str
+) -> None:
+    forked = await http.post("v1/environments", json={"from_environment": hostile_env})
+    assert forked.status_code == 200, forked.text
+    copied = {e["path"]: e["type"] for e in await list_all(http, forked.json()["id"], "workspace")}
+    # Sockets and devices hold no data: not copied. Everything else is, as what it is.
+    assert copied == {p: t for p, t in EXPECTED_TYPES.items() if t != "socket"}
+    data = await http.get(
+        files_url(forked.json()["id"], "workspace/data.txt"), params={"alt": "media"}
+    )
+    assert data.content == b"plain"
+    many = await list_all(http, forked.json()["id"], "workspace/many", page_size="1000")
+    assert len(many) == MANY
+
+
 async def send_request(gateway: GatewayProcess, path: str) -> tuple[Any, Any]:
     """Send a GET on a connection of its own, without waiting for the answer."""
     where = urlsplit(gateway.url)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, RequestError, UnsupportedError
+from ..sandbox import safe_files
 from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
 from ..sandbox.directory import DirectoryFiles, in_file_thread
 from ..sandbox.egress import Allowlist
@@ -237,7 +238,7 @@ class EnvironmentManager:
         if fork:
             parent = str(fork).removeprefix("environments/")
             parent_resource = await self.get(parent)
-            await asyncio.to_thread(shutil.copytree, self.root(parent), root, symlinks=True)
+            await in_file_thread(safe_files.copy_tree, str(self.root(parent)), str(root))
             if network is None:
                 network = parent_resource.get("network")
             variables = await self.variables(parent)
@@ -246,7 +247,7 @@ class EnvironmentManager:
         try:
             await self._write_sources(root, sources)
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, root, True)
+            await in_file_thread(shutil.rmtree, root, True)
             raise
         if variables:
             await self._save_variables(env_id, variables)
@@ -372,4 +373,4 @@ class EnvironmentManager:
             await self.live.discard(environment_id, self.root(environment_id))
         await self.store.delete_resource("environments", environment_id)
         await self.store.delete_resource("environment_variables", environment_id)
-        await asyncio.to_thread(shutil.rmtree, self.root(environment_id), True)
+        await in_file_thread(shutil.rmtree, self.root(environment_id), True)

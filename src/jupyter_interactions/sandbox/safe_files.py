@@ -511,3 +511,79 @@ def remove(root: str, rel: str) -> None:
     with contextlib.suppress(FileNotFoundError), _directory(root, folders, shown) as parent:
         if stat_module.S_ISREG(_lstat(parent, name, shown).st_mode):
             os.unlink(name, dir_fd=parent)
+
+
+# -- copying (a fork of an environment) ------------------------------------------------------
+
+
+def copy_tree(source: str, target: str, limit: int = LISTING_LIMIT) -> None:
+    """Copy everything under `source` into `target` (made here; the caller's own): directories,
+    regular files (mode and modification time kept) and symlinks as they are, never
+    followed; FIFOs are made anew. Sockets and devices hold no data and are left out."""
+    os.mkdir(target, 0o755)
+    with _directory(source, [], "") as from_fd, _directory(target, [], "") as to_fd:
+        _copy_into(from_fd, to_fd, "", 0, [limit])
+
+
+def _copy_into(from_fd: int, to_fd: int, prefix: str, depth: int, budget: list[int]) -> None:
+    with os.scandir(from_fd) as found:
+        children = sorted(found, key=lambda child: child.name)
+    for child in children:
+        name, path = child.name, f"{prefix}/{child.name}" if prefix else child.name
+        try:
+            st = child.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise PermissionError(f"more than {LISTING_LIMIT} entries to copy; remove some first")
+        listed = _kind(st.st_mode)[0]
+        if listed == "directory":
+            if depth + 1 >= LISTING_DEPTH:
+                raise PermissionError(
+                    f"{path!r} is nested more than {LISTING_DEPTH} directories deep"
+                )
+            os.mkdir(name, 0o755, dir_fd=to_fd)
+            try:
+                inner = os.open(name, _DIRECTORY, dir_fd=from_fd)
+            except OSError:  # replaced by a link or a file since: an empty directory
+                continue
+            try:
+                with _directory_fd(os.open(name, _DIRECTORY, dir_fd=to_fd)) as copy:
+                    _copy_into(inner, copy, path, depth + 1, budget)
+            finally:
+                os.close(inner)
+        elif listed == "file":
+            _copy_file(from_fd, to_fd, name, path)
+        elif listed == "symlink":
+            os.symlink(os.readlink(name, dir_fd=from_fd), name, dir_fd=to_fd)
+        elif listed == "fifo":
+            os.mkfifo(name, stat_module.S_IMODE(st.st_mode), dir_fd=to_fd)
+
+
+@contextlib.contextmanager
+def _directory_fd(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _copy_file(from_fd: int, to_fd: int, name: str, path: str) -> None:
+    source = _open_regular(from_fd, name, path, _READ, "copied")
+    try:
+        st = os.fstat(source)
+        copy = os.open(name, _CREATE, stat_module.S_IMODE(st.st_mode), dir_fd=to_fd)
+        try:
+            position = 0
+            while position < st.st_size:  # what it held when opened, however it grows
+                chunk = os.pread(source, min(_CHUNK, st.st_size - position), position)
+                if not chunk:
+                    break
+                os.write(copy, chunk)
+                position += len(chunk)
+            os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(copy)
+    finally:
+        os.close(source)
