@@ -242,44 +242,46 @@ def listing(
         return [top]
     shown = top["path"]
     entries: list[dict[str, Any]] = []
-    with _directory(root, parts(rel), shown) as fd:
-        _collect(fd, shown, recursive, entries, limit, 0)
-    entries.sort(key=lambda entry: entry["path"])
-    return entries
 
+    def collect(fd: int, prefix: str, depth: int) -> None:
+        with os.scandir(fd) as found:
+            children = []
+            for child in found:  # counted as read: a huge directory stops early
+                children.append(child)
+                if len(entries) + len(children) > limit:
+                    raise PermissionError(
+                        f"{shown or '/'!r} holds more than {limit} entries; list a "
+                        "subdirectory" + (", or without recursive" if recursive else "")
+                    )
+        for child in sorted(children, key=lambda child: child.name):
+            path = f"{prefix}/{child.name}" if prefix else child.name
+            try:
+                st = child.stat(follow_symlinks=False)  # fstatat on `fd`: never follows
+            except FileNotFoundError:  # removed while listing
+                continue
+            entries.append(_entry(st, path))
+            if recursive and stat_module.S_ISDIR(st.st_mode):
+                descend(fd, child.name, path, depth + 1)
 
-def _collect(
-    fd: int, prefix: str, recursive: bool, entries: list[dict[str, Any]], limit: int, depth: int
-) -> None:
-    with os.scandir(fd) as found:
-        children = sorted(found, key=lambda child: child.name)
-    for child in children:
-        path = f"{prefix}/{child.name}" if prefix else child.name
-        try:
-            st = child.stat(follow_symlinks=False)  # fstatat on `fd`: never follows
-        except FileNotFoundError:  # removed while listing
-            continue
-        if len(entries) >= limit:
+    def descend(fd: int, name: str, path: str, depth: int) -> None:
+        if depth >= LISTING_DEPTH:
             raise PermissionError(
-                f"{prefix or '/'!r} holds more than {limit} entries; list a subdirectory"
-                + (", or without recursive" if recursive else "")
-            )
-        entries.append(_entry(st, path))
-        if not (recursive and stat_module.S_ISDIR(st.st_mode)):
-            continue
-        if depth + 1 >= LISTING_DEPTH:
-            raise PermissionError(
-                f"{path!r} is nested more than {LISTING_DEPTH} directories deep; list it "
-                "without recursive"
+                f"{path!r} is nested more than {LISTING_DEPTH} directories deep in "
+                f"{shown or '/'!r}; list it or a subdirectory"
             )
         try:
-            sub = os.open(child.name, _DIRECTORY, dir_fd=fd)
+            sub = os.open(name, _DIRECTORY, dir_fd=fd)
         except OSError:  # replaced by a link or a file since, or removed: not walked
-            continue
+            return
         try:
-            _collect(sub, path, recursive, entries, limit, depth + 1)
+            collect(sub, path, depth)
         finally:
             os.close(sub)
+
+    with _directory(root, parts(rel), shown) as fd:
+        collect(fd, shown, 0)
+    entries.sort(key=lambda entry: entry["path"])
+    return entries
 
 
 def _open_regular(parent: int, name: str, shown: str, flags: int, action: str) -> int:
@@ -527,16 +529,20 @@ def copy_tree(source: str, target: str, limit: int = LISTING_LIMIT) -> None:
 
 def _copy_into(from_fd: int, to_fd: int, prefix: str, depth: int, budget: list[int]) -> None:
     with os.scandir(from_fd) as found:
-        children = sorted(found, key=lambda child: child.name)
-    for child in children:
+        children = []
+        for child in found:  # counted as read: a huge directory stops early
+            children.append(child)
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise PermissionError(
+                    f"more than {LISTING_LIMIT} entries to copy; remove some first"
+                )
+    for child in sorted(children, key=lambda child: child.name):
         name, path = child.name, f"{prefix}/{child.name}" if prefix else child.name
         try:
             st = child.stat(follow_symlinks=False)
         except FileNotFoundError:  # removed meanwhile
             continue
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise PermissionError(f"more than {LISTING_LIMIT} entries to copy; remove some first")
         listed = _kind(st.st_mode)[0]
         if listed == "directory":
             if depth + 1 >= LISTING_DEPTH:
