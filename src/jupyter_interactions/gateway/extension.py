@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -56,6 +56,11 @@ class ServerAuth(APIHandler):
         # route's own prepare (our auth check, body size); then the Origin check.
         self._identifying = True
         await super().prepare()
+        # BaseHandler.prepare ran the same check inside that chain; should it ever become a
+        # coroutine, jupyter_server would not await it, so the check is made here as well.
+        route = cast(BaseHandler, self)  # a ServerAuth is always mounted in front of a route
+        if not (route.open_route or self.authenticate() or route.grant is not None):
+            raise AuthError(self.auth_hint())
 
     def check_xsrf_cookie(self) -> None:
         # Within prepare the caller is known by now: one nobody vouches for (a wrong token)
