@@ -159,7 +159,6 @@ async def test_downloads_of_anything_but_a_regular_file_are_refused_with_the_rea
         "workspace/loop_a": "symbolic link",
         "workspace/escape": "symbolic link",
         "workspace/alias": "symbolic link",
-        "workspace/many": "directory",
         "workspace/etc/passwd": "symbolic link",
     }
     if os.geteuid() == 0:
@@ -171,6 +170,12 @@ async def test_downloads_of_anything_but_a_regular_file_are_refused_with_the_rea
         assert path in message and reason in message, message
     data = await http.get(files_url(hostile_env, "workspace/data.txt"), params={"alt": "media"})
     assert data.status_code == 200 and data.content == b"plain"
+    # A directory downloads as a tar of its regular files: nothing else is opened or followed.
+    tar = await http.get(files_url(hostile_env, "workspace"), params={"alt": "media"})
+    assert tar.status_code == 200, tar.text
+    with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+        members = archive.getmembers()
+    assert [(m.name, m.isfile()) for m in members] == [("data.txt", True)]
 
 
 async def test_uploads_never_write_through_a_hostile_entry(
