@@ -3,6 +3,7 @@ environment's quota disk where sandboxes get one), and the pool refills itself."
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,6 +42,9 @@ async def test_a_new_sandbox_takes_the_pools_kernel_and_sees_the_environment(
     (root / "workspace").mkdir(parents=True)
     (root / "workspace" / "given.txt").write_text("from the gateway")
     (root / "notes.md").write_text("kept")
+    # What a sandbox's code may have left (a fork copies it): moved onto the disk as it is.
+    os.mkfifo(root / "workspace" / "pipe")
+    (root / "workspace" / "alias").symlink_to("given.txt")
     sandbox = LocalSandbox(root=root, tier=tier, pool=pool, disks=disks)
     await sandbox.start()
     try:
@@ -55,6 +59,8 @@ async def test_a_new_sandbox_takes_the_pools_kernel_and_sees_the_environment(
         assert result.stdout == "from the gateway\nworkspace\n", result.text()
         assert await sandbox.files.read("workspace/made.txt") == b"1"
         assert await sandbox.files.read("notes.md") == b"kept"
+        assert (await sandbox.files.stat("workspace/pipe")).type == "fifo"
+        assert (await sandbox.files.stat("workspace/alias")).type == "symlink"
         assert sandbox.isolation == tier
         outside = tmp_path / "outside.txt"
         escape = await sandbox.run(f"open({str(outside)!r}, 'w').write('x')")

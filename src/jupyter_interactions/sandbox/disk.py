@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import SandboxError
+from . import safe_files
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +208,9 @@ class DiskQuotas:
         # Lazily: a kernel working in the slot keeps it in use until it follows (`move_to`).
         _unmount(source, lazily=True)
         source.rmdir()
-        for entry in staging.iterdir():
-            destination = target / entry.name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.copytree(entry, destination, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(entry, destination, follow_symlinks=False)
+        # The environment's files are its sandbox's code's: copied as what they are (a FIFO
+        # made anew, not opened; no link followed).
+        safe_files.copy_tree(str(staging), str(target), into=True)
         shutil.rmtree(staging)
 
     async def remove(self, root: Path) -> None:

@@ -518,11 +518,12 @@ def remove(root: str, rel: str) -> None:
 # -- copying (a fork of an environment) ------------------------------------------------------
 
 
-def copy_tree(source: str, target: str, limit: int = LISTING_LIMIT) -> None:
-    """Copy everything under `source` into `target` (made here; the caller's own): directories,
-    regular files (mode and modification time kept) and symlinks as they are, never
-    followed; FIFOs are made anew. Sockets and devices hold no data and are left out."""
-    os.mkdir(target, 0o755)
+def copy_tree(source: str, target: str, limit: int = LISTING_LIMIT, into: bool = False) -> None:
+    """Copy everything under `source` into `target` (made here, or `into` one that exists;
+    the caller's own): directories, regular files (mode and modification time kept) and
+    symlinks as they are, never followed; FIFOs are made anew. Sockets and devices hold no
+    data and are left out. A directory already in the target is copied into."""
+    os.makedirs(target, 0o755, exist_ok=into)
     with _directory(source, [], "") as from_fd, _directory(target, [], "") as to_fd:
         _copy_into(from_fd, to_fd, "", 0, [limit])
 
@@ -549,7 +550,8 @@ def _copy_into(from_fd: int, to_fd: int, prefix: str, depth: int, budget: list[i
                 raise PermissionError(
                     f"{path!r} is nested more than {LISTING_DEPTH} directories deep"
                 )
-            os.mkdir(name, 0o755, dir_fd=to_fd)
+            with contextlib.suppress(FileExistsError):  # only the caller's own target has one
+                os.mkdir(name, 0o755, dir_fd=to_fd)
             try:
                 inner = os.open(name, _DIRECTORY, dir_fd=from_fd)
             except OSError:  # replaced by a link or a file since: an empty directory
