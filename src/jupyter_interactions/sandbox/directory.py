@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from ..errors import ConflictError, InteractionsError, NotFoundError, RequestError
 from . import safe_files
@@ -73,6 +74,12 @@ class DirectoryFiles(SandboxFiles):
     async def read(self, path: str) -> bytes:
         data, _ = await self._call(safe_files.read, path)
         return data
+
+    async def open(self, path: str) -> tuple[BinaryIO, int]:
+        """A regular file opened for reading (no link followed), and its size then, for
+        reading in chunks on the file threads; the caller closes it."""
+        fd = await self._call(safe_files.open_file, path)
+        return os.fdopen(fd, "rb"), os.fstat(fd).st_size
 
     async def write(self, path: str, data: bytes) -> FileInfo:
         _require_file_path(path)

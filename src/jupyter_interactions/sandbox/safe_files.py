@@ -309,12 +309,18 @@ def _open_regular(parent: int, name: str, shown: str, flags: int, action: str) -
 
 
 @_explained("read")
+def open_file(root: str, rel: str) -> int:
+    """A read-only fd of a regular file reached through no link; the caller closes it."""
+    folders, name, shown = _split(rel, "read")
+    with _directory(root, folders, shown) as parent:
+        return _open_regular(parent, name, shown, _READ, "read")
+
+
+@_explained("read")
 def read(root: str, rel: str, offset: int = 0, size: int | None = None) -> tuple[bytes, int]:
     """Up to `size` bytes of a regular file from `offset` (all, without a size), and its size.
     Reads stop at the size the file had when opened, however it grows meanwhile."""
-    folders, name, shown = _split(rel, "read")
-    with _directory(root, folders, shown) as parent:
-        fd = _open_regular(parent, name, shown, _READ, "read")
+    fd = open_file(root, rel)
     try:
         total = os.fstat(fd).st_size
         end = total if size is None else min(total, offset + size)
