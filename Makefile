@@ -50,6 +50,7 @@ bench: install
 	$(PY) benchmarks/magic.py
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/hostile_files.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
