@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
+import os
 import re
+import tarfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -461,3 +464,44 @@ async def test_the_agent_can_read_and_change_files_uploaded_to_its_environment(a
     assert not result.is_error and text_of(result.result) == "up\n", text_of(result.result)
     data = await aio.environments.files.download(environment=env, path="workspace/in/data.txt")
     assert data == b"up+edited"
+
+
+async def test_uploads_land_on_the_environments_disk_for_its_sandbox_to_change(
+    aio: Any, agent_gateway: GatewayProcess
+) -> None:
+    """After a sandbox started (its quota disk mounted, where this machine gives one: another
+    filesystem than the gateway's partial uploads), a file and an archive's files land there,
+    owned by the sandbox's uid; an existing target without overwrite is a 400 that says so."""
+    first = await aio.interactions.create(
+        agent="local-agent", agent_config=SCRIPTED, input=fence("print('ready')")
+    )
+    env = first.environment_id
+    root = agent_gateway.data_dir / "environments" / env
+    owner = os.stat(root).st_uid
+    await aio.environments.files.upload(environment=env, path="workspace/one.txt", file=b"1")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("inner/two.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"2"))
+    await aio.environments.files.upload(
+        environment=env, path="workspace/unpacked", file=archive.getvalue(), extract=True
+    )
+    for placed in ("workspace/one.txt", "workspace/unpacked/inner/two.txt"):
+        assert os.lstat(root / placed).st_uid == owner, placed
+    with pytest.raises(Exception) as refused:
+        await aio.environments.files.upload(environment=env, path="workspace/one.txt", file=b"x")
+    assert getattr(refused.value, "status_code", getattr(refused.value, "code", None)) == 400
+    assert "overwrite=True" in str(refused.value)
+    it = await aio.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        previous_interaction_id=first.id,
+        input=fence(
+            "for name in ('one.txt', 'unpacked/inner/two.txt'):\n"
+            "    with open(name, 'a') as f: f.write('+')\n"
+            "print(open('one.txt').read(), open('unpacked/inner/two.txt').read())"
+        ),
+    )
+    result = results(it)[0]
+    assert not result.is_error and text_of(result.result) == "1+ 2+\n", text_of(result.result)
