@@ -7,7 +7,7 @@
 - SSE events per second: one stream of ~10,000 step.delta events (the echo model configured
   with chunks=10000), consumed through the SDK stream, and raw;
 - time to first event: p50 over repeated streams through the SDK;
-- the same three through the SDK as the kernel side runs it (sdk_speedups.py applied).
+- the same three through the SDK as the kernel side runs it (_sdk.py applied).
 
 Run: `python benchmarks/gateway.py` (or `make bench`). Takes well under a minute.
 """
@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx2 as httpx
 from google import genai
 
+from jupyter_interactions._sdk import patch_state, speed_up_sdk
 from jupyter_interactions.gateway.command import serve_command
-from jupyter_interactions.sdk_speedups import speed_up_sdk
 
 UNARY_RUNS = 200
 WARMUP = 30
@@ -37,7 +37,7 @@ STREAM_WORDS = 10_000
 STREAM_RUNS = 2
 FIRST_EVENT_RUNS = 30
 
-PATCHED = "SDK, kernel side"  # the SDK with sdk_speedups applied, as in a notebook
+PATCHED = "SDK, kernel side"  # the SDK with _sdk.py's patches applied, as in a notebook
 LABELS = ("SDK", "httpx2", PATCHED)
 TARGET_RATIO = 3.0
 TARGET_EVENTS_PER_SECOND = 5_000
@@ -224,7 +224,7 @@ def run(gateway_url: str, floor_url: str, token: str) -> int:
 
             # Last, as the kernel side runs the SDK: with its model classes cached (global
             # patches, so measured after everything above).
-            assert speed_up_sdk(), "this SDK version lacks what the kernel-side patches expect"
+            assert speed_up_sdk(), f"the kernel-side SDK patches are off: {patch_state()}"
             results[PATCHED] = unary_samples(sdk)
             for _ in range(STREAM_RUNS):
                 for name in urls:
@@ -265,7 +265,7 @@ def run(gateway_url: str, floor_url: str, token: str) -> int:
     print(
         "  note: the plain SDK builds a fresh pydantic model class for every request and every\n"
         "  event, so its own ceiling (the floor rows) bounds what goes through it; the kernel\n"
-        f"  side ({PATCHED!r} rows) builds each class once (sdk_speedups.py)."
+        f"  side ({PATCHED!r} rows) builds each class once (_sdk.py)."
     )
     print()
     checks = [

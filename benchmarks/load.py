@@ -2,7 +2,7 @@
 one run through two clients:
 
 - the kernel's SDK client, built by `jupyter_interactions.client.build_client` (so with
-  sdk_speedups), one thread per interaction as background Jobs follow them in a kernel:
+  _sdk.py's patches), one thread per interaction as background Jobs follow them in a kernel:
   `create(background=True)`, then `get(id, stream=True)` to the end;
 - raw HTTP (aiohttp, one event loop): the same two requests, the SSE read by hand.
 

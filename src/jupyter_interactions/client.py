@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
+from ._sdk import speed_up_sdk
 from .errors import (
     AuthError,
     ConfigError,
@@ -33,7 +34,6 @@ from .errors import (
 from .gateway import runtime
 from .gateway.command import serve_command
 from .protocol import now
-from .sdk_speedups import speed_up_sdk
 
 try:  # the same HTTP library the SDK uses, for our few non-protocol routes
     import httpx as _http
@@ -375,7 +375,7 @@ def _server_message(exc: Any) -> str:
 
 def map_error(exc: BaseException, connection: Connection) -> InteractionsError:
     """One SDK (or transport) exception as one of ours, with a one-line message."""
-    from google.genai import _interactions as sdk
+    from ._sdk import errors as sdk
 
     if isinstance(exc, InteractionsError):
         return exc

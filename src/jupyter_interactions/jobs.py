@@ -107,7 +107,7 @@ class Job:
         self._stop.set()
 
     def _follow(self) -> None:
-        from google.genai import _interactions as sdk
+        from ._sdk import errors as sdk
 
         drops = 0
         while not self._stop.is_set():

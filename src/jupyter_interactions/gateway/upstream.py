@@ -87,7 +87,7 @@ class GoogleUpstream:
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
     ) -> UpstreamRun:
-        from google.genai import _interactions as sdk_errors
+        from .._sdk import errors as sdk_errors
 
         request = {k: v for k, v in body.items() if k not in _LOCAL_ONLY}
         if previous_upstream_id:

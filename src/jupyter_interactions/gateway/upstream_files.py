@@ -59,7 +59,7 @@ class UpstreamFiles(SandboxFiles):
 
 async def ask_google(method: Any, *args: Any, **kwargs: Any) -> Any:
     """Call an SDK method on Google's service; its errors as the gateway's own."""
-    from google.genai import _interactions as sdk_errors
+    from .._sdk import errors as sdk_errors
 
     try:
         return await method(*args, **kwargs)
