@@ -66,26 +66,22 @@ def _cached_classes(module: ModuleType, create_model: Any) -> Any:
     built: dict[Any, Any] = {}
 
     def create_model_once(model_name: str, /, **arguments: Any) -> Any:
-        # as pydantic names a class's module after the caller's, which is the SDK's, not ours
-        arguments.setdefault("__module__", module.__name__)
-        try:
-            key = (model_name, *sorted(_hashable(arguments).items()))
+        try:  # a config is a dict the SDK builds anew on each call: key on its items
+            key = (model_name, *[(k, _items(v)) for k, v in arguments.items()])
             return built[key]
         except TypeError:  # an unhashable field type: build it as the SDK would
-            return create_model(model_name, **arguments)
+            return create_model(model_name, **{"__module__": module.__name__, **arguments})
         except KeyError:
-            built[key] = model = create_model(model_name, **arguments)
+            # named after the SDK's module, as pydantic names it after its caller's
+            model = create_model(model_name, **{"__module__": module.__name__, **arguments})
+            built[key] = model
             return model
 
     return create_model_once
 
 
-def _hashable(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The arguments with a config dict as a sorted tuple (it is rebuilt on every call)."""
-    config = arguments.get("__config__")
-    if isinstance(config, dict):
-        return {**arguments, "__config__": tuple(sorted(config.items()))}
-    return arguments
+def _items(value: Any) -> Any:
+    return tuple(value.items()) if isinstance(value, dict) else value
 
 
 def _shallow_asdict(module: ModuleType, asdict: Any) -> Any:
