@@ -23,10 +23,10 @@ from pathlib import Path
 from . import kernel_helper
 from .base import WORKSPACE, Limits
 from .cgroups import OomNotifier, SandboxCgroup, detect
-from .isolation import Identity, Layout, write_plan
+from .isolation import Identity, Layout, launch_plan
 from .kernel import KernelRunner
 
-__all__ = ["IsolatedKernel", "chown_tree"]
+__all__ = ["IsolatedKernel"]
 
 _UID_BASE = 1_100_000  # far above any uid a distribution hands out
 _UID_SPAN = 1 << 20
@@ -40,18 +40,6 @@ def _new_identity() -> Identity:
     return Identity(uid=uid, gid=uid)
 
 
-def chown_tree(path: Path, identity: Identity) -> None:
-    """Hand a directory tree to the sandbox's uid (root only; a no-op otherwise)."""
-    if not identity.switches:
-        return
-    uid, gid = identity.uid, identity.gid
-    assert uid is not None and gid is not None
-    os.lchown(path, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
-
-
 def _prepare_layout(root: Path, identity: Identity) -> Layout:
     root.mkdir(parents=True, exist_ok=True)
     (root / WORKSPACE).mkdir(exist_ok=True)
@@ -59,8 +47,8 @@ def _prepare_layout(root: Path, identity: Identity) -> Layout:
     layout = Layout(root=root, runtime=runtime)
     layout.home.mkdir()
     layout.tmp.mkdir()
-    chown_tree(root, identity)
-    chown_tree(runtime, identity)
+    identity.take(root)
+    identity.take(runtime)
     return layout
 
 
@@ -131,18 +119,13 @@ class IsolatedKernel:
                 await asyncio.to_thread(cgroup.remove)
             raise
         procs = cgroup.procs_files if cgroup is not None else None
-        argv = await asyncio.to_thread(write_plan, tier, layout, limits, identity, procs)
-
-        def before_launch() -> None:
-            chown_tree(layout.connection_file, identity)
-
+        plan = await asyncio.to_thread(launch_plan, tier, layout, limits, identity, procs)
         runner = KernelRunner(
-            argv,
+            plan,
             connection_file=layout.connection_file,
             socket_prefix=layout.socket_prefix,
             log_file=layout.log_file,
             cwd=layout.runtime,
-            before_launch=before_launch,
         )
         kernel = cls(tier, limits, identity, layout, runner, cgroup)
         if cgroup is not None:
@@ -160,7 +143,7 @@ class IsolatedKernel:
         there); the running kernel follows the directory itself."""
         self.layout = Layout(root=root, runtime=self.layout.runtime)
         procs = self.cgroup.procs_files if self.cgroup is not None else None
-        self.runner.argv = write_plan(self.tier, self.layout, self.limits, self.identity, procs)
+        self.runner.plan = launch_plan(self.tier, self.layout, self.limits, self.identity, procs)
 
     async def move_to(self, root: Path) -> None:
         """`relocate`, for a kernel whose directory was bound onto `root` rather than

@@ -12,7 +12,6 @@ processes together, and the rlimits are a per-process backstop.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import stat
@@ -20,10 +19,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import SandboxUnavailable
 from . import launcher
 from .base import WORKSPACE, Limits
+from .ownership import give_tree
 
 TIERS = ("bubblewrap", "landlock", "limits")
 LAUNCHER = Path(launcher.__file__).resolve()
@@ -48,7 +49,7 @@ _ETC_FILES = (
     "/etc/fonts",
     "/etc/matplotlibrc",
 )
-_ACCOUNTS = ("/etc/passwd", "/etc/group")  # generated for bubblewrap: see _write_accounts
+_ACCOUNTS = ("/etc/passwd", "/etc/group")  # generated for bubblewrap: see _accounts
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
@@ -63,11 +64,18 @@ class Identity:
     def switches(self) -> bool:
         return self.uid is not None
 
+    def take(self, path: Path) -> None:
+        """Hand a directory tree (or a file) to this uid; a no-op unless it switches."""
+        if self.uid is not None and self.gid is not None:
+            give_tree(path, self.uid, self.gid)
+
 
 @dataclass(frozen=True)
 class Layout:
     """Host paths of one sandbox: the environment root and a private runtime directory
-    (connection file, ipc sockets, launch plan, kernel log, and HOME/TMPDIR outside bwrap)."""
+    (connection file, ipc sockets, kernel log, and HOME/TMPDIR outside bwrap). The sandbox
+    can write to both, so nothing the launcher trusts is kept there: its plan is handed to
+    it in memory (`provisioner.py`)."""
 
     root: Path
     runtime: Path
@@ -93,20 +101,8 @@ class Layout:
         return self.runtime / "k"
 
     @property
-    def plan_file(self) -> Path:
-        return self.runtime / "launch.json"
-
-    @property
     def log_file(self) -> Path:
         return self.runtime / "kernel.log"
-
-    @property
-    def passwd_file(self) -> Path:
-        return self.runtime / "passwd"
-
-    @property
-    def group_file(self) -> Path:
-        return self.runtime / "group"
 
 
 def _is_root() -> bool:
@@ -239,17 +235,9 @@ def _process_count(uid: int) -> int:
     return count
 
 
-def kernel_argv(connection_file: Path) -> list[str]:
-    # History in memory: IPython otherwise commits every step to SQLite in HOME, which on
-    # a disk (rather than bubblewrap's tmpfs) doubles the round trip.
-    return [
-        sys.executable,
-        "-m",
-        "ipykernel_launcher",
-        "-f",
-        str(connection_file),
-        "--HistoryManager.hist_file=:memory:",
-    ]
+def launcher_command() -> list[str]:
+    """How the launcher is run (`python -I -S`: nothing importable is trusted)."""
+    return [sys.executable, "-I", "-S", str(LAUNCHER)]
 
 
 def _env(home: str, tmp: str) -> dict[str, str]:
@@ -267,29 +255,29 @@ def _env(home: str, tmp: str) -> dict[str, str]:
     return env
 
 
-def write_plan(
+def launch_plan(
     tier: str,
     layout: Layout,
     limits: Limits,
     identity: Identity,
     cgroup_procs: list[str] | None = None,
-) -> list[str]:
-    """Write the launch plan into the runtime dir; return the KernelSpec argv for `tier`.
-    `cgroup_procs`: the `cgroup.procs` files the sandbox joins (its cgroups, if any)."""
-    launch = [sys.executable, "-I", "-S", str(LAUNCHER), str(layout.plan_file)]
-    plan: dict[str, object] = {
+) -> dict[str, Any]:
+    """The launcher's plan for `tier`, without the kernel's argv (the provisioner adds the
+    kernel spec's). `cgroup_procs`: the `cgroup.procs` files the sandbox joins (its
+    cgroups, if any)."""
+    plan: dict[str, Any] = {
         "rlimits": rlimits(limits, identity, cgroup=bool(cgroup_procs)),
         "uid": identity.uid,
         "gid": identity.gid,
-        "argv": kernel_argv(layout.connection_file),
         "parent_pid": os.getpid(),
         "cgroups": cgroup_procs or [],
     }
     if tier == "bubblewrap":
         plan["cwd"] = f"{SANDBOX_ROOT}/{WORKSPACE}"
         plan["env"] = _env("/home/sandbox", "/tmp")
-        _write_accounts(layout, identity)
-        plan["wrap"] = [*bubblewrap_argv(layout, limits), *launch, "--confine"]
+        plan["wrap"] = bubblewrap_argv(layout, limits)
+        plan["files"] = _accounts(identity)  # bound read-only from memory, by the launcher
+        plan["confine"] = [*launcher_command(), "--confine"]
     else:
         plan["cwd"] = str(layout.workspace)
         plan["env"] = _env(str(layout.home), str(layout.tmp))
@@ -303,27 +291,23 @@ def write_plan(
                 "write": [str(layout.root), str(layout.runtime)],
                 "devices": list(_DEVICES),
             }
-    layout.plan_file.write_text(json.dumps(plan))
-    return launch
+    return plan
 
 
-def _write_accounts(layout: Layout, identity: Identity) -> None:
-    """passwd and group files naming the sandbox's uid, so `ls -l` and `id` show "sandbox"
-    rather than a raw number (and the host's accounts stay out of sight)."""
+def _accounts(identity: Identity) -> dict[str, str]:
+    """passwd and group naming the sandbox's uid, so `ls -l` and `id` show "sandbox" rather
+    than a raw number (and the host's accounts stay out of sight)."""
     uid = identity.uid if identity.uid is not None else os.getuid()
     gid = identity.gid if identity.gid is not None else os.getgid()
     accounts = {0: "root", uid: "sandbox", 65534: "nobody"}
-    layout.passwd_file.write_text(
-        "".join(
-            f"{name}:x:{number}:{gid if number == uid else number}:{name}:"
-            f"{'/home/sandbox' if number == uid else '/nonexistent'}:/bin/sh\n"
-            for number, name in accounts.items()
-        )
+    passwd = "".join(
+        f"{name}:x:{number}:{gid if number == uid else number}:{name}:"
+        f"{'/home/sandbox' if number == uid else '/nonexistent'}:/bin/sh\n"
+        for number, name in accounts.items()
     )
     groups = {0: "root", gid: "sandbox", 65534: "nogroup"}
-    layout.group_file.write_text("".join(f"{n}:x:{g}:\n" for g, n in groups.items()))
-    for path in (layout.passwd_file, layout.group_file):
-        path.chmod(0o644)
+    group = "".join(f"{n}:x:{g}:\n" for g, n in groups.items())
+    return dict(zip(_ACCOUNTS, (passwd, group), strict=True))
 
 
 def _system_read_paths() -> list[str]:
@@ -355,11 +339,9 @@ def bubblewrap_argv(layout: Layout, limits: Limits) -> list[str]:
             argv += ["--ro-bind", str(target), str(target)]
     for path in _ETC_FILES:
         if path in _ACCOUNTS:
-            continue
-        if os.path.exists(path):
+            argv += parents_of(path)  # the launcher binds the file itself (see _accounts)
+        elif os.path.exists(path):
             argv += [*parents_of(path), "--ro-bind", path, path]
-    for generated, path in zip((layout.passwd_file, layout.group_file), _ACCOUNTS, strict=True):
-        argv += [*parents_of(path), "--ro-bind", str(generated), path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     tmpfs_size = str(min(limits.file_bytes * 4, 1024**3))
     for path in ("/tmp", "/home/sandbox"):
@@ -372,4 +354,4 @@ def bubblewrap_argv(layout: Layout, limits: Limits) -> list[str]:
     argv += ["--chdir", f"{SANDBOX_ROOT}/{WORKSPACE}"]
     if _is_root():
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    return [*argv, "--"]
+    return argv  # the launcher adds the files it binds, "--" and itself

@@ -1,10 +1,11 @@
 """`KernelRunner`: one Jupyter kernel process, driven asynchronously through jupyter_client.
 
-It starts a kernel from a given argv (the isolation tier's launcher wrapped around
-ipykernel) with ipc transport, runs code with output streamed to a callback, and waits for
-BOTH the shell `execute_reply` and the iopub `status: idle`, which arrive in either order.
-A kernel that dies mid-run (e.g. killed by its CPU limit) ends the run at once: its exit is
-watched through a pidfd, not polled.
+It starts the sandbox's kernel spec with ipc transport through `provisioner.py` (the
+isolation launcher, given the sandbox's launch plan, wraps every start and restart), runs
+code with output streamed to a callback, and waits for BOTH the shell `execute_reply` and
+the iopub `status: idle`, which arrive in either order. A kernel that dies mid-run (e.g.
+killed by its CPU limit) ends the run at once: its exit is watched through a pidfd, not
+polled.
 """
 
 from __future__ import annotations
@@ -12,26 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from ..errors import SandboxError
 from .base import OutputCallback, RunResult
-
-
-class _WrappedKernelManager(AsyncKernelManager):
-    """An AsyncKernelManager with a fixed argv and a hook run before every (re)launch."""
-
-    before_launch: Callable[[], None] | None = None
-
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-        if self.before_launch is not None:
-            self.before_launch()
-        await super()._async_launch_kernel(kernel_cmd, **kw)
+from .provisioner import PLAN_ARGUMENT, SPEC_NAME, SandboxKernelSpecs
 
 
 class KernelDied(SandboxError):
@@ -47,39 +36,27 @@ class KernelRunner:
 
     def __init__(
         self,
-        argv: list[str],
+        plan: dict[str, Any],
         *,
         connection_file: Path,
         socket_prefix: Path,
         log_file: Path,
         cwd: Path,
-        before_launch: Callable[[], None] | None = None,
     ) -> None:
-        self.manager = _WrappedKernelManager(
-            transport="ipc", ip=str(socket_prefix), connection_file=str(connection_file)
+        self.manager = AsyncKernelManager(
+            transport="ipc",
+            ip=str(socket_prefix),
+            connection_file=str(connection_file),
+            kernel_spec_manager=SandboxKernelSpecs(),
+            kernel_name=SPEC_NAME,
         )
-        # jupyter_client 8 ignores kernel_cmd; a KernelSpec is the supported way to set argv.
-        self.manager._kernel_spec = KernelSpec(
-            argv=argv, display_name="sandbox", language="python", interrupt_mode="message"
-        )
-        self.manager.before_launch = before_launch
+        self.plan = plan  # the launcher's; a new one takes effect at the next (re)start
         self._log_path = log_file
         self._cwd = cwd
         self._log: Any = None
         self.client: Any = None
         self._exited: asyncio.Future[int] | None = None
         self._pidfd: int | None = None
-
-    @property
-    def argv(self) -> list[str]:
-        spec = self.manager._kernel_spec
-        return list(spec.argv) if spec is not None else []
-
-    @argv.setter
-    def argv(self, argv: list[str]) -> None:
-        """Takes effect at the next (re)start."""
-        assert self.manager._kernel_spec is not None
-        self.manager._kernel_spec.argv = argv
 
     @property
     def pid(self) -> int | None:
@@ -97,10 +74,8 @@ class KernelRunner:
     async def start(self, timeout: float = 60.0) -> None:
         if self._log is None:
             self._log = open(self._log_path, "ab")
-        # The launcher builds the kernel's environment itself; this one only reaches it.
-        env = {"PATH": "/usr/bin:/bin"}
         await self.manager.start_kernel(
-            env=env, cwd=str(self._cwd), stdout=self._log, stderr=self._log
+            cwd=str(self._cwd), stdout=self._log, stderr=self._log, **{PLAN_ARGUMENT: self.plan}
         )
         self._watch_exit()
         await self._connect(timeout)
@@ -205,7 +180,7 @@ class KernelRunner:
         """Kill the kernel and start a fresh one on the same connection file (state lost)."""
         if self.client is not None:
             self.client.stop_channels()
-        await self.manager.restart_kernel(now=True)
+        await self.manager.restart_kernel(now=True, **{PLAN_ARGUMENT: self.plan})
         self._watch_exit()
         await self._connect(timeout)
 

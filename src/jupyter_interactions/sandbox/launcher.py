@@ -1,14 +1,19 @@
 """The sandbox launcher: supervises the sandbox, applies a tier's rules, then execs the kernel.
 
-Run as `python -I -S launcher.py PLAN.json`; standard library only (ctypes), so it starts
-fast and needs nothing importable. The plan (written by `isolation.py`) says what to do:
+Run as `python -I -S launcher.py` with its plan (`isolation.py` writes it, the provisioner
+hands it over) as JSON in the environment variable JUPYTER_INTERACTIONS_SANDBOX_PLAN; standard
+library only (ctypes), so it starts fast and needs nothing importable. The plan never lies in
+a file: the sandbox can write to its runtime directory, and a plan it rewrote would be obeyed,
+outside the sandbox, at the next restart. The plan says what to do:
 
 1. Supervise: fork. This process stays outside the sandbox as its supervisor: a child
    subreaper that reaps every process the sandbox orphans (this machine's init may not), and,
    when the sandbox's top process ends or on SIGTERM (also sent when the gateway dies), kills
    every process left and exits as that process did.
 2. In the child: join the sandbox's cgroups; then either exec bubblewrap (`wrap`), which runs
-   this launcher again as `launcher.py PLAN.json --confine`, or confine at once.
+   this launcher again as `launcher.py --confine FD`, FD a pipe holding the plan (bubblewrap
+   clears the environment; the passwd and group it binds come through pipes too), or confine
+   at once.
 3. Confine: no_new_privs, resource limits, Landlock, seccomp, dropping to an unprivileged uid,
    parent-death signal, child subreaper, then `execve` of the kernel with a minimal env.
    Landlock and the uid change must come after every file the launcher itself needs is open.
@@ -344,16 +349,41 @@ def confine(plan: dict[str, Any]) -> None:
     os.execve(argv[0], argv, plan["env"])
 
 
+PLAN_VARIABLE = "JUPYTER_INTERACTIONS_SANDBOX_PLAN"
+_PIPE_CAPACITY = 65536  # Linux's default: each pipe is filled before anyone reads it
+
+
+def _pipe(data: bytes) -> str:
+    """An inheritable pipe holding `data`, for bubblewrap or the launcher inside it."""
+    if len(data) >= _PIPE_CAPACITY:
+        sys.exit(f"the sandbox's launch plan is too large ({len(data)} bytes)")
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    os.set_inheritable(read, True)
+    return str(read)
+
+
+def wrapped(plan: dict[str, Any]) -> list[str]:
+    """bubblewrap's argv: its options, the files it binds read-only from memory (never
+    from a path the sandbox could have replaced), then this launcher, to confine inside."""
+    argv = list(plan["wrap"])
+    for path, text in plan.get("files", {}).items():
+        argv += ["--perms", "0644", "--ro-bind-data", _pipe(text.encode()), path]
+    return [*argv, "--", *plan["confine"], _pipe(json.dumps(plan).encode())]
+
+
 def main(arguments: list[str]) -> None:
-    with open(arguments[0]) as handle:
-        plan = json.load(handle)
-    if arguments[1:] == ["--confine"]:  # inside bubblewrap
-        confine(plan)
+    if arguments[:1] == ["--confine"]:  # inside bubblewrap
+        with os.fdopen(int(arguments[1])) as pipe:
+            inside = json.load(pipe)
+        confine(inside)  # closed first: the kernel inherits no plan
+    plan = json.loads(os.environ.pop(PLAN_VARIABLE))
     supervise(plan["parent_pid"])
     join_cgroups(plan.get("cgroups", []))
-    wrap = plan.get("wrap")
-    if wrap:
-        os.execv(wrap[0], wrap)
+    if plan.get("wrap"):
+        argv = wrapped(plan)
+        os.execv(argv[0], argv)
     confine(plan)
 
 

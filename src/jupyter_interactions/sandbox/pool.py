@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import disk
 from .base import WORKSPACE, Limits
-from .isolated import IsolatedKernel, chown_tree
+from .isolated import IsolatedKernel
 from .isolation import choose_tier
 
 __all__ = ["WarmPool"]
@@ -144,7 +144,7 @@ class WarmPool:
             return False
         await self._slot_disks.hand_over(slot, root, disks, image)
         del self._images[slot]
-        await asyncio.to_thread(chown_tree, root, kernel.identity)
+        await asyncio.to_thread(kernel.identity.take, root)
         await kernel.move_to(root)
         return True
 
@@ -186,6 +186,6 @@ def _adopt(kernel: IsolatedKernel, root: Path) -> bool:
             else:
                 os.rename(entry, slot / entry.name)
     os.rename(slot, root)  # replaces the now empty root directory
-    chown_tree(root, kernel.identity)
+    kernel.identity.take(root)
     kernel.relocate(root)
     return True
