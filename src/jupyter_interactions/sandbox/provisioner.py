@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
-from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from ..errors import SandboxError
 from .isolation import launcher_command
@@ -64,7 +64,7 @@ class SandboxKernelSpecs(KernelSpecManager):
         return sandbox_spec()
 
 
-class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
+class SandboxProvisioner(LocalProvisioner):
     """A local kernel process, started by the isolation launcher with the plan given to
     start_kernel as `sandbox_plan=` (jupyter_client keeps it for restarts; a restart may
     pass a new one)."""
