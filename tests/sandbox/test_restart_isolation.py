@@ -2,7 +2,8 @@
 restarted kernel runs under the launcher with the same uid, namespaces, seccomp filter,
 cgroup and limits as the first one, read from /proc on the host. Neither jupyter_client
 dropping its cached kernel spec (as it does when `kernel_name` changes) nor code in the
-sandbox rewriting files in its runtime directory changes how the next kernel starts.
+sandbox rewriting files in its runtime directory changes how the next kernel starts, or
+shows a host file in the error of a kernel that could not start.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from jupyter_client.kernelspec import NoSuchKernel
 from tests.sandbox.conftest import TEST_LIMITS
 
+from jupyter_interactions.errors import SandboxError
 from jupyter_interactions.sandbox.base import Sandbox
 from jupyter_interactions.sandbox.isolated import IsolatedKernel
 from jupyter_interactions.sandbox.isolation import LAUNCHER
@@ -64,6 +66,25 @@ for name in os.listdir(runtime):
     print('replaced', name)
 """
 SECRET_TEXT = "a host file the sandbox cannot see"
+# Code in the sandbox links its kernel's log to a host file, and makes its next kernel exit
+# at start (`python -m` imports from the working directory first).
+BREAK_RESTART = """
+import os, sys
+runtime = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])
+os.remove(os.path.join(runtime, 'kernel.log'))
+os.symlink(SECRET, os.path.join(runtime, 'kernel.log'))
+open('ipykernel_launcher.py', 'w').write('raise SystemExit(3)')
+"""
+
+
+def _hidden_file(tmp_path: Path) -> Path:
+    """A readable file in a directory only this host's root (or our uid) can enter."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    secret = hidden / "secret.txt"
+    secret.write_text(SECRET_TEXT)
+    secret.chmod(0o644)
+    return secret
 
 
 def _kernel(sandbox: Sandbox) -> IsolatedKernel:
@@ -170,11 +191,7 @@ async def test_a_dropped_kernel_spec_does_not_drop_isolation(sandbox_factory: Fa
 async def test_code_in_the_sandbox_cannot_change_how_its_kernel_restarts(
     sandbox_factory: Factory, tmp_path: Path
 ) -> None:
-    hidden = tmp_path / "hidden"
-    hidden.mkdir(mode=0o700)
-    secret = hidden / "secret.txt"
-    secret.write_text(SECRET_TEXT)
-    secret.chmod(0o644)
+    secret = _hidden_file(tmp_path)
     sandbox = await sandbox_factory()
     before = await _isolation(sandbox)
     tampered = await sandbox.run(f"SECRET = {str(secret)!r}\n{TAMPER}")
@@ -188,6 +205,21 @@ async def test_code_in_the_sandbox_cannot_change_how_its_kernel_restarts(
     if _kernel(sandbox).tier == "bubblewrap":
         assert "sandbox:x:" in accounts.stdout
     assert "replaced" not in tampered.stdout  # nothing the launcher reads lies there
+
+
+async def test_a_restart_that_fails_reports_the_kernels_own_log(
+    sandbox_factory: Factory, tmp_path: Path
+) -> None:
+    secret = _hidden_file(tmp_path)
+    sandbox = await sandbox_factory()
+    pid = _kernel(sandbox).kernel_pid()
+    assert pid is not None
+    broken = await sandbox.run(f"SECRET = {str(secret)!r}\n{BREAK_RESTART}")
+    assert broken.error is None, broken.text()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(SandboxError, match="exited while starting") as raised:
+        await sandbox.run("print('after')")
+    assert SECRET_TEXT not in str(raised.value)
 
 
 async def test_sandbox_kernel_managers_know_no_other_kernel() -> None:

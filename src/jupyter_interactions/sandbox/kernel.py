@@ -22,6 +22,8 @@ from ..errors import SandboxError
 from .base import OutputCallback, RunResult
 from .provisioner import PLAN_ARGUMENT, SPEC_NAME, SandboxKernelSpecs
 
+LOG_TAIL_BYTES = 16384
+
 
 class KernelDied(SandboxError):
     """The kernel process exited while it was running code; `partial` is what it produced."""
@@ -65,15 +67,21 @@ class KernelRunner:
         return process.pid if process is not None else None
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self._log_path.read_text(errors="replace")
-        except OSError:
+        """The end of the kernel's log, read through the file this runner opened, never
+        by its path: the sandbox can write to its runtime directory, and a link put there
+        could show a host file in an error message."""
+        if self._log is None:
             return ""
+        descriptor = self._log.fileno()
+        end = os.fstat(descriptor).st_size
+        start = max(0, end - LOG_TAIL_BYTES)
+        text = os.pread(descriptor, end - start, start).decode(errors="replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
     async def start(self, timeout: float = 60.0) -> None:
         if self._log is None:
-            self._log = open(self._log_path, "ab")
+            # Opened before the kernel first runs: the path is still ours.
+            self._log = open(self._log_path, "a+b")
         await self.manager.start_kernel(
             cwd=str(self._cwd), stdout=self._log, stderr=self._log, **{PLAN_ARGUMENT: self.plan}
         )
