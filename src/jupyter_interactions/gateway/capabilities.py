@@ -1,5 +1,6 @@
-"""What each kind of target can honour: tools, output modalities and input media, decided
-once at create, before anything is stored.
+"""What each kind of target can honour: tools, output modalities, input media and, for a
+model, the generation settings and output schema it declares (models/base.py), decided once at
+create, before anything is stored.
 
 A request that runs here (a local model, the local agent or an agent built on it) gets each
 feature it asks for, or a 400 that names the feature and says what would make it work. A
@@ -18,6 +19,9 @@ request forwarded to Google's service is not checked here: Google decides. The t
 | `response_modalities` other      | refused: the local models write text       | forwarded   |
 | text input, text documents       | works (a text document is read as text)    | forwarded   |
 | image, audio, video, other docs  | refused, unless the model reads that kind  | forwarded   |
+| `generation_config` fields       | those the model declares; others refused   | forwarded   |
+| `tool_choice` modes              | those the model declares; others refused   | forwarded   |
+| `response_format` JSON schema    | where the model declares it (`local`)      | forwarded   |
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..errors import RequestError, UnsupportedError
 from ..sandbox.egress import Allowlist
 from .history import input_steps, readable_document
 from .mcp import McpServer, mcp_servers, reach_refusal
+from .model_turn import model_request
+from .models.base import TEXT_ONLY, Model, ModelRequest
 
 __all__ = ["TEXT_ONLY", "Plan", "check_request", "check_tools"]
 
@@ -43,7 +49,6 @@ GOOGLE_TOOLS = {
     "computer_use": "drives a browser with Google's computer-use models",
     "tool_search": "searches deferred tool definitions with Google's models",
 }
-TEXT_ONLY = frozenset({"text"})
 _SENT_CONTENT = {"user_input": "content", "function_result": "result"}
 _GEMINI_HINT = "set GEMINI_API_KEY for the gateway and use a gemini-* model or a Google agent"
 
@@ -72,16 +77,54 @@ class Plan:
 
 
 def check_request(
-    body: dict[str, Any], *, who: str, reads: frozenset[str] = TEXT_ONLY, tools: Any = None
+    body: dict[str, Any], *, who: str, model: Model | None = None, tools: Any = None
 ) -> Plan:
     """Refuse what `who` (e.g. "model 'local'") cannot honour; return what it must provide
-    (then `Plan.check_reach` with its environment's allowlist). `reads` are the input
-    modalities its model understands; `tools` the tools in force if not the request's own
-    (a saved agent's)."""
+    (then `Plan.check_reach` with its environment's allowlist). `model` is the model a model
+    call runs on (what it declares is checked too); `tools` the tools in force if not the
+    request's own (a saved agent's)."""
     plan = check_tools(body.get("tools") if tools is None else tools, who)
     _check_modalities(body.get("response_modalities"), who)
-    _check_inputs(body.get("input"), who, reads)
+    _check_inputs(body.get("input"), who, model.input_modalities if model else TEXT_ONLY)
+    if model is not None:
+        refusal = _unhonoured(model_request(body, []), model, who)
+        if refusal:
+            raise UnsupportedError(refusal)
     return plan
+
+
+def _unhonoured(request: ModelRequest, model: Model, who: str) -> str | None:
+    """The part of a model call `model` does not declare it honours: the wire field's name,
+    then why and what to do instead."""
+    for key in sorted(request.generation):
+        if request.generation[key] is not None and key not in model.generation_fields:
+            return (
+                f"generation_config.{key}: {who} cannot honour it; remove it, or use a model "
+                "that does (Gemini models with the gateway's key)"
+            )
+    choice = request.generation.get("tool_choice")
+    if request.tools and choice is not None and choice not in model.tool_choices:
+        known = sorted({*model.tool_choices, "none"})
+        return (
+            f"generation_config.tool_choice {choice!r}: {who} honours {known} or "
+            "allowed_tools; use one of those, or a Gemini model with the gateway's key"
+        )
+    if request.output_schema is None:
+        return None
+    if not model.structured_output:
+        return (
+            f"response_format: {who} cannot hold its answer to a JSON schema; use "
+            "model='local' (llama.cpp constrains its decoding to the schema), a configured "
+            "OpenAI-compatible model whose server supports response_format, or a Gemini "
+            "model with the gateway's key"
+        )
+    if request.tools and not model.schema_with_tools:
+        return (
+            f"response_format with function tools: {who} can hold its answer to a schema "
+            "or call functions, not both in one turn; send the function results first and "
+            "ask for the structured answer without tools"
+        )
+    return None
 
 
 def check_tools(tools: Any, who: str) -> Plan:

@@ -26,7 +26,7 @@ from ..errors import (
     UnsupportedError,
 )
 from ..protocol import moves_head, now
-from .capabilities import TEXT_ONLY, Plan, check_request
+from .capabilities import Plan, check_request
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .mcp import McpServer
@@ -69,7 +69,7 @@ class Upstream(Protocol):
     """Forwarding to Google's service (written in upstream.py on top of this seam)."""
 
     def handles(self, model: str | None, agent: str | None) -> bool:
-        """True if this id runs on Google's service and the upstream can reach it (has a key)."""
+        """True if the upstream can run this id (one the engine does not serve itself)."""
 
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
@@ -163,8 +163,7 @@ class Engine:
         ):
             raise RequestError("'model' and 'agent' must be strings")
         new_input = input_steps(body.get("input"))
-        on_google = model not in self.config.models and runs_on_google(model, None)
-        if live and (agent or on_google):
+        if live and (agent or not self.models.serves(model or "")):
             raise UnsupportedError(
                 f"live interactions run on this gateway's own models, not {model or agent!r}; "
                 f"use one of {self.models.names()}"
@@ -235,15 +234,17 @@ class Engine:
         return run
 
     async def _route(self, body: dict[str, Any], model: str | None, agent: str | None) -> Any:
-        """Decide where this runs; fail fast (before any event) when it cannot run."""
+        """Decide where this runs; fail fast (before any event) when it cannot run. What is
+        served here runs here; any other id goes to Google's service when there is a key."""
         upstream = self.upstream
+        forwarding = upstream is not None and upstream.handles(model, agent)
         if agent:
             if agent in self.agents:
                 return ("agent", self.agents[agent], None)
             definition = await self.store.get_resource("agents", agent)
             if definition is not None and definition.get("base_agent") in self.agents:
                 return ("agent", self.agents[definition["base_agent"]], definition)
-            if upstream is not None and upstream.handles(None, agent):
+            if forwarding:
                 return ("upstream", upstream, None)
             if runs_on_google(None, agent):
                 raise ConfigError(
@@ -253,17 +254,20 @@ class Engine:
             known = sorted(self.agents)
             raise RequestError(
                 f"unknown agent {agent!r}: local agents here are {known or 'none yet'}; create "
-                "a custom one with client.agents.create(id=..., base_agent=...)"
+                "a custom one with client.agents.create(id=..., base_agent=...), or set "
+                "GEMINI_API_KEY for the gateway to use Google's agents"
             )
         assert model is not None
-        if model not in self.config.models and runs_on_google(model, None):
-            if upstream is not None and upstream.handles(model, None):
-                return ("upstream", upstream, None)
+        if self.models.serves(model):
+            return ("model", self.models.get(model), None)
+        if forwarding:
+            return ("upstream", upstream, None)
+        if self.models.forwards(model) or runs_on_google(model, None):
             raise ConfigError(
                 f"model {model!r} runs on Google's service: set GEMINI_API_KEY for the "
                 "gateway, or use model='local' offline"
             )
-        return ("model", self.models.get(model), None)
+        return ("model", self.models.get(model), None)  # the registry's "unknown model" 400
 
     def _plan(self, body: dict[str, Any], execute: Any) -> Plan:
         """Refuse what the target cannot honour (capabilities.py); Google decides for itself."""
@@ -271,8 +275,7 @@ class Engine:
         if kind == "upstream":
             return Plan()
         if kind == "model":
-            reads = getattr(target, "input_modalities", TEXT_ONLY)
-            return check_request(body, who=f"model {body['model']!r}", reads=reads)
+            return check_request(body, who=f"model {body['model']!r}", model=target)
         who = f"agent {body['agent']!r}"
         if definition is not None:
             who += f" (built on {definition['base_agent']!r})"

@@ -1,5 +1,7 @@
-"""Forwarding to Google's service: gemini-* models and Google's agents run there, with the key
-the gateway holds, and their events are relayed into our own event log.
+"""Forwarding to Google's service: with the key the gateway holds, every model or agent id not
+served here runs there (gemini-*, gemma-*, Google's agents, names configured with
+`{"adapter": "google"}`), and its events are relayed into our own event log. Without a key,
+ids that look like Google's get a 400 saying how to set one.
 
 The gateway keeps its own interaction ids; the upstream id of each turn is stored beside it
 so the next turn's `previous_interaction_id` is translated. Upstream failures (after the
@@ -28,6 +30,7 @@ _RESUME_ATTEMPTS = 3
 
 
 def runs_on_google(model: str | None, agent: str | None) -> bool:
+    """True for ids that can only mean Google's service (for the advice when there is no key)."""
     if agent:
         return agent.startswith(GOOGLE_AGENT_PREFIXES)
     return bool(model and model.startswith("gemini-"))
@@ -53,7 +56,8 @@ class GoogleUpstream:
         self._client: Any = None
 
     def handles(self, model: str | None, agent: str | None) -> bool:
-        return self._key is not None and runs_on_google(model, agent)
+        """Any id the engine does not serve itself can go to Google, given a key."""
+        return self._key is not None
 
     def _aio(self) -> Any:
         """The async google-genai client holding the key (made on first use)."""

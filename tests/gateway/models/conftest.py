@@ -23,7 +23,8 @@ from adapter_checks import LLAMA_KEY
 from aiohttp import web
 
 from jupyter_interactions.gateway.models.llamacpp import (
-    DEFAULT_THREADS,
+    DECODE_THREADS,
+    PROMPT_THREADS,
     LlamaCppModel,
     bundled_gguf,
 )
@@ -63,8 +64,8 @@ def llama_server() -> Iterator[LlamaServer]:
     params.model.path = str(path)
     params.n_ctx = 2048
     params.n_parallel = 1
-    params.cpuparams.n_threads = DEFAULT_THREADS  # as the local adapter: fast on a busy machine
-    params.cpuparams_batch.n_threads = DEFAULT_THREADS
+    params.cpuparams.n_threads = DECODE_THREADS  # as the local adapter: fast on a busy machine
+    params.cpuparams_batch.n_threads = PROMPT_THREADS
     params.verbosity = -1
     params.hostnames = ["127.0.0.1"]
     params.port = 0

@@ -51,12 +51,15 @@ async def test_max_output_tokens_ends_with_length(local_model: LlamaCppModel) ->
 
 
 async def test_stop_sequences_end_the_answer(local_model: LlamaCppModel) -> None:
-    prompt = "Count from 1 to 10, separated by commas."
+    prompt = "Name the days of the week."
     full = text_of(await collect(local_model, ask(prompt, max_output_tokens=40)))
-    assert "5" in full  # without a stop sequence the count goes past 5 ...
-    events = await collect(local_model, ask(prompt, max_output_tokens=40, stop_sequences=["5"]))
+    words = full.split()
+    assert len(words) > 6
+    stop = words[len(words) // 2]  # a word from the middle of the greedy answer
+    events = await collect(local_model, ask(prompt, max_output_tokens=40, stop_sequences=[stop]))
     stopped = text_of(events)
-    assert "4" in stopped and "5" not in stopped  # ... with one it ends just before it
+    # The same greedy answer, ended just before the stop sequence's first appearance.
+    assert stopped == full[: full.index(stop)]
     assert events[-1] == Finish("stop")
 
 

@@ -271,8 +271,35 @@ async def test_fragmented_tool_calls_and_reasoning(scripted_server) -> None:
         "seed": 3,
         "max_tokens": 50,
         "stop": ["END"],
+        "reasoning_effort": "low",  # thinking_level, as OpenAI-compatible servers name it
         "tool_choice": "required",
     }
+
+
+async def test_a_json_schema_is_passed_on_and_hidden_thoughts_stay_hidden(scripted_server) -> None:
+    scripted_server.reply(
+        lines=sse(
+            delta(role="assistant", reasoning_content="Thinking."),
+            delta(content='{"answer": 4}'),
+            delta("stop"),
+        )
+    )
+    model = OpenAICompatibleModel("remote", base_url=scripted_server.url, model="m")
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
+    request = ModelRequest(
+        (Message("user", "2+2?"),),
+        generation={"thinking_summaries": "none"},
+        output_schema=schema,
+    )
+    events = await collect(model, request)
+    await model.aclose()
+    assert events == [TextDelta('{"answer": 4}'), Finish("stop")]  # no ThoughtDelta
+    sent = scripted_server.requests[0]["json"]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": schema, "strict": True},
+    }
+    assert "thinking_summaries" not in sent
 
 
 async def test_a_server_that_says_stop_after_a_tool_call_still_finishes_with_tool_calls(

@@ -2,8 +2,10 @@
 
 A model id resolves, in order, to: a name configured in `GatewayConfig.models`
 ({"adapter": ENTRY_POINT_NAME, **options}), or an entry point of that name (`echo`,
-`local`, `scripted`, ...). Ids routed to Google's service (`gemini-*`) never get here: the
-engine forwards them upstream. A broken plugin is logged and skipped, never fatal.
+`local`, `scripted`, ...) whose adapter needs no settings. A name configured with
+`{"adapter": "google"}` is not served here: the engine forwards it to Google's service, as it
+does any id this registry does not serve when the gateway has a key. A broken plugin is
+logged and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 from ...errors import RequestError
 from .base import Model
 
-__all__ = ["Model", "ModelRegistry"]
+__all__ = ["FORWARDED", "Model", "ModelRegistry"]
 
 log = logging.getLogger(__name__)
 GROUP = "jupyter_interactions.models"
+# The "adapter" of a configured name that runs on Google's service (forwarded, not built).
+FORWARDED = "google"
 
 
 def _adapter_classes() -> dict[str, type[Model]]:
@@ -45,8 +49,17 @@ class ModelRegistry:
         self._instances: dict[str, Model] = {}
 
     def names(self) -> list[str]:
-        builtin = [n for n in self._classes if n != "openai"]  # openai needs configuration
-        return sorted(set(builtin) | set(self._configured))
+        """The ids served here."""
+        builtin = [n for n, cls in self._classes.items() if not cls.needs_configuration]
+        local = [n for n, o in self._configured.items() if o.get("adapter") != FORWARDED]
+        return sorted(set(builtin) | set(local))
+
+    def serves(self, name: str) -> bool:
+        return name in self.names()
+
+    def forwards(self, name: str) -> bool:
+        """True if the configuration sends this id to Google's service."""
+        return (self._configured.get(name) or {}).get("adapter") == FORWARDED
 
     def get(self, name: str) -> Model:
         model = self._instances.get(name)
@@ -55,7 +68,7 @@ class ModelRegistry:
         return model
 
     def _build(self, name: str) -> Model:
-        if name in self._configured:
+        if name in self._configured and not self.forwards(name):
             options = dict(self._configured[name])
             adapter = options.pop("adapter", None)
             cls = self._classes.get(adapter or "")
@@ -66,11 +79,11 @@ class ModelRegistry:
                 )
             return cls(name, **options)
         cls = self._classes.get(name)
-        if cls is None or name == "openai":
+        if cls is None or cls.needs_configuration or self.forwards(name):
             raise RequestError(
-                f"unknown model {name!r}: use one of {self.names()} offline, a gemini-* model "
-                "with GEMINI_API_KEY set on the gateway, or configure it under 'models' in "
-                "jupyter_interactions.json"
+                f"unknown model {name!r}: use one of {self.names()} offline, set "
+                "GEMINI_API_KEY on the gateway to forward it to Google's service, or configure "
+                "it under 'models' in jupyter_interactions.json"
             )
         return cls(name)
 

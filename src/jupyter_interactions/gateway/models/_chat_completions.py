@@ -22,8 +22,9 @@ from .base import (
     Usage,
 )
 
-# Interactions `tool_choice` strings -> OpenAI's; "validated" has no OpenAI equivalent.
-_TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none", "validated": "auto"}
+# Interactions `tool_choice` strings -> OpenAI's ("validated" has no OpenAI equivalent, so
+# adapters do not declare it and it is refused).
+_TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 
 
 def chat_message(message: Message) -> dict[str, Any]:
@@ -59,14 +60,16 @@ def chat_tools(tools: tuple[ToolSpec, ...]) -> list[dict[str, Any]]:
 
 
 def sampling(generation: dict[str, Any]) -> dict[str, Any]:
-    """The wire's `generation_config` as chat-completions fields (unknown keys are ignored:
-    thinking and media settings mean nothing to these servers)."""
+    """The wire's `generation_config` as chat-completions fields. Only fields an adapter
+    declares it honours get here (the engine refuses the others); `thinking_summaries` is
+    applied while reading (`ChunkReader`), not sent."""
     body: dict[str, Any] = {}
     for ours, theirs, cast in (
         ("temperature", "temperature", float),
         ("top_p", "top_p", float),
         ("seed", "seed", int),
         ("max_output_tokens", "max_tokens", int),
+        ("thinking_level", "reasoning_effort", str),
     ):
         if generation.get(ours) is not None:
             body[theirs] = cast(generation[ours])
@@ -93,6 +96,14 @@ def chat_body(request: ModelRequest, *, model: str | None = None) -> dict[str, A
     }
     if model is not None:
         body["model"] = model
+    schema = request.output_schema
+    if schema:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "response", "schema": schema, "strict": True},
+        }
+    elif schema is not None:  # any JSON
+        body["response_format"] = {"type": "json_object"}
     if request.tools:
         body["tools"] = chat_tools(request.tools)
     else:
@@ -126,14 +137,20 @@ class _PendingCall:
 class ChunkReader:
     """Turns streamed `chat.completion.chunk` objects into events.
 
-    Text and reasoning stream through at once; tool calls arrive in fragments keyed by
-    `index` and are emitted whole by `finish`, followed by `Usage` (when the server reported
-    it) and exactly one `Finish`.
+    Text and reasoning stream through at once (reasoning only with `thoughts`, which
+    `thinking_summaries: "none"` turns off); tool calls arrive in fragments keyed by `index`
+    and are emitted whole by `finish`, followed by `Usage` (when the server reported it) and
+    exactly one `Finish`.
     """
 
+    thoughts: bool = True
     calls: dict[int, _PendingCall] = field(default_factory=dict)
     usage: Usage | None = None
     reason: str | None = None
+
+    @classmethod
+    def for_request(cls, request: ModelRequest) -> ChunkReader:
+        return cls(thoughts=request.generation.get("thinking_summaries") != "none")
 
     def feed(self, chunk: dict[str, Any]) -> list[ModelEvent]:
         events: list[ModelEvent] = []
@@ -147,7 +164,7 @@ class ChunkReader:
             delta = choice.get("delta") or {}
             # vLLM/DeepSeek/llama.cpp say reasoning_content; Ollama and OpenRouter say reasoning.
             thought = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(thought, str) and thought:
+            if isinstance(thought, str) and thought and self.thoughts:
                 events.append(ThoughtDelta(thought))
             text = delta.get("content")
             if isinstance(text, str) and text:

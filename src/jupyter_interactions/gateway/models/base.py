@@ -10,9 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Role = Literal["user", "assistant", "tool"]
+TEXT_ONLY = frozenset({"text"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     # generation_config from the wire: temperature, top_p, seed, max_output_tokens, stop_sequences
     generation: dict[str, Any] = field(default_factory=dict)
+    # response_format asked for JSON: the JSON Schema the answer must follow ({}: any JSON).
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,21 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Queued:
+    """The turn waits for the model (all its slots are busy); `place` 1 is next in line."""
+
+    place: int
+
+
+@dataclass(frozen=True)
 class Finish:
-    """Why the model stopped: 'stop' (done), 'length' (max tokens), 'tool_calls'."""
+    """Why the model stopped: 'stop' (done), 'length' (its output cap or its context is
+    full: one limit, one meaning), 'tool_calls'."""
 
     reason: Literal["stop", "length", "tool_calls"] = "stop"
 
 
-ModelEvent = TextDelta | ThoughtDelta | ToolCall | Usage | Finish
+ModelEvent = TextDelta | ThoughtDelta | ToolCall | Usage | Queued | Finish
 
 
 class Model(ABC):
@@ -87,7 +98,22 @@ class Model(ABC):
     thread and hand events back through the loop. Cancelling the consuming task must stop
     generation promptly (the engine cancels on `/cancel` and on client disconnect of a
     foreground stream).
+
+    What a request may ask of an adapter is declared here, and refused by the gateway
+    (capabilities.py: a 400 before anything runs) rather than dropped: the `input_modalities`
+    it reads, the `generation_fields` of `generation_config` it honours, `tool_choices`
+    modes, and whether it can hold its answer to a JSON schema (`structured_output`), also in
+    a turn that offers function tools (`schema_with_tools`).
     """
+
+    input_modalities: ClassVar[frozenset[str]] = TEXT_ONLY
+    generation_fields: ClassVar[frozenset[str]] = frozenset()
+    # tool_choice modes it can honour besides "none" and `allowed_tools` (applied before it).
+    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
+    structured_output: ClassVar[bool] = False
+    schema_with_tools: ClassVar[bool] = True
+    # True for adapters that need settings (a server's URL...): only configured names use them.
+    needs_configuration: ClassVar[bool] = False
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name

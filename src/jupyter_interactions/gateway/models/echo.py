@@ -4,6 +4,10 @@ It answers in several deltas (word by word, at most `chunks` of them) with no de
 tests and benchmarks measure the gateway, not a model. With function tools declared and an
 input of the form `call NAME {json}`, it calls that tool, which makes the function-calling
 round trip testable without a real model.
+
+Its answer does not depend on sampling, so `temperature`, `top_p` and `seed` are accepted and
+change nothing; `max_output_tokens` counts its deltas, and `stop_sequences` cut the answer
+before the first one.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from .base import Finish, Message, Model, ModelEvent, ModelRequest, TextDelta, ToolCall, Usage
 
@@ -20,6 +24,26 @@ _CALL = re.compile(r"^\s*call\s+(?P<name>[A-Za-z_][\w.-]*)\s*(?P<args>\{.*\})?\s
 
 def _last(messages: tuple[Message, ...], role: str) -> Message | None:
     return next((m for m in reversed(messages) if m.role == role), None)
+
+
+DETERMINISTIC_FIELDS = frozenset(
+    {"temperature", "top_p", "seed", "max_output_tokens", "stop_sequences", "thinking_summaries"}
+)
+
+
+def answer_pieces(
+    text: str, chunks: int, generation: dict[str, Any]
+) -> tuple[list[str], Literal["stop", "length"]]:
+    """A deterministic answer's deltas, held to `stop_sequences` and `max_output_tokens`
+    (counted in deltas), and why it ends."""
+    cuts = [text.find(s) for s in generation.get("stop_sequences") or () if s and s in text]
+    if cuts:
+        text = text[: min(cuts)]
+    pieces = split_words(text, chunks)
+    limit = generation.get("max_output_tokens")
+    if limit is not None and len(pieces) > int(limit):
+        return pieces[: int(limit)], "length"
+    return pieces, "stop"
 
 
 def split_words(text: str, chunks: int) -> list[str]:
@@ -32,6 +56,8 @@ def split_words(text: str, chunks: int) -> list[str]:
 
 
 class EchoModel(Model):
+    generation_fields = DETERMINISTIC_FIELDS | {"tool_choice"}
+
     def __init__(self, name: str = "echo", chunks: int = 8, **options: Any) -> None:
         super().__init__(name, **options)
         self.chunks = int(chunks)
@@ -53,15 +79,11 @@ class EchoModel(Model):
                 yield Usage(input_tokens=_count(messages), output_tokens=1)
                 yield Finish("tool_calls")
                 return
-        limit = request.generation.get("max_output_tokens")
-        pieces = split_words(text, self.chunks)
-        reason = "stop"
-        if limit is not None and len(pieces) > int(limit):
-            pieces, reason = pieces[: int(limit)], "length"
+        pieces, reason = answer_pieces(text, self.chunks, request.generation)
         for piece in pieces:
             yield TextDelta(piece)
-        yield Usage(input_tokens=_count(messages), output_tokens=len(text.split()))
-        yield Finish(reason)  # type: ignore[arg-type]
+        yield Usage(input_tokens=_count(messages), output_tokens=len("".join(pieces).split()))
+        yield Finish(reason)
 
 
 def _count(messages: tuple[Message, ...]) -> int:

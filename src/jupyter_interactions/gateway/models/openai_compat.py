@@ -29,6 +29,24 @@ _OPTIONS = ("base_url", "model", "api_key", "timeout", "headers")
 
 
 class OpenAICompatibleModel(Model):
+    needs_configuration = True
+    # Passed on as chat-completions fields (thinking_level as reasoning_effort); a server
+    # that refuses one answers 400, which fails the turn with that server's message.
+    generation_fields = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "max_output_tokens",
+            "stop_sequences",
+            "tool_choice",
+            "thinking_level",
+            "thinking_summaries",
+        }
+    )
+    tool_choices = frozenset({"auto", "any"})
+    structured_output = True
+
     def __init__(
         self,
         name: str = "openai",
@@ -86,7 +104,7 @@ class OpenAICompatibleModel(Model):
         body = chat_body(request, model=self.model)
         client = self._client_here()
         url = f"{self.base_url}/chat/completions"
-        reader = ChunkReader()
+        reader = ChunkReader.for_request(request)
         try:
             async with client.stream(
                 "POST", url, json=body, headers=self._request_headers()

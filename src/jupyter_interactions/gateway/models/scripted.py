@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import Finish, Message, Model, ModelEvent, ModelRequest, TextDelta, ToolCall, Usage
-from .echo import split_words
+from .echo import DETERMINISTIC_FIELDS, answer_pieces
 
 TOOL = "run_code"
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)
@@ -50,6 +50,8 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
 
 
 class ScriptedModel(Model):
+    generation_fields = DETERMINISTIC_FIELDS
+
     def __init__(self, name: str = "scripted", chunks: int = 4, **options: Any) -> None:
         super().__init__(name, **options)
         self.chunks = int(chunks)
@@ -73,10 +75,11 @@ class ScriptedModel(Model):
             yield Finish("tool_calls")
             return
         text = _summary(blocks, results) if can_run else _plan(blocks)
-        for piece in split_words(text, self.chunks):
+        pieces, reason = answer_pieces(text, self.chunks, request.generation)
+        for piece in pieces:
             yield TextDelta(piece)
-        yield Usage(input_tokens=_words(messages), output_tokens=len(text.split()))
-        yield Finish("stop")
+        yield Usage(input_tokens=_words(messages), output_tokens=len("".join(pieces).split()))
+        yield Finish(reason)
 
 
 def _latest_user(messages: tuple[Message, ...]) -> int | None:
