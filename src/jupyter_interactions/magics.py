@@ -78,6 +78,12 @@ class InteractionMagics(Magics):
     )
     @argument("--background", "-b", action="store_true", help="return a Job at once")
     @argument("--system", "-s", help="system instruction")
+    @argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help="cap the answer at N tokens (the turn then ends incomplete with what came)",
+    )
     @argument("--tools", nargs="+", default=[], help="built-in tool names or Python function names")
     @argument("--out", "-o", metavar="VAR", help="also bind the Reply (or Job) to VAR")
     @argument("--no-stream", action="store_true", help="no live updates; one final display")
@@ -106,6 +112,7 @@ class InteractionMagics(Magics):
             "tools": [self._tool(name) for name in args.tools],
             "agent_config": agent_config,
             "environment": environment,
+            "max_output_tokens": args.max_tokens,
             "show": True,
         }
         session = self.session(args.direct or None)

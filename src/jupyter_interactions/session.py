@@ -22,11 +22,17 @@ from .render.listing import Listing, Note
 from .render.live import LiveView, publish
 from .render.transcript import Part, Transcript
 from .streaming import TurnStream
-from .tools import result_part, run_function, tool_declarations
+from .tools import (
+    MAX_TOOL_ROUNDS,
+    follow_up,
+    result_part,
+    run_function,
+    too_many_rounds,
+    tool_declarations,
+)
 
 DEFAULT_THREAD = "default"
 DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
-MAX_TOOL_ROUNDS = 8
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +149,8 @@ class Thread:
 
 class Session:
     """Runs interactions for one kernel. `Session()` finds (or starts) the gateway lazily."""
+
+    max_tool_rounds = MAX_TOOL_ROUNDS  # rounds of function results one `ask` sends back
 
     def __init__(
         self,
@@ -277,6 +285,7 @@ class Session:
         tools: Iterable[Any] | None,
         agent_config: dict[str, Any] | None = None,
         environment: str | dict[str, Any] | None = None,
+        max_output_tokens: int | None = None,
     ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
         if model and agent:
             raise RequestError("give either a model or an agent, not both")
@@ -296,6 +305,15 @@ class Session:
             )
         else:
             args["model"] = model
+        if max_output_tokens is not None:
+            if agent:
+                raise RequestError(
+                    "max_output_tokens is for models; an agent's turns are capped in its "
+                    'agent_config, e.g. {"type": "dynamic", "max_output_tokens": 200}'
+                )
+            if max_output_tokens < 1:
+                raise RequestError(f"max_output_tokens must be 1 or more, not {max_output_tokens}")
+            args["generation_config"] = {"max_output_tokens": max_output_tokens}
         previous = parent or (None if new else self._head(thread))
         if previous:
             args["previous_interaction_id"] = previous
@@ -321,6 +339,7 @@ class Session:
         tools: Iterable[Any] | None = None,
         agent_config: dict[str, Any] | None = None,
         environment: str | dict[str, Any] | None = None,
+        max_output_tokens: int | None = None,
         stream: bool = True,
         show: bool = False,
     ) -> Reply:
@@ -330,10 +349,13 @@ class Session:
         display is published; function tools given as Python callables are run here and their
         results sent back. Interrupted (KeyboardInterrupt), the turn is cancelled on the
         server and `Interrupted` is raised, carrying what came before; the thread is unchanged.
+        `max_output_tokens` caps the answer (generation_config); past it the turn ends
+        `incomplete` with what came.
         """
         args, functions = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
             system=system, tools=tools, agent_config=agent_config, environment=environment,
+            max_output_tokens=max_output_tokens,
         )  # fmt: skip
         view = LiveView() if show and stream else None
         try:
@@ -363,7 +385,7 @@ class Session:
         ids: list[str] = []
         earlier: list[Part] = []
         try:
-            for _ in range(MAX_TOOL_ROUNDS):
+            for rounds in range(self.max_tool_rounds + 1):
                 transcript = Transcript(earlier=earlier)
                 try:
                     self._turn(args, view, transcript)
@@ -379,16 +401,13 @@ class Session:
                 calls = transcript.function_calls()
                 if transcript.status != "requires_action" or not calls or not functions:
                     break
+                if rounds == self.max_tool_rounds:
+                    raise too_many_rounds(rounds, transcript.interaction_id)
                 if view is not None:
                     view.shared_cell()  # the functions may print into the cell
                 results = [run_function(functions, call) for call in calls]
                 earlier = [*transcript.ordered(), *(result_part(r) for r in results)]
-                kept = ("model", "agent", "agent_config", "tools", "extra_headers")
-                args = {
-                    **{k: v for k, v in args.items() if k in kept},
-                    "previous_interaction_id": transcript.interaction_id,
-                    "input": results,
-                }  # fmt: skip
+                args = follow_up(args, transcript.interaction_id, results)
         finally:
             if view is not None:
                 view.clear()
@@ -433,6 +452,7 @@ class Session:
         tools: Iterable[Any] | None = None,
         agent_config: dict[str, Any] | None = None,
         environment: str | dict[str, Any] | None = None,
+        max_output_tokens: int | None = None,
         show: bool = False,
     ) -> Any:
         """Start a background interaction and return its Job at once."""
@@ -441,6 +461,7 @@ class Session:
         args, _ = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
             system=system, tools=tools, agent_config=agent_config, environment=environment,
+            max_output_tokens=max_output_tokens,
         )  # fmt: skip
         try:
             interaction = self.client.interactions.create(**args, background=True)

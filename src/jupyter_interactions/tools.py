@@ -8,10 +8,24 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import RequestError
+from .errors import InteractionFailed, RequestError
 from .render.transcript import Part
 
 BUILTIN_TOOLS = frozenset({"code_execution", "google_search", "url_context", "google_maps"})
+# Rounds of function results sent back in one `ask` before it gives up (Session.max_tool_rounds).
+MAX_TOOL_ROUNDS = 8
+# What a function-result turn sends again: system instruction, tools and generation settings
+# belong to each interaction; previous_interaction_id carries the conversation, not them.
+_RESENT = (
+    "model",
+    "agent",
+    "agent_config",
+    "system_instruction",
+    "tools",
+    "generation_config",
+    "response_format",
+    "extra_headers",
+)
 
 
 def tool_declarations(tools: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, Callable]]:
@@ -77,3 +91,23 @@ def result_part(result: dict[str, Any]) -> Part:
     text = text if isinstance(text, str) else json.dumps(text, sort_keys=True)
     title = f"{result['name']} {'failed' if result.get('is_error') else 'result'}"
     return Part(kind="result", title=title, text=text)
+
+
+def follow_up(
+    args: dict[str, Any], interaction_id: str | None, results: list[Any]
+) -> dict[str, Any]:
+    """The create arguments that send function `results` back, continuing `interaction_id`
+    with everything the first turn asked of the model."""
+    kept = {k: v for k, v in args.items() if k in _RESENT}
+    return {**kept, "previous_interaction_id": interaction_id, "input": results}
+
+
+def too_many_rounds(rounds: int, interaction_id: str | None) -> InteractionFailed:
+    """The error when a model still calls functions after `rounds` rounds of results."""
+    return InteractionFailed(
+        f"the model still calls functions after {rounds} rounds of results (interaction "
+        f"{interaction_id}); the thread is unchanged. Check what the functions return, or "
+        "allow more rounds with session.max_tool_rounds",
+        interaction_id,
+        "requires_action",
+    )
