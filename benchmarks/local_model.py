@@ -1,12 +1,13 @@
 """Local model benchmark: generating threads, quiet and beside CPU-bound processes, and slots
 for concurrent turns, each measured side by side (alternating) in the same run.
 
-    .venv/bin/python benchmarks/local_model.py [--rounds N] [--busy N]
+    .venv/bin/python benchmarks/local_model.py [--rounds N] [--busy N] [--tokens N]
 
 1. Decode threads: tokens/s and CPU-milliseconds per token for `decode_threads` 1 and 2 (the
-   default is 1): alone; beside `--busy` CPU-bound processes (an agent's code); and in two
-   processes generating at once (two gateways, a second test run: each side's llama.cpp
-   threads spin while they wait for each other, and the two processes' spinning collides).
+   default is one less than the CPUs, at most 2): alone; beside `--busy` CPU-bound processes
+   (an agent's code); and in two processes generating at once (two gateways, a second test
+   run: each side's llama.cpp threads spin while they wait for each other, and the two
+   processes' spinning collides).
 2. Slots: four concurrent turns with `parallel` 1 (one runs, the rest wait in line) and 2 (two
    decode together): total time and the median time to each turn's first token.
 """
@@ -70,21 +71,22 @@ async def concurrent_turns(model: LlamaCppModel, turns: int, tokens: int) -> tup
     return time.perf_counter() - started, statistics.median(firsts)
 
 
-async def child(decode_threads: int) -> None:
+async def child(decode_threads: int, tokens: int) -> None:
     """One side of the two-process case: load, generate, print the figures as JSON."""
     model = LlamaCppModel("child", decode_threads=decode_threads, parallel=1)
     await model.load()
-    print(json.dumps(await decode(model, 60)), flush=True)
+    print(json.dumps(await decode(model, tokens)), flush=True)
     await model.aclose()
 
 
-def two_processes(decode_threads: int) -> list[tuple[float, float]]:
+def two_processes(decode_threads: int, tokens: int) -> list[tuple[float, float]]:
     command = [sys.executable, str(Path(__file__)), "--child", str(decode_threads)]
+    command += ["--tokens", str(tokens)]
     children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     return [tuple(json.loads(c.communicate()[0])) for c in children]  # type: ignore[misc]
 
 
-async def threads_section(rounds: int, busy: int) -> None:
+async def threads_section(rounds: int, busy: int, tokens: int) -> None:
     models = {n: LlamaCppModel(f"decode{n}", decode_threads=n, parallel=1) for n in (1, 2)}
     for model in models.values():
         await model.load()
@@ -96,7 +98,7 @@ async def threads_section(rounds: int, busy: int) -> None:
             results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for _ in range(rounds):
                 for n, model in models.items():
-                    results[n].append(await decode(model, 60))
+                    results[n].append(await decode(model, tokens))
         finally:
             for burner in burners:
                 burner.kill()
@@ -110,7 +112,7 @@ async def threads_section(rounds: int, busy: int) -> None:
     pairs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     for _ in range(rounds):
         for n in pairs:
-            pairs[n].extend(two_processes(n))
+            pairs[n].extend(two_processes(n, tokens))
     for n, runs in pairs.items():
         rate = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs) * 1000
@@ -140,12 +142,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", type=int, default=4, help="CPU-bound processes beside it")
+    parser.add_argument("--tokens", type=int, default=60, help="tokens per turn for threads")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.child))
+        asyncio.run(child(args.child, args.tokens))
         return
-    asyncio.run(threads_section(args.rounds, args.busy))
+    asyncio.run(threads_section(args.rounds, args.busy, args.tokens))
     asyncio.run(slots_section(args.rounds))
 
 

@@ -87,13 +87,13 @@ def check_request(
     _check_modalities(body.get("response_modalities"), who)
     _check_inputs(body.get("input"), who, model.input_modalities if model else TEXT_ONLY)
     if model is not None:
-        refusal = _unhonoured(model_request(body, []), model, who)
+        refusal = _unhonoured(model_request(body, []), model, who, plan)
         if refusal:
             raise UnsupportedError(refusal)
     return plan
 
 
-def _unhonoured(request: ModelRequest, model: Model, who: str) -> str | None:
+def _unhonoured(request: ModelRequest, model: Model, who: str, plan: Plan) -> str | None:
     """The part of a model call `model` does not declare it honours: the wire field's name,
     then why and what to do instead."""
     for key in sorted(request.generation):
@@ -117,6 +117,12 @@ def _unhonoured(request: ModelRequest, model: Model, who: str) -> str | None:
             "model='local' (llama.cpp constrains its decoding to the schema), a configured "
             "OpenAI-compatible model whose server supports response_format, or a Gemini "
             "model with the gateway's key"
+        )
+    if plan.needs_loop:
+        return (
+            f"response_format with code_execution or mcp_server tools: {who} answers "
+            "between tool calls, and those answers are not held to a schema; run the tools "
+            "first and ask for the structured answer in the next turn without them"
         )
     if request.tools and not model.schema_with_tools:
         return (

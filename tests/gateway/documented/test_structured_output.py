@@ -41,6 +41,12 @@ sugar until light and fluffy. Beat in the vanilla and eggs, one at a time. Gradu
 the dry ingredients until just combined. Finally, stir in the chocolate chips. Drop by rounded
 tablespoons onto ungreased baking sheets and bake for 9 to 11 minutes.
 """
+# The docs' response_format for it: JSON text following the Pydantic model's schema.
+RECIPE_FORMAT = {
+    "type": "text",
+    "mime_type": "application/json",
+    "schema": Recipe.model_json_schema(),
+}
 
 
 @pytest.fixture
@@ -55,11 +61,7 @@ def test_the_documented_pydantic_example_parses_with_the_local_model(client):
     interaction = client.interactions.create(
         model="local",
         input=PROMPT,
-        response_format={
-            "type": "text",
-            "mime_type": "application/json",
-            "schema": Recipe.model_json_schema(),
-        },
+        response_format=RECIPE_FORMAT,
     )
     assert interaction.status == "completed"
     recipe = Recipe.model_validate_json(interaction.output_text)
@@ -95,11 +97,7 @@ def test_a_model_that_cannot_hold_to_a_schema_is_refused_with_what_to_do(client)
         client.interactions.create(
             model="echo",
             input=PROMPT,
-            response_format={
-                "type": "text",
-                "mime_type": "application/json",
-                "schema": Recipe.model_json_schema(),
-            },
+            response_format=RECIPE_FORMAT,
         )
     message = str(refused.value)
     assert "response_format" in message and "model='local'" in message
@@ -111,3 +109,15 @@ def test_output_other_than_text_is_refused_naming_it(client):
             model="local", input="Draw a cat.", response_format={"type": "image"}
         )
     assert "response_format type 'image'" in str(refused.value)
+
+
+def test_a_schema_with_code_execution_is_refused_rather_than_dropped(client):
+    # The tool loop's answers come between code runs; none of them is held to the schema.
+    with pytest.raises(errors.BadRequestError) as refused:
+        client.interactions.create(
+            model="local",
+            input=PROMPT,
+            tools=[{"type": "code_execution"}],
+            response_format=RECIPE_FORMAT,
+        )
+    assert "response_format with code_execution" in str(refused.value)

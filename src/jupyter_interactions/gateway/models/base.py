@@ -14,6 +14,11 @@ from typing import Any, ClassVar, Literal
 
 Role = Literal["user", "assistant", "tool"]
 TEXT_ONLY = frozenset({"text"})
+# The generation_config fields every adapter here honours (echo and scripted by answering the
+# same whatever the sampling; they still count output tokens and stop at stop sequences).
+COMMON_GENERATION_FIELDS = frozenset(
+    {"temperature", "top_p", "seed", "max_output_tokens", "stop_sequences", "thinking_summaries"}
+)
 
 
 @dataclass(frozen=True)

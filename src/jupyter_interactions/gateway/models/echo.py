@@ -17,18 +17,23 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from .base import Finish, Message, Model, ModelEvent, ModelRequest, TextDelta, ToolCall, Usage
+from .base import (
+    COMMON_GENERATION_FIELDS,
+    Finish,
+    Message,
+    Model,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 
 _CALL = re.compile(r"^\s*call\s+(?P<name>[A-Za-z_][\w.-]*)\s*(?P<args>\{.*\})?\s*$", re.S)
 
 
 def _last(messages: tuple[Message, ...], role: str) -> Message | None:
     return next((m for m in reversed(messages) if m.role == role), None)
-
-
-DETERMINISTIC_FIELDS = frozenset(
-    {"temperature", "top_p", "seed", "max_output_tokens", "stop_sequences", "thinking_summaries"}
-)
 
 
 def answer_pieces(
@@ -56,7 +61,7 @@ def split_words(text: str, chunks: int) -> list[str]:
 
 
 class EchoModel(Model):
-    generation_fields = DETERMINISTIC_FIELDS | {"tool_choice"}
+    generation_fields = COMMON_GENERATION_FIELDS | {"tool_choice"}
 
     def __init__(self, name: str = "echo", chunks: int = 8, **options: Any) -> None:
         super().__init__(name, **options)

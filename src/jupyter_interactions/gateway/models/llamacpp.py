@@ -71,7 +71,15 @@ from ...errors import ConfigError, InteractionsError, RequestError
 from ._chat_completions import ChunkReader, chat_body
 from ._slots import Slots
 from ._tool_text import ToolCallText, rewrite_body
-from .base import Finish, Model, ModelEvent, ModelRequest, Queued, TextDelta
+from .base import (
+    COMMON_GENERATION_FIELDS,
+    Finish,
+    Model,
+    ModelEvent,
+    ModelRequest,
+    Queued,
+    TextDelta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +128,7 @@ class _Loaded:
 class LlamaCppModel(Model):
     """A GGUF chat model in this process. Shared by concurrent requests; see the module doc."""
 
-    generation_fields = frozenset(
-        {
-            "temperature",
-            "top_p",
-            "seed",
-            "max_output_tokens",
-            "stop_sequences",
-            "tool_choice",
-            "thinking_summaries",
-        }
-    )
+    generation_fields = COMMON_GENERATION_FIELDS | {"tool_choice"}
     structured_output = True
     # llama.cpp's grammar holds the answer to the schema, or its tool-call format, not both.
     schema_with_tools = False

@@ -23,7 +23,7 @@ from ...config import Secret
 from ...errors import ConfigError, InteractionsError, RequestError, UpstreamError
 from ..command import is_loopback
 from ._chat_completions import ChunkReader, chat_body
-from .base import Model, ModelEvent, ModelRequest
+from .base import COMMON_GENERATION_FIELDS, Model, ModelEvent, ModelRequest
 
 _OPTIONS = ("base_url", "model", "api_key", "timeout", "headers")
 
@@ -32,18 +32,7 @@ class OpenAICompatibleModel(Model):
     needs_configuration = True
     # Passed on as chat-completions fields (thinking_level as reasoning_effort); a server
     # that refuses one answers 400, which fails the turn with that server's message.
-    generation_fields = frozenset(
-        {
-            "temperature",
-            "top_p",
-            "seed",
-            "max_output_tokens",
-            "stop_sequences",
-            "tool_choice",
-            "thinking_level",
-            "thinking_summaries",
-        }
-    )
+    generation_fields = COMMON_GENERATION_FIELDS | {"tool_choice", "thinking_level"}
     tool_choices = frozenset({"auto", "any"})
     structured_output = True
 

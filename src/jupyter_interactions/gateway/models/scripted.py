@@ -23,8 +23,18 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import Finish, Message, Model, ModelEvent, ModelRequest, TextDelta, ToolCall, Usage
-from .echo import DETERMINISTIC_FIELDS, answer_pieces
+from .base import (
+    COMMON_GENERATION_FIELDS,
+    Finish,
+    Message,
+    Model,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+from .echo import answer_pieces
 
 TOOL = "run_code"
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)
@@ -50,7 +60,7 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
 
 
 class ScriptedModel(Model):
-    generation_fields = DETERMINISTIC_FIELDS
+    generation_fields = COMMON_GENERATION_FIELDS
 
     def __init__(self, name: str = "scripted", chunks: int = 4, **options: Any) -> None:
         super().__init__(name, **options)
