@@ -70,7 +70,8 @@ def test_the_docs_streaming_example_on_the_local_model(gateway: Any) -> None:
     client = gateway.client()
     stream = client.interactions.create(
         model="local",
-        input="Count to from 1 to 25.",
+        # Not counting: the local model's repeat penalty cuts a count short at temperature 0.
+        input="Write a paragraph about why notebooks are useful for data science.",
         stream=True,
         generation_config={"max_output_tokens": 16, "temperature": 0},
     )
@@ -79,5 +80,5 @@ def test_the_docs_streaming_example_on_the_local_model(gateway: Any) -> None:
     assert kinds[:3] == ["interaction.created", "interaction.status_update", "step.start"]
     assert kinds[-2:] == ["step.stop", "interaction.completed"]
     assert "".join(e.delta.text for e in events if e.event_type == "step.delta").strip()
-    # 16 tokens cannot count to 25: the stream says it stopped early, and why.
+    # 16 tokens cannot hold a paragraph: the stream says it stopped early, and why.
     assert events[-1].interaction.status == "incomplete"

@@ -12,9 +12,10 @@ One context per running turn: concurrent turns share the weights and are decoded
 each in its own llama.cpp slot with its own `n_ctx` tokens of KV cache (`parallel` slots), so
 no turn can use up another's context (with one cache shared by the slots, two long turns
 overflowed it together and llama.cpp failed both). Later turns wait in our queue and are told
-their place in it (`Queued`). On two cores slots add no throughput (4 concurrent turns of 150
-tokens: 52-58 tokens/s with 1, 2 or 3 slots), but every running turn streams from the start
-(median first token 3.2 s with 2 slots, 4.0-6.3 s with 1, in the same run).
+their place in it (`Queued`). Two slots let two turns stream from the start; what they add
+in throughput depends on the machine (4 concurrent turns of 150 tokens: 52-58 tokens/s with
+1, 2 or 3 slots on a quiet 2-core VM; of 80 tokens: 47.4 s with 1 slot, 24.2 s with 2, median
+first token 15.5 s against 6.2 s, on the same VM busy, benchmarks/local_model.py).
 
 A turn ends at its output cap (`max_output_tokens`: the request's, else this model's) or when
 its context is full, both as `Finish("length")`: one limit, one meaning (the interaction ends
