@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,15 @@ class EnvironmentManager:
             self.live.storage(environment_id, path)  # its quota disk mounted, if it has one
         return path
 
+    @contextlib.asynccontextmanager
+    async def holding(self, environment_id: str) -> AsyncIterator[Path]:
+        """The environment's directory, which no starting sandbox moves meanwhile (a read
+        would find nothing, and a write would be hidden beneath its quota disk): waits for
+        a sandbox that is starting to have its files in place."""
+        lock = self.live.storage_lock(environment_id) if self.live is not None else None
+        async with lock or contextlib.nullcontext():
+            yield self.root(environment_id)
+
     async def resource(self, environment_id: str) -> dict[str, Any]:
         """The environment's stored resource; a 404 that says where to look if none."""
         resource = await self.store.get_resource("environments", environment_id)
@@ -203,7 +213,10 @@ class EnvironmentManager:
         if self.upstream is not None and lives_upstream(resource):
             return self.upstream.files(environment_id)
         live_files = self.live.files(environment_id) if self.live is not None else None
-        return live_files or DirectoryFiles(self.root(environment_id))
+        if live_files is not None:
+            return live_files
+        async with self.holding(environment_id) as root:
+            return DirectoryFiles(root)
 
     # -- environments that live on Google's service ---------------------------------------------
 
@@ -238,7 +251,8 @@ class EnvironmentManager:
         if fork:
             parent = str(fork).removeprefix("environments/")
             parent_resource = await self.get(parent)
-            await in_file_thread(safe_files.copy_tree, str(self.root(parent)), str(root))
+            async with self.holding(parent) as parent_root:
+                await in_file_thread(safe_files.copy_tree, str(parent_root), str(root))
             if network is None:
                 network = parent_resource.get("network")
             variables = await self.variables(parent)
@@ -277,7 +291,8 @@ class EnvironmentManager:
         sources = _sources(config)
         variables = environment_variables(config.get("env"))
         network = self._check_network(config.get("network"), resource.get("sandbox"))
-        await self._write_sources(self.root(environment_id), sources)
+        async with self.holding(environment_id) as root:
+            await self._write_sources(root, sources)
         if variables:
             await self._save_variables(
                 environment_id, {**await self.variables(environment_id), **variables}
@@ -351,7 +366,8 @@ class EnvironmentManager:
         return network
 
     async def _with_counts(self, resource: dict[str, Any]) -> dict[str, Any]:
-        count, size = await in_file_thread(_tree_size, self.root(resource["id"]))
+        async with self.holding(resource["id"]) as root:
+            count, size = await in_file_thread(_tree_size, root)
         return {**resource, "file_count": str(count), "size_bytes": str(size)}
 
     async def list(self, offset: int, limit: int, mode: str | None = None) -> list[dict[str, Any]]:

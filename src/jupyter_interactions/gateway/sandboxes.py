@@ -101,6 +101,7 @@ class LiveSandboxes:
         self._live: dict[str, _Live] = {}
         self._starting: dict[str, asyncio.Future[_Live]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._storage: dict[str, asyncio.Lock] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._takes: dict[tuple[str, str], bool] = {}
         self._roots: dict[str, Path] = {}
@@ -121,6 +122,12 @@ class LiveSandboxes:
         mount takes tens of milliseconds, once per environment and gateway run)."""
         self._roots[environment_id] = root
         self.disks.attach_existing(root)
+
+    def storage_lock(self, environment_id: str) -> asyncio.Lock:
+        """Held while a starting sandbox moves the environment's files (onto its quota disk,
+        or into a pre-started kernel's directory), and by whoever reads or writes them
+        meanwhile: mid-move a read finds nothing, and a write lands beneath the mount."""
+        return self._storage.setdefault(environment_id, asyncio.Lock())
 
     def files(self, environment_id: str) -> SandboxFiles | None:
         """A live sandbox's files when they are not the environment's local directory (a
@@ -221,6 +228,7 @@ class LiveSandboxes:
                 await asyncio.shield(starting)
         live = self._live.pop(environment_id, None)
         self._locks.pop(environment_id, None)
+        self._storage.pop(environment_id, None)
         if live is not None:
             self._cancel_idle(live)
             await self._stop(live)
@@ -260,9 +268,10 @@ class LiveSandboxes:
             options["disks"] = self.disks
         sandbox = registry.create_for(self.config, kind, **options)
         try:
-            await sandbox.start()
-            if sandbox.root is None:
-                await _copy_in(DirectoryFiles(root), sandbox.files)
+            async with self.storage_lock(environment_id):
+                await sandbox.start()
+                if sandbox.root is None:
+                    await _copy_in(DirectoryFiles(root), sandbox.files)
         except BaseException:
             with contextlib.suppress(Exception):
                 await sandbox.stop()

@@ -90,10 +90,11 @@ class Uploads:
                 raise RequestError(
                     f"upload ended after {upload.offset} bytes but {upload.size} were announced"
                 )
-            if upload.extract:
-                placed = await self._extract(upload, local)
-            else:
-                placed = [await local.place(upload.path, upload.partial, upload.overwrite)]
+            async with self.environments.holding(upload.environment_id):
+                if upload.extract:
+                    placed = await self._extract(upload, local)
+                else:
+                    placed = [await local.place(upload.path, upload.partial, upload.overwrite)]
         finally:
             await asyncio.to_thread(_remove_partial, upload.partial)
         files = await self.environments.files(upload.environment_id)
