@@ -36,6 +36,7 @@ async def test_files_read_and_written_while_a_pooled_sandbox_moves_them_land_on_
     store = Store(tmp_path)
     await store.open()
     environments = EnvironmentManager(tmp_path, store)
+    resume = threading.Event()
     pool = WarmPool(size=1, base_dir=tmp_path / "sandboxes")
     live = LiveSandboxes(config, pool_factory=lambda: pool)
     environments.live = live
@@ -48,7 +49,7 @@ async def test_files_read_and_written_while_a_pooled_sandbox_moves_them_land_on_
         # yet over the root (the order of events of an agent turn that ends before the
         # sandbox it started in the background is ready, followed by a download).
         loop = asyncio.get_running_loop()
-        moving, resume = asyncio.Event(), threading.Event()
+        moving = asyncio.Event()
         real_run = disk._run
 
         def run_paused_at_the_bind_mount(*argv: str) -> None:
@@ -59,7 +60,8 @@ async def test_files_read_and_written_while_a_pooled_sandbox_moves_them_land_on_
 
         monkeypatch.setattr(disk, "_run", run_paused_at_the_bind_mount)
         acquiring = asyncio.ensure_future(live.acquire(env_id, environments.root(env_id)))
-        await asyncio.wait({acquiring, asyncio.ensure_future(moving.wait())}, return_when="FIRST_COMPLETED")
+        paused = asyncio.ensure_future(moving.wait())
+        await asyncio.wait({acquiring, paused}, return_when=asyncio.FIRST_COMPLETED)
         assert moving.is_set(), "the sandbox did not take the pool's kernel"
 
         async def read() -> bytes:
@@ -85,6 +87,7 @@ async def test_files_read_and_written_while_a_pooled_sandbox_moves_them_land_on_
         assert await files.read("workspace/given.txt") == b"given mid-move"
         live.release(lease)
     finally:
+        resume.set()  # a failed assertion must not leave the hand-over waiting
         await live.close()
         await pool.close()
         await store.close()
