@@ -172,7 +172,8 @@ def start_gateway() -> Connection:
         if found is not None:
             return found
         log = folder / "jupyter-interactions-gateway.log"
-        with open(log, "ab") as out:
+        # 0600 from the start: the log is this user's (the gateway also chmods it).
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
             process = subprocess.Popen(
                 serve_command(data_dir=data_dir, auto=True),
                 stdin=subprocess.DEVNULL,

@@ -1,31 +1,34 @@
 """The one error tree of jupyter-interactions; foreign errors are mapped at the boundary.
 
-    InteractionsError                 base of everything we raise on purpose
-    ├── ConfigError                   a setting is missing or wrong (e.g. no Gemini key)
-    ├── GatewayError                  the gateway cannot be found, started or reached
-    ├── RequestError                  the request itself is wrong (HTTP 400 on the wire)
-    │   └── UnsupportedError          a valid request for something not offered here
+    InteractionsError                 base of everything we raise on purpose (500: a bug)
+    ├── ConfigError                   a setting is missing or wrong, e.g. no Gemini key (400)
+    ├── GatewayError                  the gateway cannot be found, started or reached (503)
+    ├── RequestError                  the request itself is wrong (400); `.field` names it
+    │   └── UnsupportedError          a valid request for something not offered here (400)
     ├── AuthError                     wrong or missing token (401)
     ├── NotFoundError                 unknown interaction, agent, environment or file (404)
     ├── ConflictError                 the resource is in a state that forbids this (400)
-    ├── UpstreamError                 Google's service failed after retries (429/5xx)
+    ├── UpstreamError                 Google's service failed: its own status, else 502
     ├── InteractionFailed             an interaction ended failed / cancelled / incomplete
-    └── SandboxError                  code could not be run where it should
-        ├── SandboxUnavailable        no sandbox of that kind can start here
-        └── SandboxTimeout            a run exceeded its wall-clock limit
+    └── SandboxError                  code could not be run where it should (400)
+        ├── SandboxUnavailable        no sandbox of that kind can start here (400)
+        └── SandboxTimeout            a run or a file request exceeded its time limit (400)
 
     Interrupted                       a KeyboardInterrupt (so `except Exception` never
                                       swallows the user's interrupt) that says what became
                                       of the interaction: cancelled, or still running
 
 Every message says what happened and what to do. `http_status` is what the gateway answers
-with when the error crosses the wire; it deliberately avoids 409 and 5xx for permanent
-failures, because the google-genai SDK silently retries those for ~30 s.
+with when the error crosses the wire. `permanent` says that trying again cannot help; such
+an error never answers a status the google-genai SDK retries (408, 409, 429 and every 5xx,
+`protocol.SDK_RETRIED`), or each call would silently repeat it for ~30 s.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .protocol import sdk_retries
 
 __all__ = [
     "AuthError",
@@ -50,6 +53,8 @@ class InteractionsError(Exception):
 
     http_status = 500
     code = "internal"
+    # Trying again cannot help. The base class is for the unforeseen: it makes no promise.
+    permanent = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -59,6 +64,7 @@ class InteractionsError(Exception):
 class ConfigError(InteractionsError):
     http_status = 400
     code = "failed_precondition"
+    permanent = True
 
 
 class GatewayError(InteractionsError):
@@ -69,6 +75,11 @@ class GatewayError(InteractionsError):
 class RequestError(InteractionsError):
     http_status = 400
     code = "invalid_argument"
+    permanent = True
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the request field at fault, e.g. "input[0].content", if one is
 
 
 class UnsupportedError(RequestError):
@@ -78,19 +89,25 @@ class UnsupportedError(RequestError):
 class AuthError(InteractionsError):
     http_status = 401
     code = "unauthenticated"
+    permanent = True
 
 
 class NotFoundError(InteractionsError):
     http_status = 404
     code = "not_found"
+    permanent = True
 
 
 class ConflictError(InteractionsError):
     http_status = 400
     code = "failed_precondition"
+    permanent = True
 
 
 class UpstreamError(InteractionsError):
+    """`status` is Google's own answer, passed through: its 4xx are permanent (the SDK does
+    not retry them), its 429 and 5xx are not. Without one (unreachable), 502."""
+
     http_status = 502
     code = "upstream"
 
@@ -98,10 +115,16 @@ class UpstreamError(InteractionsError):
         super().__init__(message)
         if status is not None:
             self.http_status = status
+        self.permanent = 400 <= self.http_status < 500 and not sdk_retries(self.http_status)
 
 
 class InteractionFailed(InteractionsError):
-    """An interaction reached a terminal state other than `completed`."""
+    """An interaction reached a terminal state other than `completed`. Kernel-side: the
+    gateway reports such an end inside a 200; the status is for the rare crossing."""
+
+    http_status = 400
+    code = "failed_precondition"
+    permanent = True
 
     def __init__(self, message: str, interaction_id: str | None = None, status: str | None = None):
         super().__init__(message)
@@ -110,11 +133,15 @@ class InteractionFailed(InteractionsError):
 
 
 class SandboxError(InteractionsError):
+    """Permanent for this request: retrying the same call meets the same sandbox (code
+    still running, a kernel that died, a file it refuses), so it is a 400, not a 5xx."""
+
+    http_status = 400
     code = "sandbox"
+    permanent = True
 
 
 class SandboxUnavailable(SandboxError):
-    http_status = 400
     code = "failed_precondition"
 
 

@@ -1,4 +1,5 @@
-"""Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps.
+"""Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps,
+and the HTTP statuses the google-genai SDK retries.
 
 The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
 head rule (it stores the head), and the kernel follows the same rule for its local view, so
@@ -31,3 +32,14 @@ def moves_head(status: str | None, has_error: bool = False) -> bool:
 def now() -> str:
     """A timestamp as the wire writes them (`created`, `updated`): UTC, to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# google-genai retries these statuses, and every 5xx, for ~30 s before it raises (3.6.1:
+# `_gaos` resources retry ["408", "409", "429", "5XX"]; the file transfers' classic client
+# retries 408, 429, 500, 502, 503, 504). A permanent failure must answer something else.
+SDK_RETRIED = frozenset({408, 409, 429})
+
+
+def sdk_retries(status: int) -> bool:
+    """True if the SDK would silently retry an answer with this HTTP status."""
+    return status in SDK_RETRIED or status >= 500

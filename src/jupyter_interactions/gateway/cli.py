@@ -4,8 +4,8 @@
 publishes its URL and token in its own runtime file, `jupyter-interactions-gateway-<pid>.json`
 (mode 0600 from the moment it exists, removed on exit), so kernels find it. It owns its data
 dir (see runtime.py): a second gateway on the same dir refuses to start. Started by a kernel
-(`--auto`), it exits once idle (see idle.py). Logs go to stderr and never contain the token or
-a key.
+(`--auto`), it exits once idle (see idle.py). Logs go to stderr (a file is made 0600) and never
+contain the token or a key (logs.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..protocol import now
 from .app import make_app
 from .command import is_loopback
 from .idle import Activity, CountingHTTPServer, stop_when_idle
+from .logs import setup_logging
 from .runtime import running_gateways, same_dir, write_runtime_file
 
 log = logging.getLogger("jupyter_interactions.gateway")
@@ -211,13 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         return _stop(args.timeout, args.all)
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Per-request access lines would cost more than the requests themselves.
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    setup_logging(args.log_level)
     try:
         config = GatewayConfig.load(
             host=args.host,

@@ -10,7 +10,13 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from ..errors import NotFoundError, UnsupportedError, UpstreamError
+from ..errors import (
+    ConfigError,
+    InteractionsError,
+    NotFoundError,
+    UnsupportedError,
+    UpstreamError,
+)
 from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
 
 __all__ = ["UpstreamFiles", "ask_google", "no_uploads"]
@@ -58,19 +64,43 @@ class UpstreamFiles(SandboxFiles):
 
 
 async def ask_google(method: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call an SDK method on Google's service; its errors as the gateway's own."""
+    """Call an SDK method on Google's service; its errors as the gateway's own, with Google's
+    status passed through: a 4xx there is permanent here too, so the kernel's SDK does not
+    retry it for half a minute (a 502 would be)."""
+    from google.genai import errors as transfer_errors  # downloads use the classic client
+
     from .._sdk import errors as sdk_errors
 
     try:
         return await method(*args, **kwargs)
-    except sdk_errors.NotFoundError:
-        raise NotFoundError("not found on Google's service") from None
-    except sdk_errors.APIStatusError as exc:
-        raise UpstreamError(
-            f"Google's service answered {exc.status_code} about this environment"
-        ) from None
+    except (sdk_errors.APIStatusError, transfer_errors.APIError) as exc:
+        status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
+        raise _from_google(int(status) if isinstance(status, int) else None, exc) from None
     except sdk_errors.APIConnectionError:
         raise UpstreamError("cannot reach Google's service about this environment") from None
+
+
+def _from_google(status: int | None, exc: Any) -> InteractionsError:
+    said = _said(exc)
+    if status == 404:
+        return NotFoundError(f"not found on Google's service{said}")
+    if status in (401, 403):
+        return ConfigError(
+            f"Google's service refused the gateway's key ({status}){said}; check the "
+            "GEMINI_API_KEY the gateway runs with"
+        )
+    return UpstreamError(
+        f"Google's service answered {status or 'an error'} about this environment{said}",
+        status=status if status is not None and 400 <= status < 600 else None,
+    )
+
+
+def _said(exc: Any) -> str:
+    """Google's own message, if it gave one (never the request, which holds the key)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else getattr(exc, "message", None)
+    return f": {str(message)[:300]}" if message else ""
 
 
 def no_uploads(environment_id: str) -> UnsupportedError:
