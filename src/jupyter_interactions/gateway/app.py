@@ -16,28 +16,17 @@ import tornado.web
 
 from .. import __version__
 from ..config import GatewayConfig
-from ..errors import RequestError
-from . import resources
+from . import resources, validation
 from .auth import with_token_auth
 from .auth_tokens import Need
 from .engine import Upstream
 from .live import LiveHandler, open_live
-from .web import BaseHandler, GatewayState, NotFoundHandler
+from .validation import routes
+from .web import BaseHandler, GatewayState, LimitedBodies, NotFoundHandler, access_log
 
 __all__ = ["API_VERSIONS", "GatewayState", "make_app", "make_handlers"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha", "v1beta1")
-
-
-def _event_seq(last_event_id: str | None) -> int:
-    if not last_event_id:
-        return 0
-    if last_event_id.startswith("ev_") and last_event_id[3:].isdigit():
-        return int(last_event_id[3:])
-    raise RequestError(
-        f"last_event_id {last_event_id!r} is not an event id of this gateway (they look like "
-        "'ev_12'); pass the event_id of the last event you received"
-    )
 
 
 class HealthHandler(BaseHandler):
@@ -54,9 +43,9 @@ class HealthHandler(BaseHandler):
 
 class InteractionsHandler(BaseHandler):
     async def post(self) -> None:
-        body = self.json_body()
-        session, thread = self.session_headers()
-        run = await self.engine.create(body, session, thread)
+        new = await routes.create_interaction(self.request)
+        body = new.body
+        run = await self.engine.create(body, new.session, new.thread)
         if body.get("stream"):
             await self.send_events(run.follow(0))
         elif body.get("background"):
@@ -73,22 +62,20 @@ class InteractionHandler(BaseHandler):
         return Need("read", self.path_args[0]) if self.request.method == "GET" else None
 
     async def get(self, interaction_id: str) -> None:
-        if self.flag("stream"):
-            after = _event_seq(self.get_query_argument("last_event_id", None))
-            await self.send_events(await self.engine.open_stream(interaction_id, after))
+        read = routes.read_interaction(self.request, interaction_id)
+        if read.stream:
+            await self.send_events(await self.engine.open_stream(read.interaction_id, read.after))
             return
-        if self.get_query_argument("last_event_id", None):
-            raise RequestError("last_event_id needs stream=true")
-        self.send_json(await self.engine.get(interaction_id, self.flag("include_input")))
+        self.send_json(await self.engine.get(read.interaction_id, read.include_input))
 
     async def delete(self, interaction_id: str) -> None:
-        await self.engine.delete(interaction_id)
+        await self.engine.delete(routes.interaction(self.request, interaction_id))
         self.send_json({})
 
 
 class CancelHandler(BaseHandler):
     async def post(self, interaction_id: str) -> None:
-        self.send_json(await self.engine.cancel(interaction_id))
+        self.send_json(await self.engine.cancel(routes.interaction(self.request, interaction_id)))
 
 
 class AuthTokensHandler(BaseHandler):
@@ -117,6 +104,7 @@ def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_au
     # The live route and live interactions come together: with it mounted, the engine opens
     # a live interaction for a create that asks for one (live.py).
     state.engine.open_live = open_live
+    validation.preload()  # google-genai's request types, for the first create to check
     p = prefix.rstrip("/")
     # Vertex-style clients put a project and location after the version; they mean nothing here.
     v = "(?:" + "|".join(API_VERSIONS) + ")(?:/projects/[^/]+/locations/[^/]+)?"
@@ -152,10 +140,19 @@ def make_app(
     """The standalone gateway app. Its state is `app.settings["interactions_state"]`; await
     its `start()` before serving and its `stop()` after."""
     state = state or GatewayState(config, upstream)
-    app = tornado.web.Application(
+    return _GatewayApplication(
         make_handlers("", state),
         default_handler_class=with_token_auth(NotFoundHandler),
         default_handler_args={"state": state},
         interactions_state=state,
+        log_function=access_log,
     )
-    return app
+
+
+class _GatewayApplication(tornado.web.Application):
+    """Bodies over the limit get the reference's JSON error here, before tornado's own
+    limit would answer them with an empty 400."""
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        limit = self.settings["interactions_state"].config.max_body_bytes
+        return LimitedBodies(super().start_request(server_conn, request_conn), request_conn, limit)

@@ -4,7 +4,6 @@ download, resumable upload), and the kernel-keyed session views (threads and job
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
@@ -15,47 +14,30 @@ from .environments import file_resource
 from .tar_download import directory_tar
 from .upstream import runs_on_google
 from .upstream_files import UpstreamFiles
+from .validation import routes
 from .web import BaseHandler
 
-_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-MAX_PAGE = 1000
 
-
-class _Paged(BaseHandler):
-    def page(self) -> tuple[int, int]:
-        try:
-            size = int(self.get_query_argument("page_size", "50"))
-            offset = int(self.get_query_argument("page_token", "0") or 0)
-        except ValueError:
-            raise RequestError(
-                "page_size and page_token must be the numbers this gateway gave"
-            ) from None
-        return max(0, offset), min(max(1, size), MAX_PAGE)
-
-    def paged(self, key: str, items: list[Any], offset: int, size: int) -> dict[str, Any]:
-        """`items` holds up to size+1 entries: one more than asked says there is a next page."""
-        body: dict[str, Any] = {key: items[:size]}
-        if len(items) > size:
-            body["next_page_token"] = str(offset + size)
-        return body
+def _paged(key: str, items: list[Any], page: routes.Page) -> dict[str, Any]:
+    """`items` holds up to size+1 entries: one more than asked says there is a next page."""
+    body: dict[str, Any] = {key: items[: page.size]}
+    if len(items) > page.size:
+        body["next_page_token"] = str(page.offset + page.size)
+    return body
 
 
 # -- agents ----------------------------------------------------------------------------------------
 
 
-class AgentsHandler(_Paged):
+class AgentsHandler(BaseHandler):
     async def get(self) -> None:
-        offset, size = self.page()
-        agents = await self.state.store.list_resources("agents", offset, size + 1)
-        self.send_json(self.paged("agents", agents, offset, size))
+        page = routes.listing(self.request)
+        agents = await self.state.store.list_resources("agents", page.offset, page.size + 1)
+        self.send_json(_paged("agents", agents, page))
 
     async def post(self) -> None:
-        agent = self.json_body()
+        agent = await routes.create_agent(self.request)
         agent_id = str(agent.get("id") or new_id("agent"))
-        if not _AGENT_ID.match(agent_id):
-            raise RequestError(
-                f"agent id {agent_id!r} must be letters, digits, '-', '_' or '.' (at most 128)"
-            )
         if await self.state.store.get_resource("agents", agent_id) is not None:
             raise ConflictError(
                 f"agent {agent_id!r} already exists; delete it first or pick another id"
@@ -96,10 +78,10 @@ class AgentHandler(BaseHandler):
         return agent
 
     async def get(self, agent_id: str) -> None:
-        self.send_json(await self._agent(agent_id))
+        self.send_json(await self._agent(routes.agent(self.request, agent_id)))
 
     async def delete(self, agent_id: str) -> None:
-        await self._agent(agent_id)
+        await self._agent(routes.agent(self.request, agent_id))
         await self.state.store.delete_resource("agents", agent_id)
         self.send_json({})
 
@@ -107,15 +89,15 @@ class AgentHandler(BaseHandler):
 # -- environments and their files -----------------------------------------------------------------
 
 
-class EnvironmentsHandler(_Paged):
+class EnvironmentsHandler(BaseHandler):
     async def get(self) -> None:
-        offset, size = self.page()
+        page = routes.listing(self.request)
         mode = self.get_query_argument("mode", None)
-        environments = await self.state.environments.list(offset, size + 1, mode)
-        self.send_json(self.paged("environments", environments, offset, size))
+        environments = await self.state.environments.list(page.offset, page.size + 1, mode)
+        self.send_json(_paged("environments", environments, page))
 
     async def post(self) -> None:
-        body = self.json_body()
+        body = await routes.create_environment(self.request)
         if body.get("env"):
             raise RequestError(
                 "environment variables go on the interaction's environment, not here"
@@ -125,26 +107,27 @@ class EnvironmentsHandler(_Paged):
 
 class EnvironmentHandler(BaseHandler):
     async def get(self, environment_id: str) -> None:
+        environment_id = routes.environment(self.request, environment_id)
         self.send_json(await self.state.environments.get(environment_id))
 
     async def delete(self, environment_id: str) -> None:
-        await self.state.environments.delete(environment_id)
+        await self.state.environments.delete(routes.environment(self.request, environment_id))
         self.send_json({})
 
 
-class FilesHandler(_Paged):
+class FilesHandler(BaseHandler):
     async def get(self, environment_id: str, path: str) -> None:
-        files = await self.state.environments.files(environment_id)
-        path = path.lstrip("/")
-        if self.get_query_argument("alt", "") == "media":
-            await self._download(files, path)
+        read = routes.read_files(self.request, environment_id, path)
+        files = await self.state.environments.files(read.environment_id)
+        if read.media:
+            await self._download(files, read.path, read.recursive)
             return
-        offset, size = self.page()
-        entries = await files.list(path, recursive=self.flag("recursive"))
-        listed = [file_resource(e) for e in entries[offset : offset + size + 1]]
-        self.send_json(self.paged("files", listed, offset, size))
+        entries = await files.list(read.path, recursive=read.recursive)
+        page = read.page
+        listed = [file_resource(e) for e in entries[page.offset : page.offset + page.size + 1]]
+        self.send_json(_paged("files", listed, page))
 
-    async def _download(self, files: SandboxFiles, path: str) -> None:
+    async def _download(self, files: SandboxFiles, path: str, recursive: bool) -> None:
         """A file's bytes; a directory as a POSIX tar (uncompressed) of its regular files,
         named relative to it: the files directly in it, or all below it with
         recursive=true. Streamed a file at a time; symlinks are never followed."""
@@ -160,7 +143,7 @@ class FilesHandler(_Paged):
         name = clean_relative(path).rsplit("/", 1)[-1] or "environment"
         self.set_header("Content-Type", "application/x-tar")
         self.set_header("Content-Disposition", f'attachment; filename="{name}.tar"')
-        chunks = directory_tar(files, path, recursive=self.flag("recursive"))
+        chunks = directory_tar(files, path, recursive=recursive)
         async with contextlib.aclosing(chunks):  # a client that goes away closes the file
             async for chunk in chunks:
                 self.write(chunk)
@@ -173,13 +156,9 @@ class UploadHandler(BaseHandler):
     the bytes; the last, with `finalize`, answers `x-goog-upload-status: final` + the file."""
 
     async def put(self, environment_id: str, path: str) -> None:
-        command = self.request.headers.get("X-Goog-Upload-Command", "")
-        if "start" not in command:
-            raise RequestError("start an upload with X-Goog-Upload-Command: start")
-        announced = self.request.headers.get("X-Goog-Upload-Header-Content-Length")
-        size = int(announced) if announced and announced.isdigit() else None
+        start = routes.start_upload(self.request, environment_id, path)
         upload_id = await self.state.uploads.start_upload(
-            environment_id, path, size, self.flag("overwrite"), self.flag("extract")
+            start.environment_id, start.path, start.size, start.overwrite, start.extract
         )
         url = f"{self.request.protocol}://{self.request.host}{self.request.path}?upload_id={upload_id}"
         self.set_header("X-Goog-Upload-URL", url)
@@ -187,15 +166,9 @@ class UploadHandler(BaseHandler):
         self.send_json({})
 
     async def post(self, environment_id: str, path: str) -> None:
-        upload_id = self.get_query_argument("upload_id", "")
-        command = self.request.headers.get("X-Goog-Upload-Command", "")
-        try:
-            offset = int(self.request.headers.get("X-Goog-Upload-Offset", "0"))
-        except ValueError:
-            raise RequestError("X-Goog-Upload-Offset must be a number") from None
-        finalize = "finalize" in command
+        chunk = routes.upload_chunk(self.request, environment_id, path)
         placed = await self.state.uploads.upload_chunk(
-            upload_id, offset, self.request.body or b"", finalize
+            chunk.upload_id, chunk.offset, self.request.body or b"", chunk.finalize
         )
         if placed is None:
             self.set_header("X-Goog-Upload-Status", "active")
@@ -215,26 +188,24 @@ class UploadHandler(BaseHandler):
 
 class SessionHandler(BaseHandler):
     async def get(self, key: str) -> None:
-        self.send_json(await self.state.store.session(key))
+        self.send_json(await self.state.store.session(routes.session(self.request, key)))
 
 
 class ThreadsHandler(BaseHandler):
     async def delete(self, key: str) -> None:
-        await self.state.store.delete_threads(key)
+        await self.state.store.delete_threads(routes.session(self.request, key))
         self.send_json({})
 
 
 class ThreadHandler(BaseHandler):
     async def put(self, key: str, name: str) -> None:
-        body = self.json_body()
-        if "head" not in body:
-            raise RequestError('send {"head": "<interaction id>"} or {"head": null}')
-        head = body["head"]
+        wanted = routes.put_thread(self.request, key, name)
+        key, name, head = wanted.session, wanted.name, wanted.head
         if head is None:
             await self.state.store.set_thread(key, name, None, None, None, 0, now())
             self.send_json({"name": name, "head": None})
             return
-        chain = await self.state.store.chain(str(head))
+        chain = await self.state.store.chain(head)
         if not chain or chain[-1]["id"] != head:
             raise NotFoundError(f"interaction {head!r} not found; it cannot be a thread head")
         resource = chain[-1]["resource"]
@@ -252,5 +223,5 @@ class ThreadHandler(BaseHandler):
         self.send_json(thread)
 
     async def delete(self, key: str, name: str) -> None:
-        await self.state.store.delete_threads(key, name)
+        await self.state.store.delete_threads(*routes.thread(self.request, key, name))
         self.send_json({})

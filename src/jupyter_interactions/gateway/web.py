@@ -1,5 +1,6 @@
-"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with JSON bodies, size
-limits, the reference's error shape and SSE framing.
+"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with size limits, the
+reference's error shape, strict JSON answers and SSE framing; `LimitedBodies` answers bodies
+over the limit in that error shape, and `access_log` logs without queries.
 
 Routes are written once, on BaseHandler, and mounted behind an auth shell chosen by the host
 (auth.py: the standalone gateway's token; extension.py: jupyter_server's auth). A shell
@@ -13,11 +14,11 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, ClassVar
-from urllib.parse import unquote
 
 import tornado.web
+from tornado import httputil
 from tornado.iostream import StreamClosedError
 
 from ..config import GatewayConfig
@@ -32,11 +33,12 @@ from .sandboxes import LiveSandboxes
 from .store import Store
 from .uploads import Uploads
 from .upstream import GoogleUpstream
+from .validation import routes, rules
 
 log = logging.getLogger("jupyter_interactions.gateway")
-
-SESSION_HEADER = "x-interactions-session"
-THREAD_HEADER = "x-interactions-thread"
+# Bodies past the limit are read (and dropped) up to this size, so that the client, which
+# sends its whole body before it reads, gets the JSON answer; beyond it, tornado's own.
+DRAIN_LIMIT = 1 << 30
 
 
 class GatewayState:
@@ -98,6 +100,10 @@ def _error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
 
 
+def too_large(limit: int) -> RequestError:
+    return RequestError(f"request body larger than {limit} bytes; send less at once")
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """What every route shares. Mounted behind an auth shell (see the module's docstring)."""
 
@@ -151,33 +157,26 @@ class BaseHandler(tornado.web.RequestHandler):
             raise AuthError(self.auth_hint())
         limit = self.state.config.max_body_bytes
         if len(self.request.body or b"") > limit:
-            raise RequestError(f"request body larger than {limit} bytes; send less at once")
+            raise too_large(limit)
 
-    # -- requests and responses ----------------------------------------------------------------
+    # -- requests (each route's entry in validation.routes checks all of it) --------------------
 
     def json_body(self) -> dict[str, Any]:
-        raw = self.request.body
-        if not raw or not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise RequestError(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise RequestError("the request body must be a JSON object")
-        return body
+        """The body as a strict JSON object (empty is `{}`), for a route without an entry."""
+        return routes.json_object(self.request)
 
     def flag(self, name: str) -> bool:
-        return self.get_query_argument(name, "false").lower() in ("true", "1")
+        """A true/false query parameter (absent is false)."""
+        value = self.get_query_argument(name, None)
+        return rules.flag(value, name)
 
-    def session_headers(self) -> tuple[str | None, str | None]:
-        session = self.request.headers.get(SESSION_HEADER)
-        thread = self.request.headers.get(THREAD_HEADER)
-        return (unquote(session) if session else None, unquote(thread) if thread else None)
+    # -- responses ------------------------------------------------------------------------------
 
     def send_json(self, value: Any) -> None:
+        """`value` as strict JSON: NaN and Infinity are not JSON, so they fail here (a 500
+        that the log explains) rather than reach a client that cannot parse them."""
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value, separators=(",", ":")))
+        self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
     async def send_events(self, source: AsyncIterator[list[str]]) -> None:
         """Stream SSE frames, then `data: [DONE]`. A client that goes away only stops this
@@ -230,7 +229,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 404: "not_found",
                 405: "method_not_allowed",
             }.get(status_code, "invalid_argument")
-            message = exc.log_message or self._reason
+            message = self._reason
+            if exc.log_message:  # e.g. a path that is not UTF-8
+                message = exc.log_message % exc.args if exc.args else exc.log_message
         elif status_code >= 500:
             code, message = "internal", "internal gateway error; the gateway log has details"
         else:
@@ -248,3 +249,70 @@ class NotFoundHandler(BaseHandler):
             f"no route {self.request.method} {self.request.path}; see the Interactions API "
             "reference for the routes this gateway serves"
         )
+
+
+class LimitedBodies(httputil.HTTPMessageDelegate):
+    """In front of tornado's own handling of one request: a body over `limit` (announced,
+    or counted as chunks arrive) is read and dropped, and answered with the reference's
+    400. Tornado's own limit would close the connection after an empty 400."""
+
+    def __init__(self, inner: httputil.HTTPMessageDelegate, connection: Any, limit: int) -> None:
+        self.inner = inner
+        self.connection = connection
+        self.limit = limit
+        self.received = 0
+        self.refused = False
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Awaitable[None] | None:
+        self.connection.set_max_body_size(DRAIN_LIMIT)
+        announced = headers.get("Content-Length", "")
+        if announced.isascii() and announced.isdigit() and int(announced) > self.limit:
+            self.refused = True
+            return None
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.refused:
+            return None
+        self.received += len(chunk)
+        if self.received > self.limit:
+            self.refused = True
+            self.inner.on_connection_close()  # the handler forgets what it buffered
+            return None
+        return self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        if not self.refused:
+            self.inner.finish()
+            return
+        body = _error_body("invalid_argument", too_large(self.limit).message).encode()
+        headers = httputil.HTTPHeaders(
+            {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        )
+        start = httputil.ResponseStartLine("HTTP/1.1", 400, "Bad Request")
+        self.connection.write_headers(start, headers, body)
+        self.connection.finish()
+
+    def on_connection_close(self) -> None:
+        self.inner.on_connection_close()
+
+
+def access_log(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access line without the query string: Google's clients may send the key
+    as `?key=`, and no secret goes into a log."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    logging.getLogger("tornado.access").log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.path,
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )

@@ -1,0 +1,325 @@
+"""One entry per route: its path parameters, query, headers and body, checked before any of
+it reaches the engine, a model or a sandbox. Each returns what the handler needs, typed, or
+raises a RequestError (400) that names the field and says what to send."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from ...errors import RequestError
+from . import bodies, rules
+from .strict_json import loads
+
+__all__ = [
+    "FilesRead",
+    "InteractionRead",
+    "NewInteraction",
+    "Page",
+    "ThreadHead",
+    "UploadChunk",
+    "UploadStart",
+    "agent",
+    "create_agent",
+    "create_environment",
+    "create_interaction",
+    "environment",
+    "interaction",
+    "json_object",
+    "listing",
+    "put_thread",
+    "read_files",
+    "read_interaction",
+    "session",
+    "start_upload",
+    "thread",
+    "upload_chunk",
+]
+
+SESSION_HEADER = "x-interactions-session"
+THREAD_HEADER = "x-interactions-thread"
+MAX_SESSION_KEY = 1024  # a notebook path or a kernel id
+MAX_THREAD_NAME = 256
+_UPLOAD_COMMANDS = frozenset({"start", "upload", "finalize"})
+
+
+class Incoming(Protocol):
+    """What a route reads of a request (tornado's HTTPServerRequest has all of it)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def query_arguments(self) -> Mapping[str, list[bytes]]: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    body: dict[str, Any]
+    session: str | None
+    thread: str | None
+
+
+@dataclass(frozen=True)
+class InteractionRead:
+    interaction_id: str
+    stream: bool
+    include_input: bool
+    after: int  # the sequence number of last_event_id (0: from the start)
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class FilesRead:
+    environment_id: str
+    path: str
+    media: bool  # alt=media: the file's bytes, not a listing
+    recursive: bool
+    page: Page
+
+
+@dataclass(frozen=True)
+class UploadStart:
+    environment_id: str
+    path: str
+    size: int | None
+    overwrite: bool
+    extract: bool
+
+
+@dataclass(frozen=True)
+class UploadChunk:
+    upload_id: str
+    offset: int
+    finalize: bool
+
+
+@dataclass(frozen=True)
+class ThreadHead:
+    session: str
+    name: str
+    head: str | None
+
+
+# -- interactions ------------------------------------------------------------------------------
+
+
+async def create_interaction(request: Incoming) -> NewInteraction:
+    """POST /interactions."""
+    body = json_object(request)
+    await bodies.interaction_body(body)
+    session = _header(request, SESSION_HEADER, MAX_SESSION_KEY)
+    return NewInteraction(body, session, _header(request, THREAD_HEADER, MAX_THREAD_NAME))
+
+
+def read_interaction(request: Incoming, interaction_id: str) -> InteractionRead:
+    """GET /interactions/{id}?stream&include_input&last_event_id."""
+    _no_body(request)
+    stream = rules.flag(_query(request, "stream"), "stream")
+    last_event_id = _query(request, "last_event_id")
+    if last_event_id and not stream:
+        raise RequestError("last_event_id needs stream=true", field="last_event_id")
+    return InteractionRead(
+        rules.resource_id(interaction_id, "interaction id", "an interaction"),
+        stream,
+        rules.flag(_query(request, "include_input"), "include_input"),
+        rules.event_seq(last_event_id),
+    )
+
+
+def interaction(request: Incoming, interaction_id: str) -> str:
+    """POST /interactions/{id}/cancel and DELETE /interactions/{id}."""
+    _no_body(request)
+    return rules.resource_id(interaction_id, "interaction id", "an interaction")
+
+
+# -- agents and environments -------------------------------------------------------------------
+
+
+def listing(request: Incoming) -> Page:
+    """GET /agents and GET /environments: page_size, page_token."""
+    _no_body(request)
+    return _page(request)
+
+
+async def create_agent(request: Incoming) -> dict[str, Any]:
+    """POST /agents."""
+    body = json_object(request)
+    await bodies.agent_body(body)
+    if body.get("id") is not None:
+        rules.resource_id(body["id"], "id", "an agent")
+    return body
+
+
+def agent(request: Incoming, agent_id: str) -> str:
+    """GET and DELETE /agents/{id}."""
+    _no_body(request)
+    return rules.resource_id(agent_id, "agent id", "an agent")
+
+
+async def create_environment(request: Incoming) -> dict[str, Any]:
+    """POST /environments."""
+    body = json_object(request)
+    await bodies.environment_body(body)
+    return body
+
+
+def environment(request: Incoming, environment_id: str) -> str:
+    """GET and DELETE /environments/{id}."""
+    _no_body(request)
+    return _environment_id(environment_id)
+
+
+def read_files(request: Incoming, environment_id: str, path: str) -> FilesRead:
+    """GET /environments/{id}/files/{path}?alt=media|recursive&page_size&page_token."""
+    _no_body(request)
+    alt = _query(request, "alt")
+    if alt not in (None, "", "json", "media"):
+        raise RequestError(
+            f"alt={alt[:32]!r} is not served; leave it out for a listing, or alt=media for "
+            "the file's bytes",
+            field="alt",
+        )
+    return FilesRead(
+        _environment_id(environment_id),
+        rules.file_path(path.lstrip("/"), "path"),
+        alt == "media",
+        rules.flag(_query(request, "recursive"), "recursive"),
+        _page(request),
+    )
+
+
+def start_upload(request: Incoming, environment_id: str, path: str) -> UploadStart:
+    """PUT /upload/{v}/environments/{id}/files/{path}?overwrite&extract: a resumable start."""
+    _no_body(request)
+    if _upload_commands(request) != {"start"}:
+        raise RequestError(
+            "start an upload with X-Goog-Upload-Command: start", field="X-Goog-Upload-Command"
+        )
+    size = _header(request, "X-Goog-Upload-Header-Content-Length", 20)
+    return UploadStart(
+        _environment_id(environment_id),
+        rules.file_path(path.lstrip("/"), "path"),
+        None if size is None else _count(size, "X-Goog-Upload-Header-Content-Length"),
+        rules.flag(_query(request, "overwrite"), "overwrite"),
+        rules.flag(_query(request, "extract"), "extract"),
+    )
+
+
+def upload_chunk(request: Incoming, environment_id: str, path: str) -> UploadChunk:
+    """POST <X-Goog-Upload-URL>: bytes of an upload; the body is the file's, not JSON."""
+    _environment_id(environment_id)
+    rules.file_path(path.lstrip("/"), "path")
+    commands = _upload_commands(request)
+    if not commands or not commands <= {"upload", "finalize"}:
+        raise RequestError(
+            "send a chunk with X-Goog-Upload-Command: upload (and finalize on the last)",
+            field="X-Goog-Upload-Command",
+        )
+    offset = _header(request, "X-Goog-Upload-Offset", 20)
+    return UploadChunk(
+        rules.resource_id(_query(request, "upload_id") or "", "upload_id", "an upload"),
+        0 if offset is None else _count(offset, "X-Goog-Upload-Offset"),
+        "finalize" in commands,
+    )
+
+
+# -- sessions: thread heads and jobs -------------------------------------------------------------
+
+
+def session(request: Incoming, key: str) -> str:
+    """GET /sessions/{key} and DELETE /sessions/{key}/threads."""
+    _no_body(request)
+    return rules.name(key, "session key", MAX_SESSION_KEY)
+
+
+def thread(request: Incoming, key: str, name: str) -> tuple[str, str]:
+    """DELETE /sessions/{key}/threads/{name}."""
+    return session(request, key), rules.name(name, "thread name", MAX_THREAD_NAME)
+
+
+def put_thread(request: Incoming, key: str, name: str) -> ThreadHead:
+    """PUT /sessions/{key}/threads/{name} with {"head": "<interaction id>" | null}."""
+    body = json_object(request)
+    if "head" not in body:
+        raise RequestError('send {"head": "<interaction id>"} or {"head": null}', field="head")
+    head = body["head"]
+    return ThreadHead(
+        rules.name(key, "session key", MAX_SESSION_KEY),
+        rules.name(name, "thread name", MAX_THREAD_NAME),
+        None if head is None else rules.resource_id(head, "head", "an interaction"),
+    )
+
+
+# -- the parts ----------------------------------------------------------------------------------
+
+
+def json_object(request: Incoming) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is `{}`)."""
+    raw = request.body
+    if not raw or not raw.strip():
+        return {}
+    body = loads(raw)
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    return body
+
+
+def _no_body(request: Incoming) -> None:
+    if json_object(request):
+        raise RequestError("this route takes no request body; send none")
+
+
+def _environment_id(value: str) -> str:
+    return rules.resource_id(value, "environment id", "an environment")
+
+
+def _query(request: Incoming, name: str) -> str | None:
+    """The last value of a query parameter, as text."""
+    values = request.query_arguments.get(name)
+    if not values:
+        return None
+    try:
+        return values[-1].decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise RequestError(f"query parameter {name} is not UTF-8", field=name) from None
+
+
+def _header(request: Incoming, name: str, limit: int) -> str | None:
+    """A header's value, %-decoded (names and paths may be any text), or None."""
+    value = request.headers.get(name)
+    if not value:
+        return None
+    return rules.name(unquote(value), name, limit)
+
+
+def _page(request: Incoming) -> Page:
+    return Page(
+        rules.page_token(_query(request, "page_token")),
+        rules.page_size(_query(request, "page_size")),
+    )
+
+
+def _upload_commands(request: Incoming) -> set[str]:
+    given = request.headers.get("X-Goog-Upload-Command", "")
+    commands = {part.strip().lower() for part in given.split(",") if part.strip()}
+    unknown = commands - _UPLOAD_COMMANDS
+    if unknown:
+        raise RequestError(
+            f"X-Goog-Upload-Command {sorted(unknown)[0][:32]!r} is not served here; use start, "
+            "upload and finalize",
+            field="X-Goog-Upload-Command",
+        )
+    return commands
+
+
+def _count(value: str, field: str) -> int:
+    return int(rules.number(value, field, 0, 2**53, whole=True))
