@@ -1,5 +1,5 @@
 """Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps,
-and the HTTP statuses the google-genai SDK retries.
+the HTTP statuses the google-genai SDK retries, and JSON as strict as the wire's.
 
 The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
 head rule (it stores the head), and the kernel follows the same rule for its local view, so
@@ -8,7 +8,10 @@ a refresh from the server never moves a head back.
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from typing import Any
 
 # An interaction in one of these has ended; nothing follows its interaction.completed event.
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
@@ -43,3 +46,18 @@ SDK_RETRIED = frozenset({408, 409, 429})
 def sdk_retries(status: int) -> bool:
     """True if the SDK would silently retry an answer with this HTTP status."""
     return status in SDK_RETRIED or status >= 500
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """json.loads for JSON written by someone else (a model's tool-call arguments): NaN,
+    Infinity and numbers that overflow to infinity are not JSON, and would make every
+    answer that carries them unreadable. Raises ValueError for them, as for any bad JSON."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"{token} is not a JSON value")
+
+    def finite(token: str) -> float:
+        value = float(token)
+        return value if math.isfinite(value) else refuse(token)
+
+    return json.loads(text, parse_constant=refuse, parse_float=finite)

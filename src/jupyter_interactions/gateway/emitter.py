@@ -20,7 +20,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..protocol import PAUSED
+from ..protocol import PAUSED, strict_loads
 
 Publish = Callable[[dict[str, Any]], None]
 
@@ -72,7 +72,7 @@ class Emitter:
         partial = self._arguments.pop(index, None)
         if partial is not None:
             try:
-                self.steps[index]["arguments"] = json.loads(partial)
+                self.steps[index]["arguments"] = strict_loads(partial)
             except ValueError:
                 self.steps[index]["arguments"] = {"_raw": partial}
         self._publish({"event_type": "step.stop", "index": index, **extra})

@@ -46,7 +46,7 @@ def frame_from_stored(data: str) -> str:
 def _numbered(seq: int, event: dict[str, Any]) -> tuple[int, str, str]:
     """The event as logged: `event_id` set (in place), and its JSON."""
     event["event_id"] = f"ev_{seq}"
-    return seq, event["event_type"], json.dumps(event, separators=(",", ":"))
+    return seq, event["event_type"], json.dumps(event, separators=(",", ":"), allow_nan=False)
 
 
 class Run:

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...protocol import strict_loads
 from .base import (
     Finish,
     Message,
@@ -120,7 +121,7 @@ def parse_arguments(raw: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = strict_loads(raw)
     except ValueError:
         return {"raw": raw}
     return value if isinstance(value, dict) else {"value": value}

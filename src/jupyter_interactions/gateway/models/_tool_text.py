@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...protocol import strict_loads
 from ._chat_completions import new_call_id
 from .base import ModelEvent, TextDelta, ToolCall
 
@@ -73,7 +74,7 @@ def _calls_from(text: str) -> list[ToolCall] | None:
     """The calls in one `<tool_call>` block (an object or a list of them), or None if it is
     not valid: then the block is shown to the user as the text it is."""
     try:
-        value = json.loads(text)
+        value = strict_loads(text)
     except ValueError:
         return None
     items = value if isinstance(value, list) else [value]

@@ -12,11 +12,11 @@ before the first one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from ...protocol import strict_loads
 from .base import (
     COMMON_GENERATION_FIELDS,
     Finish,
@@ -78,8 +78,8 @@ class EchoModel(Model):
             text = user.text if user else ""
             call = _CALL.match(text)
             tool_names = {t.name for t in request.tools}
-            if call and call["name"] in tool_names:
-                arguments = json.loads(call["args"]) if call["args"] else {}
+            arguments = _arguments(call["args"]) if call and call["name"] in tool_names else None
+            if call and arguments is not None:
                 yield ToolCall(id=f"call_{len(messages)}", name=call["name"], arguments=arguments)
                 yield Usage(input_tokens=_count(messages), output_tokens=1)
                 yield Finish("tool_calls")
@@ -89,6 +89,15 @@ class EchoModel(Model):
             yield TextDelta(piece)
         yield Usage(input_tokens=_count(messages), output_tokens=len("".join(pieces).split()))
         yield Finish(reason)
+
+
+def _arguments(text: str | None) -> dict[str, Any] | None:
+    """A call's arguments, or None if they are not a JSON object (then it is plain text)."""
+    try:
+        value = strict_loads(text) if text else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _count(messages: tuple[Message, ...]) -> int:
