@@ -75,14 +75,6 @@ def strict_json(text: str | bytes) -> Any:
 
 def fuzz(gateway: Any, count: int, seed: int) -> Report:
     seeds = record(gateway.url, gateway.token)
-    for index, one in enumerate(seeds):  # fuzzed agents never start sandboxes (see below)
-        if b'"agent":"local-agent"' in one.body:
-            seeds[index] = Seed(
-                one.method,
-                one.target,
-                one.headers,
-                one.body.replace(b'"local-agent"', b'"fuzz-absent-agent"'),
-            )
     ids: dict[str, list[str]] = {"{interaction}": [], "{environment}": [], "{agent}": []}
     mutator = Mutator(seed, BODY_LIMIT)
     report = Report(seed)

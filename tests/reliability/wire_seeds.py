@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
+from google.genai._interactions import APIError
 
 # Headers the transport adds by itself, or that the fuzzer sets (auth).
 _DROPPED = {
@@ -24,6 +25,7 @@ _DROPPED = {
     "authorization",
 }
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
+ABSENT_AGENT = "fuzz-absent-agent"
 CODE = "```python\nprint(6 * 7)\n```"
 
 
@@ -97,7 +99,7 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
         pass
     try:
         it.cancel(first.id)  # finished: a 400, still a request the SDK sends
-    except Exception:
+    except APIError:
         pass
     gone = it.create(model="echo", input="to delete", store=True)
     it.delete(gone.id)
@@ -131,16 +133,21 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
     sdk.agents.get("fuzz-agent")
     sdk.agents.create(id="fuzz-spare", base_agent="local-agent")
     sdk.agents.delete("fuzz-spare")
-    agent_run = it.create(
-        agent="local-agent",
-        agent_config={**SCRIPTED, "max_steps": "3", "max_wall_seconds": 60},
-        environment={"type": "remote", "env": {"FUZZ": "1"}},
-        input=CODE,
-        extra_headers={"x-interactions-session": "fuzz.ipynb", "x-interactions-thread": "main"},
-    )
+    # An agent turn as the SDK sends it, to an agent that does not exist: the fuzzer checks
+    # what reaches the engine without starting a sandbox for each request.
+    try:
+        it.create(
+            agent=ABSENT_AGENT,
+            agent_config={**SCRIPTED, "max_steps": "3", "max_wall_seconds": 60},
+            environment={"type": "remote", "env": {"FUZZ": "1"}},
+            input=CODE,
+            extra_headers={"x-interactions-session": "fuzz.ipynb", "x-interactions-thread": "t"},
+        )
+    except APIError:
+        pass
     return {
-        "{interaction}": [first.id, paused.id, background.id, gone.id, agent_run.id],
-        "{environment}": [env, spare.id, agent_run.environment_id or env],
+        "{interaction}": [first.id, paused.id, background.id, gone.id],
+        "{environment}": [env, spare.id],
         "{agent}": ["fuzz-agent", "fuzz-spare"],
     }
 

@@ -154,14 +154,9 @@ class Engine:
         live: bool = False,
     ) -> Run:
         """Start an interaction. It is live (it waits for input; see live.py) when `live`, or
-        when `open_live` finds that the body asks for one."""
+        when `open_live` finds that the body asks for one. The route that calls this has
+        checked `body` (validation.bodies.interaction_body): exactly one of model or agent."""
         model, agent = body.get("model"), body.get("agent")
-        if bool(model) == bool(agent):
-            raise RequestError("give exactly one of 'model' or 'agent'")
-        if (model is not None and not isinstance(model, str)) or (
-            agent is not None and not isinstance(agent, str)
-        ):
-            raise RequestError("'model' and 'agent' must be strings")
         new_input = input_steps(body.get("input"))
         if live and (agent or not self.models.serves(model or "")):
             raise UnsupportedError(

@@ -92,10 +92,10 @@ async def interaction_body(body: dict[str, Any]) -> None:
     for flag in _FLAGS:
         if flag in body and not isinstance(body[flag], bool):
             raise RequestError(f"{flag} must be true or false", field=flag)
-    if ("model" in body) == ("agent" in body):
-        raise RequestError("give exactly one of 'model' or 'agent'")
+    if bool(body.get("model")) == bool(body.get("agent")):
+        raise RequestError("give exactly one of 'model' or 'agent'", field="model")
     types = await _types()
-    kind = types.model_interaction if "model" in body else types.agent_interaction
+    kind = types.model_interaction if body.get("model") else types.agent_interaction
     _check(kind, body)
     _numbers(body.get("generation_config"), "generation_config", _SAMPLING)
     _agent_config(body.get("agent_config"), "agent_config")
