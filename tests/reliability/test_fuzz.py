@@ -121,7 +121,7 @@ def check(
             internal = [e for e in events if e.get("error", {}).get("code") == "internal"]
         elif kind.startswith("application/json"):
             body = strict_json(response.content)
-            internal = [e for e in body.get("errors", []) or [] if e.get("code") == "internal"]
+            internal = _internal(body)
         elif status == 200 and DOWNLOAD.search(path) and "alt=media" in request.target:
             return  # a file's own bytes
         else:
@@ -139,6 +139,12 @@ def check(
         report.fail(request, status, f"a 200 holding an internal failure: {internal[0]}")
     _harvest(request, response, body, ids)
     _retrievable(http, request, path, body, report)
+
+
+def _internal(body: Any) -> list[Any]:
+    """The `internal` errors of an interaction: an unvalidated value reached model code."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [e for e in errors or [] if isinstance(e, dict) and e.get("code") == "internal"]
 
 
 def _harvest(request: Seed, response: httpx.Response, body: Any, ids: dict[str, list[str]]) -> None:
@@ -175,6 +181,8 @@ def _retrievable(http: httpx.Client, request: Seed, path: str, body: Any, report
             report.fail(
                 request, 200, f"a 200 create, but GET {kind} {body['id']} gave {got.status_code}"
             )
+        elif _internal(strict_json(got.content)):  # a background run fails after its 200
+            report.fail(request, 200, f"GET {body['id']}: failed with an internal error")
 
 
 def run(gateway_factory: Any, count: int, seed: int) -> Report:
