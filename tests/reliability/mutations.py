@@ -184,6 +184,15 @@ class Mutator:
             request = mutate(request)
         return request
 
+    def message(self, text: bytes, ids: dict[str, list[str]]) -> bytes:
+        """A live socket's event (JSON text), its placeholders filled, then 0-2 mutations of
+        its JSON or its bytes (kept under the body limit: a socket message has its own)."""
+        message = self._fill(Seed("WS", "", {}, text), ids)
+        for _ in range(self.random.choice([0, 1, 1, 2])):
+            mutate = self.random.choice([self._body] * 4 + [self._raw_body])
+            message = mutate(message)
+        return message.body[: self.body_limit]
+
     # -- placeholders ---------------------------------------------------------------------------
 
     def _fill(self, request: Seed, ids: dict[str, list[str]]) -> Seed:

@@ -4,13 +4,19 @@ headers and methods. Every answer must be below 500, strict JSON (or an SSE stre
 strict JSON, or a file's bytes for alt=media), in the reference's error shape when it is
 an error; and a 200 create must be retrievable, and not failed with an `internal` error.
 
-`make test` sends FUZZ_REQUESTS (default 2,000) with FUZZ_SEED (default below); the `soak`
-variant sends 100,000 with a fresh seed. A failure prints the seed that reproduces it:
+The live route (a WebSocket) gets the same treatment, message by message: every message the
+gateway sends back is strict JSON, no error it reports is `internal`, and it never closes a
+socket as broken (1011).
+
+`make test` sends FUZZ_REQUESTS (default 2,000) requests and FUZZ_LIVE_MESSAGES (default 300)
+live messages with FUZZ_SEED (default below); the `soak` variant sends 100,000 requests and
+10,000 messages with a fresh seed. A failure prints the seed that reproduces it:
 FUZZ_SEED=<seed> pytest tests/reliability/test_fuzz.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -22,11 +28,26 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+import websockets
 from tests.reliability.mutations import Mutator
 from tests.reliability.wire_seeds import Seed, record
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260601"))
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "2000"))
+LIVE_MESSAGES = int(os.environ.get("FUZZ_LIVE_MESSAGES", "300"))
+# The events a live socket takes (live.py); {interaction} is filled with a live id.
+LIVE_FIRST = [
+    b'{"event_type": "interaction.create", "model": "echo"}',
+    b'{"event_type": "interaction.create", "model": "echo", "system_instruction": "Be brief."}',
+    b'{"event_type": "interaction.connect", "id": "{interaction}", "next_output_seq_num": 2}',
+]
+LIVE_NEXT = [
+    b'{"event_type": "input", "content": [{"type": "text", "text": "hello there"}]}',
+    b'{"events": [{"event_type": "input", "content": [{"type": "text", "text": "two"}]}]}',
+    b'{"event_type": "interaction.complete"}',
+    b'{"event_type": "interaction.cancel"}',
+    b'{"event_type": "interaction.disconnect"}',
+]
 BODY_LIMIT = 256 * 1024  # small, so that bodies past it are cheap to send
 _VERSION = r"/(?:v1|v1beta|v1alpha|v1beta1)(?:/projects/[^/]+/locations/[^/]+)?"
 CREATES = {
@@ -41,6 +62,7 @@ DOWNLOAD = re.compile(_VERSION + r"/environments/[^/]+/files/")
 class Report:
     seed: int
     sent: int = 0
+    live_sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -185,24 +207,78 @@ def _retrievable(http: httpx.Client, request: Seed, path: str, body: Any, report
             report.fail(request, 200, f"GET {body['id']}: failed with an internal error")
 
 
-def run(gateway_factory: Any, count: int, seed: int) -> Report:
+async def fuzz_live(gateway: Any, count: int, seed: int, report: Report) -> None:
+    """Sockets opened one after another, each with a (mutated) first event and up to four
+    more, read until the gateway has been quiet for a moment or closes the socket."""
+    mutator = Mutator(seed, BODY_LIMIT)
+    ids = {"{interaction}": [strict_json(_create(gateway))["id"]]}
+    url = gateway.url.replace("http", "ws", 1) + "v1/interactions/live"
+    headers = {"x-goog-api-key": gateway.token}
+    sent = 0
+    while sent < count:
+        pick = mutator.random
+        messages = [pick.choice(LIVE_FIRST), *pick.sample(LIVE_NEXT, pick.randrange(5))]
+        async with websockets.connect(url, additional_headers=headers, max_size=None) as socket:
+            for text in messages:
+                message = mutator.message(text, ids)
+                sent += 1
+                try:
+                    await socket.send(message.decode("utf-8", "replace"))
+                    await _replies(socket, message, report, ids)
+                except websockets.ConnectionClosed as closed:
+                    code = closed.rcvd.code if closed.rcvd is not None else 1006
+                    if code in (1006, 1011):  # dropped, or closed as broken: a crash
+                        report.fail(Seed("WS", "/live", {}, message), code, "socket broken")
+                    break
+    report.live_sent += sent
+
+
+async def _replies(socket: Any, message: bytes, report: Report, ids: dict[str, list[str]]) -> None:
+    while True:
+        try:
+            text = await asyncio.wait_for(socket.recv(), timeout=0.3)
+        except TimeoutError:
+            return
+        try:
+            event = strict_json(text)
+        except ValueError as exc:
+            report.fail(Seed("WS", "/live", {}, message), 0, f"not strict JSON: {exc}")
+            continue
+        if _internal({"errors": [event.get("error") or {}]}):
+            report.fail(Seed("WS", "/live", {}, message), 0, f"an internal error: {event}")
+        if event.get("interaction_id"):
+            ids["{interaction}"].append(event["interaction_id"])
+
+
+def _create(gateway: Any) -> bytes:
+    with httpx.Client(base_url=gateway.url, headers={"x-goog-api-key": gateway.token}) as http:
+        return http.post("/v1/interactions", json={"model": "echo", "background": True}).content
+
+
+def run(gateway_factory: Any, count: int, seed: int, live_messages: int = 0) -> Report:
     gateway = gateway_factory(settings={"max_body_bytes": BODY_LIMIT})
     report = fuzz(gateway, count, seed)
+    if live_messages:
+        asyncio.run(fuzz_live(gateway, live_messages, seed, report))
     statuses = dict(sorted(report.statuses.items()))
-    print(f"fuzz: seed {seed}, {report.sent} requests, statuses {statuses}")
+    print(
+        f"fuzz: seed {seed}, {report.sent} requests (statuses {statuses}), "
+        f"{report.live_sent} live messages, {len(report.failures)} failures"
+    )
     log = gateway.stderr_path.read_text()[-6000:]
     assert not report.failures, f"{report.summary()}\nthe gateway's log ends:\n{log}"
-    assert report.sent >= count
+    assert report.sent >= count and report.live_sent >= live_messages
     return report
 
 
 @pytest.mark.timeout(1200)
 def test_fuzz_every_route(gateway_factory: Any) -> None:
-    run(gateway_factory, REQUESTS, SEED)
+    run(gateway_factory, REQUESTS, SEED, LIVE_MESSAGES)
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(6 * 3600)
 def test_fuzz_soak(gateway_factory: Any) -> None:
     seed = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
-    run(gateway_factory, int(os.environ.get("FUZZ_SOAK_REQUESTS", "100000")), seed)
+    requests = int(os.environ.get("FUZZ_SOAK_REQUESTS", "100000"))
+    run(gateway_factory, requests, seed, int(os.environ.get("FUZZ_SOAK_LIVE", "10000")))

@@ -18,6 +18,7 @@ import httpx2 as httpx
 REQUESTS = 2000
 SEED = 7
 MARKER = "BODY-MARKER"
+NAMED_TOKEN = "5ec7e7" * 10 + "abcd"  # an auth token in a path, as the SDK deletes one
 
 
 def routes(ids: dict[str, str]) -> list[tuple[str, str]]:
@@ -29,6 +30,9 @@ def routes(ids: dict[str, str]) -> list[tuple[str, str]]:
         ("GET", "/v1/interactions/{interaction}?stream=true&last_event_id=ev_1"),
         ("DELETE", "/v1/interactions/{interaction}"),
         ("POST", "/v1/interactions/{interaction}/cancel"),
+        ("POST", "/v1/interactions/{interaction}/auth_tokens"),
+        ("DELETE", "/v1/interactions/{interaction}/auth_tokens/" + NAMED_TOKEN),
+        ("GET", "/v1/interactions/live"),
         ("GET", "/v1/agents?page_size=5"),
         ("POST", "/v1/agents"),
         ("GET", "/v1/agents/{agent}"),
@@ -83,7 +87,7 @@ def test_every_route_refuses_a_missing_or_wrong_token_and_logs_no_secret(
     gateway = gateway_factory()
     ids = _resources(gateway)
     pick = random.Random(SEED)
-    secrets_sent = {gateway.token}
+    secrets_sent = {gateway.token, NAMED_TOKEN}
     statuses: dict[int, int] = {}
     table = routes(ids)
     with httpx.Client(base_url=gateway.url.rstrip("/"), timeout=60) as http:

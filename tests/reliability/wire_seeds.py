@@ -103,6 +103,12 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
         pass
     gone = it.create(model="echo", input="to delete", store=True)
     it.delete(gone.id)
+    token = it.auth_tokens.create(first.id)
+    it.auth_tokens.delete(first.id, token.auth_token)
+    try:
+        it.auth_tokens.create(first.id, expire_time="2099-01-01T00:00:00Z")  # past 20 h: a 400
+    except APIError:
+        pass
 
     environment = sdk.environments.create(
         sources=[{"type": "inline", "content": "a,b\n1,2\n", "target": "workspace/data.csv"}],

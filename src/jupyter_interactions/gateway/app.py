@@ -82,7 +82,7 @@ class AuthTokensHandler(BaseHandler):
     """`client.interactions.auth_tokens.create(interaction_id, expire_time=...)`."""
 
     async def post(self, interaction_id: str) -> None:
-        body = self.json_body()
+        body = await routes.create_auth_token(self.request, interaction_id)
         await self.engine.get(interaction_id)  # 404 for an interaction this gateway lacks
         self.send_json(await self.state.auth_tokens.create(interaction_id, body))
 
@@ -91,7 +91,7 @@ class AuthTokenHandler(BaseHandler):
     """`client.interactions.auth_tokens.delete(interaction_id, auth_token)`."""
 
     async def delete(self, interaction_id: str, token: str) -> None:
-        await self.state.auth_tokens.delete(interaction_id, token)
+        await self.state.auth_tokens.delete(*routes.auth_token(self.request, interaction_id, token))
         self.send_json({})
 
 

@@ -31,6 +31,8 @@ from .emitter import Emitter
 from .history import content_text
 from .model_turn import model_request, stream_turn
 from .models.base import Message, Model
+from .validation import bodies, rules, strict_json
+from .validation.strict_json import INT64_MAX
 from .web import BaseHandler
 
 log = logging.getLogger(__name__)
@@ -163,10 +165,10 @@ class LiveHandler(tornado.websocket.WebSocketHandler, BaseHandler):  # type: ign
             self._relaying.cancel()
 
     async def on_message(self, message: str | bytes) -> None:
-        try:
-            payload = json.loads(message)
-        except ValueError:
-            return self._fail("invalid_argument", "live events are JSON objects", close=True)
+        try:  # strict JSON, nesting bounded: what every route's body is held to
+            payload = strict_json.loads(message.encode() if isinstance(message, str) else message)
+        except RequestError as exc:
+            return self._fail("invalid_argument", exc.message, close=True)
         events = payload.get("events") if isinstance(payload, dict) else None
         for event in events if isinstance(events, list) else [payload]:
             if not isinstance(event, dict) or self.ws_connection is None:
@@ -216,11 +218,8 @@ class LiveHandler(tornado.websocket.WebSocketHandler, BaseHandler):  # type: ign
         shown = {k: resource[k] for k in ("id", "status", "model", "agent") if k in resource}
         connected = {"event_type": "interaction.connected", "interaction_id": interaction_id}
         self._send({**connected, "interaction": shown})
-        try:
-            after = max(0, int(next_seq or 1) - 1)
-        except (TypeError, ValueError):
-            raise RequestError("next_output_seq_num must be an event number") from None
-        self._start(interaction_id, after)
+        seq = rules.number(next_seq or 1, "next_output_seq_num", 1, INT64_MAX, whole=True)
+        self._start(interaction_id, int(seq) - 1)
 
     async def _create(self, event: dict[str, Any]) -> None:
         if self.grant is not None:
@@ -231,9 +230,10 @@ class LiveHandler(tornado.websocket.WebSocketHandler, BaseHandler):  # type: ign
                 f"interaction.create field(s) {', '.join(unknown)} are not supported here; it "
                 f"takes {', '.join(sorted(_CREATE_FIELDS - {'tools'}))}"
             )
-        body = {k: event[k] for k in _CREATE_FIELDS if k in event}
+        body = {**{k: event[k] for k in _CREATE_FIELDS if k in event}, "background": True}
+        await bodies.interaction_body(body)  # as a POST /interactions body is checked
         session, thread = self.session_headers()
-        run = await self.engine.create({**body, "background": True}, session, thread, live=True)
+        run = await self.engine.create(body, session, thread, live=True)
         self.conversation = run.live
         self._created = True
         self._start(run.id, 0)
@@ -283,7 +283,7 @@ class LiveHandler(tornado.websocket.WebSocketHandler, BaseHandler):  # type: ign
         return event if kind == "error" else None  # status updates are not live events
 
     def _send(self, event: dict[str, Any]) -> None:
-        self.write_message(json.dumps(event, separators=(",", ":")))
+        self.write_message(json.dumps(event, separators=(",", ":"), allow_nan=False))
 
     def _fail(self, code: str, message: str, close: bool = False) -> None:
         try:

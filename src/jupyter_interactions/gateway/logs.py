@@ -19,6 +19,8 @@ _CREDENTIAL = re.compile(
     r"(?i)\b(authorization|x-goog-api-key)([\"']?\s*[:=]\s*[\"']?(?:bearer\s+|token\s+)?)"
     r"[^\s\"',;)}]+"
 )
+# An ephemeral auth token named in a path (DELETE .../auth_tokens/auth_tokens%2F<hex>).
+_AUTH_TOKEN = re.compile(r"(?i)(auth_tokens(?:/|%2F))[0-9a-f]{16,}")
 
 
 class Redact(logging.Filter):
@@ -37,7 +39,8 @@ class Redact(logging.Filter):
 
 
 def redact(text: str) -> str:
-    return _CREDENTIAL.sub(r"\1\2***", _QUERY.sub("?***", text))
+    text = _AUTH_TOKEN.sub(r"\1***", _QUERY.sub("?***", text))
+    return _CREDENTIAL.sub(r"\1\2***", text)
 
 
 def setup_logging(level: str) -> None:

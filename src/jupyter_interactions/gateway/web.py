@@ -170,6 +170,10 @@ class BaseHandler(tornado.web.RequestHandler):
         value = self.get_query_argument(name, None)
         return rules.flag(value, name)
 
+    def session_headers(self) -> tuple[str | None, str | None]:
+        """The kernel's session key and thread name headers, checked."""
+        return routes.session_headers(self.request)
+
     # -- responses ------------------------------------------------------------------------------
 
     def send_json(self, value: Any) -> None:

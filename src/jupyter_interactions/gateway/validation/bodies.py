@@ -20,7 +20,7 @@ from ...errors import RequestError
 from . import rules
 from .strict_json import INT64_MAX, INT64_MIN, field_name, walk
 
-__all__ = ["agent_body", "environment_body", "interaction_body", "preload"]
+__all__ = ["agent_body", "auth_token_body", "environment_body", "interaction_body", "preload"]
 
 # Sampling settings as the gateway's models can take them (Gemini's own ranges).
 _SAMPLING: dict[str, tuple[float, float, bool]] = {
@@ -45,6 +45,7 @@ class _SdkTypes:
     agent_interaction: Any
     environment: Any
     agent: Any
+    auth_token: Any
 
 
 _loading: concurrent.futures.Future[_SdkTypes] | None = None
@@ -70,6 +71,7 @@ def preload() -> None:
                     agent_interaction=interactions.CreateAgentInteraction,
                     environment=environments.CreateEnvironmentRequest,
                     agent=agents.Agent,
+                    auth_token=interactions.InteractionAuthTokenCreateParams,
                 )
             )
         except BaseException as exc:  # the waiting request reports it
@@ -113,6 +115,16 @@ async def environment_body(body: dict[str, Any]) -> None:
     """POST /environments: a CreateEnvironmentRequest."""
     _check((await _types()).environment, body)
     _environment(body, "")
+
+
+async def auth_token_body(body: dict[str, Any]) -> None:
+    """POST /interactions/{id}/auth_tokens: InteractionAuthTokenCreateParams, and the
+    gateway's `scope` and `uses` (auth_tokens.py says what each may be)."""
+    _check((await _types()).auth_token, body)
+    if body.get("uses") is not None:
+        rules.number(body["uses"], "uses", 0, 2**31 - 1, whole=True)
+    if body.get("scope") is not None and not isinstance(body["scope"], str):
+        raise RequestError("scope must be a string: 'read' or 'live'", field="scope")
 
 
 # -- google-genai's types ------------------------------------------------------------------------

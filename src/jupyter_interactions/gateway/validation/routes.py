@@ -22,7 +22,9 @@ __all__ = [
     "UploadChunk",
     "UploadStart",
     "agent",
+    "auth_token",
     "create_agent",
+    "create_auth_token",
     "create_environment",
     "create_interaction",
     "environment",
@@ -33,6 +35,7 @@ __all__ = [
     "read_files",
     "read_interaction",
     "session",
+    "session_headers",
     "start_upload",
     "thread",
     "upload_chunk",
@@ -42,6 +45,7 @@ SESSION_HEADER = "x-interactions-session"
 THREAD_HEADER = "x-interactions-thread"
 MAX_SESSION_KEY = 1024  # a notebook path or a kernel id
 MAX_THREAD_NAME = 256
+MAX_AUTH_TOKEN = 256  # auth_tokens/ and 64 hex digits
 _UPLOAD_COMMANDS = frozenset({"start", "upload", "finalize"})
 
 
@@ -116,8 +120,15 @@ async def create_interaction(request: Incoming) -> NewInteraction:
     """POST /interactions."""
     body = json_object(request)
     await bodies.interaction_body(body)
-    session = _header(request, SESSION_HEADER, MAX_SESSION_KEY)
-    return NewInteraction(body, session, _header(request, THREAD_HEADER, MAX_THREAD_NAME))
+    return NewInteraction(body, *session_headers(request))
+
+
+def session_headers(request: Incoming) -> tuple[str | None, str | None]:
+    """The kernel's session key and thread name, sent along with a create (or a live socket)."""
+    return (
+        _header(request, SESSION_HEADER, MAX_SESSION_KEY),
+        _header(request, THREAD_HEADER, MAX_THREAD_NAME),
+    )
 
 
 def read_interaction(request: Incoming, interaction_id: str) -> InteractionRead:
@@ -139,6 +150,21 @@ def interaction(request: Incoming, interaction_id: str) -> str:
     """POST /interactions/{id}/cancel and DELETE /interactions/{id}."""
     _no_body(request)
     return rules.resource_id(interaction_id, "interaction id", "an interaction")
+
+
+async def create_auth_token(request: Incoming, interaction_id: str) -> dict[str, Any]:
+    """POST /interactions/{id}/auth_tokens: {expire_time?, scope?, uses?}."""
+    body = json_object(request)
+    await bodies.auth_token_body(body)
+    rules.resource_id(interaction_id, "interaction id", "an interaction")
+    return body
+
+
+def auth_token(request: Incoming, interaction_id: str, token: str) -> tuple[str, str]:
+    """DELETE /interactions/{id}/auth_tokens/{token}."""
+    _no_body(request)
+    interaction_id = rules.resource_id(interaction_id, "interaction id", "an interaction")
+    return interaction_id, rules.name(token, "auth token", MAX_AUTH_TOKEN)
 
 
 # -- agents and environments -------------------------------------------------------------------
