@@ -49,6 +49,7 @@ LIVE_NEXT = [
     b'{"event_type": "interaction.disconnect"}',
 ]
 BODY_LIMIT = 256 * 1024  # small, so that bodies past it are cheap to send
+ANSWER_WITHIN = 20  # seconds without a byte of an answer: a request the gateway dropped
 _VERSION = r"/(?:v1|v1beta|v1alpha|v1beta1)(?:/projects/[^/]+/locations/[^/]+)?"
 CREATES = {
     "interaction": re.compile(_VERSION + r"/interactions/?$"),
@@ -101,7 +102,8 @@ def fuzz(gateway: Any, count: int, seed: int) -> Report:
     mutator = Mutator(seed, BODY_LIMIT)
     report = Report(seed)
     auth = {"x-goog-api-key": gateway.token}
-    with httpx.Client(base_url=gateway.url.rstrip("/"), headers=auth, timeout=120) as http:
+    timeout = httpx.Timeout(120, read=ANSWER_WITHIN)
+    with httpx.Client(base_url=gateway.url.rstrip("/"), headers=auth, timeout=timeout) as http:
         while report.sent < count:
             request = mutator.request(seeds, ids)
             try:
@@ -114,10 +116,31 @@ def fuzz(gateway: Any, count: int, seed: int) -> Report:
             except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeError, ValueError):
                 continue  # the client itself refuses to send it; nothing reached the gateway
             report.sent += 1
-            response = http.send(built)
+            response = http.send(built, stream=True)
             report.statuses[response.status_code] += 1
+            try:
+                response.read()
+            except httpx.ReadTimeout:
+                _still_running(http, request, response, report)
+                continue
+            finally:
+                response.close()
             check(http, request, response, report, ids)
     return report
+
+
+def _still_running(
+    http: httpx.Client, request: Seed, response: httpx.Response, report: Report
+) -> None:
+    """A stream of an interaction that is still running (a live one waits minutes for input)
+    may stay quiet; anything else must answer within ANSWER_WITHIN seconds."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        path = request.target.split("?")[0].rstrip("/")
+        interaction_id = path.rsplit("/", 1)[-1]
+        got = http.get(f"/v1/interactions/{interaction_id}")
+        if got.status_code == 200 and got.json().get("status") in ("in_progress", "queued"):
+            return
+    report.fail(request, response.status_code, f"no answer within {ANSWER_WITHIN} s")
 
 
 def check(
