@@ -16,7 +16,7 @@ from typing import Any
 import httpx2 as httpx
 
 REQUESTS = 2000
-SEED = 7
+SEED = int(os.environ.get("RELIABILITY_SEED", "7"))
 MARKER = "BODY-MARKER"
 NAMED_TOKEN = "5ec7e7" * 10 + "abcd"  # an auth token in a path, as the SDK deletes one
 

@@ -42,11 +42,8 @@ async def serve(config: GatewayConfig, idle_exit: float = 0.0) -> None:
     state = app.settings["interactions_state"]
     await state.start()  # takes the data dir, or refuses: before anything is published
     activity = Activity()
-    # The HTTP layer refuses anything past the limit outright; handlers answer 400 for bodies
-    # just past it with a message that says so.
-    server = CountingHTTPServer(
-        app, max_body_size=config.max_body_bytes + 1024 * 1024, xheaders=False
-    )
+    # The app answers any body past the limit with a 400 that says so (web.LimitedBodies).
+    server = CountingHTTPServer(app, xheaders=False)
     server.activity = activity
     sockets = bind_sockets(config.port, config.host)
     server.add_sockets(sockets)
