@@ -48,7 +48,8 @@ def instances() -> list[errors.InteractionsError]:
 
 def test_the_tree_holds_every_error_we_raise():
     names = {cls.__name__ for cls in error_classes()}
-    assert set(errors.__all__) <= names and "KernelDied" in names
+    # Interrupted is a KeyboardInterrupt on the kernel's side, never an answer on the wire.
+    assert set(errors.__all__) - {"Interrupted"} <= names and "KernelDied" in names
 
 
 @pytest.mark.parametrize("error", instances(), ids=lambda e: f"{type(e).__name__}")

@@ -189,3 +189,28 @@ def test_every_answer_is_strict_json(gateway):
         strict(raw(gateway, "GET", f"/v1/interactions/{made.json()['id']}").text)
     called = create(gateway, {"model": "echo", "input": 'call f {"a": 1.5}', "tools": tools})
     assert called.json()["status"] == "requires_action"
+
+
+@pytest.mark.parametrize("mode", ["x" * 300, "%ff", "%00"])
+def test_environment_listing_mode_is_one_of_the_modes(gateway, mode):
+    refused(raw(gateway, "GET", f"/v1/environments?mode={mode}"), "mode")
+    assert "on_demand" in refused(raw(gateway, "GET", "/v1/environments?mode=nope"), "mode")
+    for listed in ("on_demand", "ON_DEMAND", "self_hosted"):
+        assert raw(gateway, "GET", f"/v1/environments?mode={listed}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"agent": "local-agent", "environment": "../x"}, "environment"),
+        ({"agent": "local-agent", "environment": {"environment_id": "a" * 300}}, "environment"),
+        ({"agent": "local-agent", "environment": {"from_environment": "x y"}}, "environment"),
+    ],
+)
+def test_every_environment_form_names_an_environment_id(gateway, body, field):
+    # "remote", an id, "environments/<id>" and objects naming one are the documented forms
+    # (placement.py); anything else in their place is refused before it reaches a sandbox.
+    refused(create(gateway, {**body, "input": "x"}), field)
+    agent = {"id": "a1", "base_agent": "local-agent", "base_environment": "%2f"}
+    refused(raw(gateway, "POST", "/v1/agents", json=agent), "base_environment")
+    refused(raw(gateway, "POST", "/v1/environments", json={"from_environment": "."}))

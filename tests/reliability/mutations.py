@@ -116,6 +116,8 @@ HOSTILE_QUERY = [
     "1e999",
     "NaN",
     "x" * 5000,
+    "self_hosted",
+    "ON_DEMAND",
 ]
 QUERY_NAMES = [
     "stream",
@@ -130,6 +132,7 @@ QUERY_NAMES = [
     "upload_id",
     "parent",
     "key",
+    "mode",
 ]
 HEADER_NAMES = [
     "x-interactions-session",
@@ -157,7 +160,8 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 FIELD_NAMES = [
     *("model", "agent", "input", "stream", "background", "store", "environment"),
     *("previous_interaction_id", "agent_config", "generation_config", "tools", "head", "id"),
-    *("sources", "base_environment", "from_environment", "\ud800"),
+    *("sources", "base_environment", "from_environment", "environment_id", "mode"),
+    "\ud800",
 ]
 
 

@@ -5,6 +5,7 @@ They are the fuzzer's starting points: ids they name become placeholders ({inter
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ _DROPPED = {
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 ABSENT_AGENT = "fuzz-absent-agent"
 CODE = "```python\nprint(6 * 7)\n```"
+SESSION = {"x-interactions-session": "fuzz.ipynb", "x-interactions-thread": "t"}
+CSV = base64.b64encode(b"a,b\n1,2\n").decode()
+# An MCP server on loopback that nothing serves: reachable by the rule, never connected to
+# unless a run starts (the fuzzer's agent turns go to an absent agent).
+MCP = {"type": "mcp_server", "name": "nothing", "url": "http://127.0.0.1:9/mcp"}
 
 
 @dataclass
@@ -71,9 +77,15 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
     """One call of each kind; returns the ids made, by placeholder."""
     it = sdk.interactions
     first = it.create(model="echo", input="hello")
+    try:  # media a text-only model cannot see: a 400, still a request the SDK sends
+        it.create(
+            model="echo", input=[{"text": "see"}, {"type": "image", "uri": "https://x/y.png"}]
+        )
+    except APIError:
+        pass
     it.create(
         model="echo",
-        input=[{"text": "describe"}, {"type": "image", "uri": "https://x/y.png"}],
+        input=[{"text": "describe"}, {"type": "document", "data": CSV, "mime_type": "text/csv"}],
         system_instruction="Be brief.",
         generation_config={"temperature": 0.2, "top_p": 0.9, "max_output_tokens": 64, "seed": 7},
         tools=[{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
@@ -116,9 +128,11 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
     )
     env = environment.id
     sdk.environments.list(page_size=2)
+    sdk.environments.list(mode="on_demand")
     sdk.environments.get(env)
     sdk.environments.files.list(env, "workspace", recursive=True)
     sdk.environments.files.download(environment=env, path="workspace/data.csv")
+    sdk.environments.files.download(environment=env, path="workspace")  # a directory: a tar
     sdk.environments.files.upload(
         environment=env, path="workspace/up.txt", file=b"uploaded", mime_type="text/plain"
     )
@@ -137,20 +151,29 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
     )
     sdk.agents.list(page_size=2)
     sdk.agents.get("fuzz-agent")
-    sdk.agents.create(id="fuzz-spare", base_agent="local-agent")
+    sdk.agents.create(id="fuzz-spare", base_agent="local-agent", base_environment=env, tools=[MCP])
     sdk.agents.delete("fuzz-spare")
     # An agent turn as the SDK sends it, to an agent that does not exist: the fuzzer checks
     # what reaches the engine without starting a sandbox for each request.
-    try:
-        it.create(
-            agent=ABSENT_AGENT,
-            agent_config={**SCRIPTED, "max_steps": "3", "max_wall_seconds": 60},
-            environment={"type": "remote", "env": {"FUZZ": "1"}},
-            input=CODE,
-            extra_headers={"x-interactions-session": "fuzz.ipynb", "x-interactions-thread": "t"},
-        )
-    except APIError:
-        pass
+    # Every documented form of its environment (placement.py).
+    for environment in (
+        {"type": "remote", "env": {"FUZZ": "1"}},
+        "remote",
+        env,
+        {"environment_id": env, "sources": [{"type": "inline", "content": "y", "target": "y"}]},
+        {"type": "remote", "from_environment": env},
+    ):
+        try:
+            it.create(
+                agent=ABSENT_AGENT,
+                agent_config={**SCRIPTED, "max_steps": "3", "max_wall_seconds": 60},
+                environment=environment,
+                input=CODE,
+                tools=[MCP, {"type": "code_execution"}],
+                extra_headers=SESSION,
+            )
+        except APIError:
+            pass
     return {
         "{interaction}": [first.id, paused.id, background.id, gone.id],
         "{environment}": [env, spare.id],
@@ -181,4 +204,6 @@ def _session_seeds() -> list[Seed]:
         Seed("DELETE", "/v1/sessions/fuzz.ipynb/threads/other"),
         Seed("DELETE", "/v1/sessions/gone.ipynb/threads"),
         Seed("GET", "/health"),
+        # A directory's tar with everything below it (the SDK's download has no `recursive`).
+        Seed("GET", "/v1beta/environments/{environment}/files/workspace?alt=media&recursive=true"),
     ]

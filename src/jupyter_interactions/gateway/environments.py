@@ -371,11 +371,9 @@ class EnvironmentManager:
         return {**resource, "file_count": str(count), "size_bytes": str(size)}
 
     async def list(self, offset: int, limit: int, mode: str | None = None) -> list[dict[str, Any]]:
-        """A page of environments; with `mode`, those of that mode (all of them are
-        on_demand here, none self_hosted)."""
-        if mode is not None and mode.lower() not in MODES:
-            raise RequestError(f"mode must be one of {list(MODES)}, not {mode!r}")
-        if mode is not None and mode.lower() == SELF_HOSTED:
+        """A page of environments; with `mode` (one of MODES, checked at the edge), those of
+        that mode (all of them are on_demand here, none self_hosted)."""
+        if mode == SELF_HOSTED:
             return []
         resources = await self.store.list_resources("environments", offset, limit)
         return [await self._with_counts(r) for r in resources]

@@ -91,9 +91,9 @@ class AgentHandler(BaseHandler):
 
 class EnvironmentsHandler(BaseHandler):
     async def get(self) -> None:
-        page = routes.listing(self.request)
-        mode = self.get_query_argument("mode", None)
-        environments = await self.state.environments.list(page.offset, page.size + 1, mode)
+        wanted = routes.list_environments(self.request)
+        page = wanted.page
+        environments = await self.state.environments.list(page.offset, page.size + 1, wanted.mode)
         self.send_json(_paged("environments", environments, page))
 
     async def post(self) -> None:

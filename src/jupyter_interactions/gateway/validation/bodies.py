@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import RequestError
+from ..placement import FRESH_ENVIRONMENT
 from . import rules
 from .strict_json import INT64_MAX, INT64_MIN, field_name, walk
 
@@ -225,10 +226,28 @@ def _agent_config(config: Any, where: str) -> None:
 
 
 def _environment(environment: Any, where: str) -> None:
-    """Inline sources' target paths (an environment object; an id string has none)."""
-    if not isinstance(environment, dict) or not isinstance(environment.get("sources"), list):
+    """What the SDK's types leave open in every form of an environment (placement.py):
+    "remote" or an id; an object's environment_id and from_environment ids; its inline
+    sources' target paths."""
+    if isinstance(environment, str):
+        if environment != FRESH_ENVIRONMENT:
+            _environment_id(environment, where)
+        return
+    if not isinstance(environment, dict):
+        return
+    for key in ("environment_id", "from_environment"):
+        if environment.get(key) is not None:
+            field = f"{where}.{key}" if where else key
+            _environment_id(environment[key], field)
+    if not isinstance(environment.get("sources"), list):
         return
     prefix = f"{where}.sources" if where else "sources"
     for index, source in enumerate(environment["sources"]):
         if isinstance(source, dict) and source.get("target") is not None:
             rules.file_path(source["target"], f"{prefix}[{index}].target")
+
+
+def _environment_id(value: Any, field: str) -> None:
+    """An environment id, or its resource name ("environments/<id>", as Google's are)."""
+    bare = value.removeprefix("environments/") if isinstance(value, str) else value
+    rules.resource_id(bare, field, "an environment")

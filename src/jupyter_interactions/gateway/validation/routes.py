@@ -10,10 +10,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from ...errors import RequestError
+from ..environments import MODES
 from . import bodies, rules
 from .strict_json import loads
 
 __all__ = [
+    "EnvironmentListing",
     "FilesRead",
     "InteractionRead",
     "NewInteraction",
@@ -30,6 +32,7 @@ __all__ = [
     "environment",
     "interaction",
     "json_object",
+    "list_environments",
     "listing",
     "put_thread",
     "read_files",
@@ -79,6 +82,12 @@ class InteractionRead:
 class Page:
     offset: int
     size: int
+
+
+@dataclass(frozen=True)
+class EnvironmentListing:
+    page: Page
+    mode: str | None  # one of environments.MODES, lower case
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,23 @@ def auth_token(request: Incoming, interaction_id: str, token: str) -> tuple[str,
 
 
 def listing(request: Incoming) -> Page:
-    """GET /agents and GET /environments: page_size, page_token."""
+    """GET /agents: page_size, page_token."""
     _no_body(request)
     return _page(request)
+
+
+def list_environments(request: Incoming) -> EnvironmentListing:
+    """GET /environments?mode&page_size&page_token. google-genai's EnvironmentListParams
+    leaves `mode` open (any string); the modes are the gateway's (environments.MODES)."""
+    page = listing(request)
+    mode = _query(request, "mode")
+    if not mode:
+        return EnvironmentListing(page, None)
+    if mode.lower() not in MODES:
+        raise RequestError(
+            f"mode={mode[:32]!r} is not one of {list(MODES)}; leave it out for all", field="mode"
+        )
+    return EnvironmentListing(page, mode.lower())
 
 
 async def create_agent(request: Incoming) -> dict[str, Any]:
