@@ -21,6 +21,7 @@ import jupyter_interactions.sandbox.jupyter
 import jupyter_interactions.sandbox.local  # noqa: F401  (their errors join the tree)
 from jupyter_interactions import errors
 from jupyter_interactions.config import GatewayConfig, Secret
+from jupyter_interactions.gateway.auth import with_token_auth
 from jupyter_interactions.gateway.logs import Redact
 from jupyter_interactions.gateway.upstream_files import ask_google
 from jupyter_interactions.gateway.web import BaseHandler, GatewayState
@@ -63,7 +64,8 @@ def test_a_permanent_error_is_never_a_status_the_sdk_retries(error):
 
 @pytest.fixture
 async def raising_gateway(tmp_path):
-    """The gateway's real BaseHandler, on loopback, behind a route that raises any error."""
+    """The gateway's real BaseHandler behind its token shell, on loopback, in a route that
+    raises any error."""
     made = {type(e).__name__ + str(e.http_status): e for e in instances()}
 
     class Raise(BaseHandler):
@@ -71,7 +73,7 @@ async def raising_gateway(tmp_path):
             raise made[name]
 
     state = GatewayState(GatewayConfig(token=Secret(TOKEN), data_dir=tmp_path))
-    app = tornado.web.Application([(r"/raise/(.*)", Raise, {"state": state})])
+    app = tornado.web.Application([(r"/raise/(.*)", with_token_auth(Raise), {"state": state})])
     server = tornado.httpserver.HTTPServer(app)
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
