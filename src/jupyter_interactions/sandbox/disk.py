@@ -13,6 +13,7 @@ the files stay in the image and the next `attach` mounts it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -20,6 +21,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import SandboxError
@@ -35,6 +38,33 @@ _MOUNT_OPTIONS = "loop,discard,nosuid,nodev,noatime"
 # them later (noinit_itable) to grow it behind the quota's back.
 _MKFS = ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"]
 _MIN_BYTES = 16 * 1024**2  # ext4 needs room for its own metadata
+LOST_AND_FOUND = "lost+found"  # ext4's own, at a disk's root: never the user's
+
+# The roots whose mount or files some thread is changing now. One set for every DiskQuotas: a
+# hand-over moves a root from the pool's to the gateway's, and mid-way (its image renamed into
+# the root, the bind mount not yet made) nobody else may decide the root needs mounting.
+_changes = threading.Condition()
+_changing: set[Path] = set()
+
+
+@contextlib.contextmanager
+def _owning(root: Path, wait: bool = True) -> Iterator[bool]:
+    """Be the one thread changing `root`'s mount and files while held (yields True); without
+    `wait`, yields False at once if another thread is."""
+    with _changes:
+        if root in _changing and not wait:
+            owned = False
+        else:
+            _changes.wait_for(lambda: root not in _changing)
+            _changing.add(root)
+            owned = True
+    try:
+        yield owned
+    finally:
+        if owned:
+            with _changes:
+                _changing.discard(root)
+                _changes.notify_all()
 
 
 def _run(*argv: str) -> None:
@@ -45,8 +75,8 @@ def _run(*argv: str) -> None:
 
 def _mount(image: Path, root: Path) -> None:
     _run("mount", "-o", f"{_MOUNT_OPTIONS},noinit_itable", str(image), str(root))
-    lost = root / "lost+found"  # made by mkfs; the user never asked for it
-    if lost.is_dir() and not any(lost.iterdir()):
+    lost = root / LOST_AND_FOUND  # made by mkfs; the user never asked for it
+    with contextlib.suppress(OSError):  # not empty (fsck put files there): listings skip it
         lost.rmdir()
 
 
@@ -102,24 +132,31 @@ def _make(root: Path, size: int, image: Path | None = None) -> Path:
         raise
     target = image or root / IMAGE
     # The files are in the image now; the copies beneath the mount would only waste space,
-    # but stay aside until the mount holds.
+    # but stay aside until the mount holds (and go back if it does not).
     aside = root.parent / f".{root.name}.copied-{secrets.token_hex(4)}"
     aside.mkdir()
-    entries = list(root.iterdir())
-    for entry in entries:
-        os.rename(entry, aside / entry.name)
-    os.replace(staged, target)
+    moved: list[Path] = []
     try:
+        for entry in list(root.iterdir()):
+            os.rename(entry, aside / entry.name)
+            moved.append(entry)
+        os.replace(staged, target)
         _mount(target, root)
-    except OSError:
-        os.replace(target, staged)
-        staged.unlink()
-        for entry in entries:
-            os.rename(aside / entry.name, entry)
-        aside.rmdir()
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        if not is_disk(root):  # else the image is the mounted disk's, not ours to drop
+            target.unlink(missing_ok=True)
+        _move_back(moved, aside)
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def _move_back(entries: list[Path], aside: Path) -> None:
+    """Return `entries` (of one directory) from `aside`, where they were moved, and drop it."""
+    for entry in entries:
+        os.rename(aside / entry.name, entry)
+    aside.rmdir()
 
 
 def usage_bytes(root: Path) -> int:
@@ -151,35 +188,43 @@ class DiskQuotas:
 
     def _attach(self, root: Path, size: int, image: Path | None) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        if not is_disk(root):
-            existing = image if image is not None and image.exists() else root / IMAGE
-            if existing.exists():
-                _mount(existing, root)
-            else:
-                _make(root, size, image)
-        self.roots.add(root)
+        with _owning(root):
+            if not is_disk(root):
+                existing = image if image is not None and image.exists() else root / IMAGE
+                if existing.exists():
+                    _mount(existing, root)
+                else:
+                    _make(root, size, image)
+            self.roots.add(root)
 
     def attach_existing(self, root: Path) -> None:
         """Mount the image a root already has (a gateway restarted since): synchronous, for
         callers that cannot wait. Nothing happens for a root without one."""
         root = Path(root)
-        if root in self.roots or not (root / IMAGE).exists() or is_disk(root):
-            if is_disk(root):
-                self.roots.add(root)
-            return
-        try:
-            _mount(root / IMAGE, root)
-        except OSError as exc:
-            log.warning("could not mount the disk of %s: %s", root, exc)
-            return
-        self.roots.add(root)
+        with _owning(root, wait=False) as owned:
+            # Not owned: a hand-over or attach is mounting it (or a detach unmounting it).
+            if not owned or root in self.roots or not (root / IMAGE).exists() or is_disk(root):
+                if owned and is_disk(root):
+                    self.roots.add(root)
+                return
+            try:
+                _mount(root / IMAGE, root)
+            except OSError as exc:
+                log.warning("could not mount the disk of %s: %s", root, exc)
+                return
+            self.roots.add(root)
 
     async def detach(self, root: Path) -> None:
         """Unmount `root`'s disk (its files stay in the image)."""
         root = Path(root)
         self.roots.discard(root)
-        if is_disk(root):
-            await asyncio.to_thread(_unmount, root)
+        await asyncio.to_thread(self._detach, root)
+
+    @staticmethod
+    def _detach(root: Path) -> None:
+        with _owning(root):
+            if is_disk(root):
+                _unmount(root)
 
     async def hand_over(self, source: Path, target: Path, to: DiskQuotas, image: Path) -> None:
         """Make the disk mounted on `source` (its image at `image`) the disk of `target`, a
@@ -191,26 +236,34 @@ class DiskQuotas:
     @staticmethod
     def _hand_over(source: Path, target: Path, image: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        staging = target.parent / f".{target.name}.adopting-{secrets.token_hex(4)}"
-        staging.mkdir()
-        entries = list(target.iterdir())
-        for entry in entries:
-            os.rename(entry, staging / entry.name)
-        os.rename(image, target / IMAGE)  # beneath the mount, once it is there
-        try:
-            _run("mount", "--bind", str(source), str(target))
-        except OSError:
-            os.rename(target / IMAGE, image)
-            for entry in entries:
-                os.rename(staging / entry.name, entry)
-            staging.rmdir()
-            raise
+        with _owning(target):
+            staging = target.parent / f".{target.name}.adopting-{secrets.token_hex(4)}"
+            staging.mkdir()
+            moved: list[Path] = []
+            image_moved = bound = False
+            try:
+                for entry in list(target.iterdir()):
+                    os.rename(entry, staging / entry.name)
+                    moved.append(entry)
+                os.rename(image, target / IMAGE)  # beneath the mount, once it is there
+                image_moved = True
+                _run("mount", "--bind", str(source), str(target))
+                bound = True
+                # The environment's files are its sandbox's code's: copied as what they are
+                # (a FIFO made anew, not opened; no link followed). Until they all are, the
+                # slot's disk stays mounted: a failure (too many entries, a file past the
+                # quota) puts everything back where it was.
+                safe_files.copy_tree(str(staging), str(target), into=True)
+            except BaseException:
+                if bound:
+                    _unmount(target)
+                if image_moved:
+                    os.rename(target / IMAGE, image)
+                _move_back(moved, staging)
+                raise
         # Lazily: a kernel working in the slot keeps it in use until it follows (`move_to`).
         _unmount(source, lazily=True)
         source.rmdir()
-        # The environment's files are its sandbox's code's: copied as what they are (a FIFO
-        # made anew, not opened; no link followed).
-        safe_files.copy_tree(str(staging), str(target), into=True)
         shutil.rmtree(staging)
 
     async def remove(self, root: Path) -> None:

@@ -231,6 +231,14 @@ def stat(root: str, rel: str) -> dict[str, Any]:
         return _entry(_lstat(parent, names[-1], shown), shown)
 
 
+def _filesystems_own(fd: int, prefix: str) -> frozenset[str]:
+    """Names in the directory `fd` (at `prefix`) that belong to its filesystem, not to the
+    user: ext4's lost+found at the root of a mounted disk (a quota disk's, `disk.py`)."""
+    if prefix or os.fstat(fd).st_dev == os.stat("..", dir_fd=fd).st_dev:
+        return frozenset()
+    return frozenset({"lost+found"})
+
+
 @_explained("list")
 def listing(
     root: str, rel: str, recursive: bool = False, limit: int = LISTING_LIMIT
@@ -253,7 +261,10 @@ def listing(
                         f"{shown or '/'!r} holds more than {limit} entries; list a "
                         "subdirectory" + (", or without recursive" if recursive else "")
                     )
+        hidden = _filesystems_own(fd, prefix)
         for child in sorted(children, key=lambda child: child.name):
+            if child.name in hidden:
+                continue
             path = f"{prefix}/{child.name}" if prefix else child.name
             try:
                 st = child.stat(follow_symlinks=False)  # fstatat on `fd`: never follows
@@ -544,7 +555,10 @@ def _copy_into(from_fd: int, to_fd: int, prefix: str, depth: int, budget: list[i
                 raise PermissionError(
                     f"more than {LISTING_LIMIT} entries to copy; remove some first"
                 )
+    hidden = _filesystems_own(from_fd, prefix)
     for child in sorted(children, key=lambda child: child.name):
+        if child.name in hidden:
+            continue
         name, path = child.name, f"{prefix}/{child.name}" if prefix else child.name
         try:
             st = child.stat(follow_symlinks=False)
