@@ -256,27 +256,23 @@ async def test_unavailable_models_fail_fast_with_a_clear_message(api):
 
 
 async def test_many_background_jobs_do_not_slow_a_stream(api):
-    loop = asyncio.get_running_loop()
-
-    async def timed_stream():
-        start = loop.time()
+    # 20,000 words at the `slow` model's 50 ms each: every job runs for at least 1,000 s,
+    # longer than any test may, so each is provably still running until it is cancelled.
+    jobs = [
+        await api.call("interactions.create", model="slow", input="a " * 20_000, background=True)
+        for _ in range(15)
+    ]
+    for _ in range(3):
         events = await api.events(
             "interactions.create", model="echo", input="quick " * 50, stream=True
         )
+        # The stream ran to its end while all 15 jobs were still generating: it was not
+        # queued behind them (how fast it is beside them is for benchmarks/, not a test).
         assert events[-1].interaction.status == "completed"
-        return loop.time() - start
-
-    alone = min([await timed_stream() for _ in range(3)])
-    jobs = [
-        await api.call("interactions.create", model="slow", input="a " * 100, background=True)
-        for _ in range(15)
-    ]
-    crowded = min([await timed_stream() for _ in range(3)])
     for job in jobs:
         assert (await api.call("interactions.get", job.id)).status == "in_progress"
         await api.call("interactions.cancel", job.id)
-    # The machine is shared with other test runs; the bound is loose on purpose.
-    assert crowded < max(0.5, 3 * alone), f"alone {alone:.3f}s, beside 15 jobs {crowded:.3f}s"
+        assert (await api.call("interactions.get", job.id)).status == "cancelled"
 
 
 async def test_foreground_stream_keeps_running_after_the_client_leaves(api):
