@@ -38,7 +38,7 @@ async def test_answers_a_real_prompt_offline(local_model: LlamaCppModel) -> None
     assert usage.input_tokens > 5
     assert 0 < usage.output_tokens <= 40
     assert events[-1] in (Finish("stop"), Finish("length"))
-    assert local_model.load_seconds is not None and local_model.load_seconds < 30
+    assert local_model.load_seconds is not None  # timed and logged (speeds: benchmarks/)
 
 
 async def test_max_output_tokens_ends_with_length(local_model: LlamaCppModel) -> None:
