@@ -95,6 +95,13 @@ class GatewayConfig:
     # running (0: never). One started by hand runs until stopped, unless given --idle-exit.
     idle_exit_seconds: float = 3600.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Record and replay (gateway/replay/). What a notebook's cassette (`<notebook>.interactions/`
+    # beside it) does when the notebook has not said (%interactions record|replay): "auto"
+    # serves what needs Google from it when the gateway has no key, "record" records every
+    # interaction into it, "replay" serves every interaction from it, "off" ignores it.
+    cassettes: str = "auto"
+    replay_pacing: float = 0.1  # a replay waits this fraction of each recorded gap (0: none)
+    cassette_max_file_bytes: int = 16 * 1024 * 1024  # larger agent files are not recorded
 
     @classmethod
     def load(cls, **overrides: Any) -> GatewayConfig:

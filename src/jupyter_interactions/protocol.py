@@ -1,5 +1,6 @@
 """Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps,
-the HTTP statuses the google-genai SDK retries, and JSON as strict as the wire's.
+the HTTP statuses the google-genai SDK retries, JSON as strict as the wire's, and the cell
+header and cassette folder of record and replay.
 
 The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
 head rule (it stores the head), and the kernel follows the same rule for its local view, so
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import PurePath
 from typing import Any
 
 # An interaction in one of these has ended; nothing follows its interaction.completed event.
@@ -61,3 +63,19 @@ def strict_loads(text: str | bytes) -> Any:
         return value if math.isfinite(value) else refuse(token)
 
     return json.loads(text, parse_constant=refuse, parse_float=finite)
+
+
+# The cell a request came from, as the kernel side sends it to the gateway beside the session
+# and thread headers: "<execution count> <cell id>" (the id when the front end gives one).
+# Recordings keep it, and a replay that finds no match names it.
+CELL_HEADER = "x-interactions-cell"
+
+# Where a notebook's recorded interactions live: `analysis.ipynb` -> `analysis.interactions/`
+# beside it (the kernel names it, the gateway writes and reads it).
+CASSETTE_SUFFIX = ".interactions"
+
+
+def notebook_cassette(notebook: str) -> str:
+    """The cassette folder of a notebook path (`/work/a.ipynb` -> `/work/a.interactions`)."""
+    path = PurePath(notebook)
+    return str(path.with_name(path.stem + CASSETTE_SUFFIX))

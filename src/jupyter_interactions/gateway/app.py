@@ -21,6 +21,7 @@ from .auth import with_token_auth
 from .auth_tokens import Need
 from .engine import Upstream
 from .live import LiveHandler, open_live
+from .replay.routes import CassetteHandler
 from .validation import routes
 from .web import BaseHandler, GatewayState, LimitedBodies, NotFoundHandler, access_log
 
@@ -45,7 +46,7 @@ class InteractionsHandler(BaseHandler):
     async def post(self) -> None:
         new = await routes.create_interaction(self.request)
         body = new.body
-        run = await self.engine.create(body, new.session, new.thread)
+        run = await self.engine.create(body, new.session, new.thread, cell=new.cell)
         if body.get("stream"):
             await self.send_events(run.follow(0))
         elif body.get("background"):
@@ -126,6 +127,7 @@ def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_au
         (f"{p}/upload/{v}/environments/{one}/files/(.*)", resources.UploadHandler),
         (f"{p}/{v}/sessions/{one}/threads/?", resources.ThreadsHandler),
         (f"{p}/{v}/sessions/{one}/threads/{one}", resources.ThreadHandler),
+        (f"{p}/{v}/sessions/{one}/cassette", CassetteHandler),
         (f"{p}/{v}/sessions/{one}", resources.SessionHandler),
         (f"{p}/.*", NotFoundHandler),
     ]

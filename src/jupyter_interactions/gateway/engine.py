@@ -9,6 +9,7 @@ through the same `Emitter`, so streams, storage and resume work the same for eac
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -143,6 +144,9 @@ class Engine:
         # agent's loop, with the model's own settings.
         self.tool_runner: AgentRunner | None = None
         self.runs: dict[str, Run] = {}
+        # Record and replay (replay/service.py): may serve a create from a cassette, and
+        # follows each run of a session that records.
+        self.cassettes: Any = None
 
     # -- create --------------------------------------------------------------------------------
 
@@ -152,6 +156,7 @@ class Engine:
         session: str | None = None,
         thread: str | None = None,
         live: bool = False,
+        cell: str | None = None,
     ) -> Run:
         """Start an interaction. It is live (it waits for input; see live.py) when `live`, or
         when `open_live` finds that the body asks for one. The route that calls this has
@@ -163,7 +168,9 @@ class Engine:
                 f"live interactions run on this gateway's own models, not {model or agent!r}; "
                 f"use one of {self.models.names()}"
             )
-        execute = await self._route(body, model, agent)
+        route = functools.partial(self._route, body, model, agent)
+        cassettes = self.cassettes
+        execute = await (cassettes.route(body, session, cell, route) if cassettes else route())
         turns = None
         if execute[0] == "model" and self.open_live is not None:
             turns = self.open_live(body, live)  # refuses a live setup the model cannot honour
@@ -221,6 +228,8 @@ class Engine:
         }
         run.task = asyncio.create_task(self._execute(run, execute, body, context))
         run.task.add_done_callback(lambda task: self._task_done(run, task))
+        if cassettes is not None:
+            cassettes.started(run, body, session, cell)
         # What a background create answers: the job as accepted, even if a fast model has
         # already finished it by the time it is on disk.
         run.accepted = run.snapshot()
@@ -396,6 +405,8 @@ class Engine:
         run.resource["status"] = status
         run.resource["updated"] = now()
         final = {"id": run.id, "status": status, "updated": run.resource["updated"]}
+        if run.resource.get("environment_id"):  # known only now for Google's agents
+            final["environment_id"] = run.resource["environment_id"]
         if emitter.usage:
             final["usage"] = dict(emitter.usage)
         emitter.completed(final)

@@ -96,7 +96,7 @@ class GoogleUpstream:
         request = {k: v for k, v in body.items() if k not in _LOCAL_ONLY}
         if previous_upstream_id:
             request["previous_interaction_id"] = previous_upstream_id
-        relay = _Relay(emitter)
+        relay = Relay(emitter)
         interactions = self._interactions()
         try:
             if body.get("agent"):
@@ -117,7 +117,7 @@ class GoogleUpstream:
             raise
         return UpstreamRun(relay.upstream_id, relay.environment_id)
 
-    async def _consume(self, interactions: Any, stream: Any, relay: _Relay, errors: Any) -> None:
+    async def _consume(self, interactions: Any, stream: Any, relay: Relay, errors: Any) -> None:
         """Relay events; if the connection drops mid-stream, re-attach from the last event."""
         for attempt in range(_RESUME_ATTEMPTS + 1):
             try:
@@ -162,8 +162,9 @@ class UpstreamRun:
     environment_id: str | None = None
 
 
-class _Relay:
-    """Maps upstream events onto our emitter (our own step indexes and event ids)."""
+class Relay:
+    """Maps events of another run (Google's, or a recorded one) onto our emitter, with our own
+    step indexes and event ids."""
 
     def __init__(self, emitter: Emitter) -> None:
         self.emitter = emitter
@@ -224,4 +225,4 @@ def _message_of(exc: Any) -> str:
     return f"HTTP {getattr(exc, 'status_code', '?')}"
 
 
-__all__ = ["GoogleUpstream", "runs_on_google"]
+__all__ = ["GoogleUpstream", "Relay", "UpstreamRun", "runs_on_google"]

@@ -28,6 +28,7 @@ from .auth_tokens import AuthTokens, Grant, Need
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
+from .replay import Cassettes
 from .runtime import DataDirLock
 from .sandboxes import LiveSandboxes
 from .store import Store
@@ -61,6 +62,8 @@ class GatewayState:
         self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
         self.auth_tokens = AuthTokens(self.store)
         self.engine.tool_runner = self.engine.agents[AGENT_NAME]  # code_execution on models
+        self.cassettes = Cassettes(config, self.store, self.environments)
+        self.engine.cassettes = self.cassettes
         self.recovered: list[str] = []
         self.owner = DataDirLock(config.data_dir)
         self.started = False
@@ -81,6 +84,7 @@ class GatewayState:
     async def stop(self) -> None:
         self.started = False
         await self.engine.shutdown()
+        await self.cassettes.close()
         await self.sandboxes.close()
         aclose = getattr(self.upstream, "aclose", None)
         if aclose is not None:

@@ -10,11 +10,14 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from ...errors import RequestError
+from ...protocol import CELL_HEADER
 from ..environments import MODES
+from ..replay import MODES as CASSETTE_MODES
 from . import bodies, rules
 from .strict_json import loads
 
 __all__ = [
+    "CassetteChoice",
     "EnvironmentListing",
     "FilesRead",
     "InteractionRead",
@@ -39,6 +42,7 @@ __all__ = [
     "read_interaction",
     "session",
     "session_headers",
+    "set_cassette",
     "start_upload",
     "thread",
     "upload_chunk",
@@ -49,6 +53,7 @@ THREAD_HEADER = "x-interactions-thread"
 MAX_SESSION_KEY = 1024  # a notebook path or a kernel id
 MAX_THREAD_NAME = 256
 MAX_AUTH_TOKEN = 256  # auth_tokens/ and 64 hex digits
+MAX_CELL = 256  # "<execution count> <cell id>"; nbformat's cell ids are at most 64
 _UPLOAD_COMMANDS = frozenset({"start", "upload", "finalize"})
 
 
@@ -68,6 +73,7 @@ class NewInteraction:
     body: dict[str, Any]
     session: str | None
     thread: str | None
+    cell: str | None  # where the request came from, for record and replay
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,13 @@ class UploadChunk:
 
 
 @dataclass(frozen=True)
+class CassetteChoice:
+    session: str
+    mode: str  # one of replay.MODES
+    path: str | None  # None only for "off"
+
+
+@dataclass(frozen=True)
 class ThreadHead:
     session: str
     name: str
@@ -129,7 +142,7 @@ async def create_interaction(request: Incoming) -> NewInteraction:
     """POST /interactions."""
     body = json_object(request)
     await bodies.interaction_body(body)
-    return NewInteraction(body, *session_headers(request))
+    return NewInteraction(body, *session_headers(request), _header(request, CELL_HEADER, MAX_CELL))
 
 
 def session_headers(request: Incoming) -> tuple[str | None, str | None]:
@@ -285,7 +298,7 @@ def upload_chunk(request: Incoming, environment_id: str, path: str) -> UploadChu
 
 
 def session(request: Incoming, key: str) -> str:
-    """GET /sessions/{key} and DELETE /sessions/{key}/threads."""
+    """GET /sessions/{key}, GET /sessions/{key}/cassette and DELETE /sessions/{key}/threads."""
     _no_body(request)
     return rules.name(key, "session key", MAX_SESSION_KEY)
 
@@ -305,6 +318,24 @@ def put_thread(request: Incoming, key: str, name: str) -> ThreadHead:
         rules.name(key, "session key", MAX_SESSION_KEY),
         rules.name(name, "thread name", MAX_THREAD_NAME),
         None if head is None else rules.resource_id(head, "head", "an interaction"),
+    )
+
+
+def set_cassette(request: Incoming, key: str) -> CassetteChoice:
+    """PUT /sessions/{key}/cassette with {"mode": ..., "path": "/abs/<notebook>.interactions"}.
+    Our own route: google-genai has no type for it, so the check is written here."""
+    body = json_object(request)
+    for field in sorted(set(body) - {"mode", "path"}):
+        raise RequestError(f"{field[:32]!r} is not a cassette setting; send mode and path", field)
+    mode, path = body.get("mode"), body.get("path")
+    if mode not in CASSETTE_MODES:
+        raise RequestError(f"mode: {mode!r:.40} is not one of {list(CASSETTE_MODES)}", "mode")
+    if path is None and mode != "off":
+        raise RequestError("path: give the cassette's folder, '<notebook>.interactions'", "path")
+    return CassetteChoice(
+        rules.name(key, "session key", MAX_SESSION_KEY),
+        mode,
+        None if path is None else rules.file_path(path, "path"),
     )
 
 

@@ -1,0 +1,208 @@
+"""Record and replay at the gateway, through the real SDK: a gateway with a key records a
+two-turn thread, a background job and an agent that writes files, all run by a stand-in for
+Google on loopback; another gateway serves them back from the cassette without calling it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.genai import _interactions as errors
+from tests.replay.conftest import (
+    SCRIPTED,
+    cassette_route,
+    error_body,
+    fence,
+    session_client,
+)
+
+MAKE_FILE = fence(
+    "open('made.txt', 'w').write('on google')\n"
+    "open('big.bin', 'wb').write(bytes(range(256)) * 64)\n"
+    "print('made')"
+)
+
+
+def finished(client: Any, interaction_id: str) -> Any:
+    """Follow an interaction's stream to its end, then read it."""
+    for _ in client.interactions.get(interaction_id, stream=True):
+        pass
+    return client.interactions.get(interaction_id)
+
+
+def answer(interaction: Any) -> dict[str, Any]:
+    """What a user sees of an interaction, without ids and times."""
+    dumped = interaction.model_dump(mode="json", exclude_none=True)
+    kept = ("status", "model", "agent", "steps", "usage", "output_text")
+    return {k: dumped[k] for k in kept if k in dumped}
+
+
+def record_session(client: Any) -> dict[str, Any]:
+    first = client.interactions.create(model="gemini-test", input="turn one")
+    second = client.interactions.create(
+        model="gemini-test", input="turn two", previous_interaction_id=first.id
+    )
+    job = client.interactions.create(
+        model="gemini-test", input="in the background", background=True
+    )
+    agent = client.interactions.create(
+        agent="antigravity-test",
+        agent_config=SCRIPTED,
+        environment={"type": "remote"},
+        input=MAKE_FILE,
+    )
+    assert agent.status == "completed", agent
+    files = {
+        name: client.environments.files.download(
+            environment=agent.environment_id, path=f"workspace/{name}"
+        )
+        for name in ("made.txt", "big.bin")
+    }
+    return {
+        "answers": [answer(first), answer(second), answer(finished(client, job.id)), answer(agent)],
+        "files": files,
+    }
+
+
+def interactions_at(gateway: Any) -> int:
+    db = sqlite3.connect(gateway.data_dir / "gateway.sqlite3")
+    try:
+        return int(db.execute("select count(*) from interactions").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_recording_replays_the_same_answers_and_files_without_google(
+    recorder, stand_in, gateway_factory, cassette_dir, google_key
+):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    recorded = record_session(session_client(recorder, cell="1 cell-one"))
+    state = cassette_route(recorder)
+    assert state["mode"] == "record" and state["problems"] == []
+    assert state["interactions"] == 4  # two turns, the job, and the agent's turn
+    assert recorded["answers"][1]["output_text"] == "turn two"
+
+    # Readable, stable and free of secrets; the agent's files are stored by content hash.
+    entries = sorted((cassette_dir / "interactions").glob("*.json"))
+    assert [e.name for e in entries] == [f"{n:04d}.json" for n in range(1, 5)]
+    agent_entry = json.loads(entries[-1].read_text())
+    assert [f["path"] for f in agent_entry["files"]] == ["workspace/big.bin", "workspace/made.txt"]
+    assert agent_entry["environment"].startswith("@")
+    assert agent_entry["cell"] == "cell [1] (id cell-one)"
+    assert '"$interaction"' in entries[-1].read_text()
+    for path in cassette_dir.rglob("*"):
+        if path.is_file():
+            assert google_key.encode() not in path.read_bytes(), path
+            assert b'"created"' not in path.read_bytes(), path
+
+    # A gateway that has a key and reaches the stand-in, told to replay: it never calls it.
+    before = interactions_at(stand_in)
+    replayer = gateway_factory(
+        env={"GEMINI_API_KEY": google_key},
+        settings={"upstream_url": stand_in.url, "upstream_attempts": 1},
+    )
+    cassette_route(replayer, mode="replay", path=str(cassette_dir))
+    replayed = record_session(session_client(replayer, cell="1 cell-one"))
+    assert replayed == recorded
+    assert interactions_at(stand_in) == before
+
+
+def test_a_changed_input_is_refused_naming_the_cell_with_a_diff(
+    recorder, gateway_factory, cassette_dir
+):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    client = session_client(recorder, cell="3 abcdef1234")
+    first = client.interactions.create(model="gemini-test", input="What is 2+2?")
+    client.interactions.create(
+        model="gemini-test", input="And 3+3?", previous_interaction_id=first.id
+    )
+    client.interactions.create(model="gemini-test", input="Hello")
+    assert cassette_route(recorder)["interactions"] == 3
+
+    replayer = gateway_factory()
+    cassette_route(replayer, mode="replay", path=str(cassette_dir))
+    client = session_client(replayer, cell="7 0123456789abcdef")
+    with pytest.raises(errors.BadRequestError) as caught:
+        client.interactions.create(model="gemini-test", input="What is 2+3?")
+    message = caught.value.body["error"]["message"]
+    assert "cell [7] (id 01234567)" in message
+    assert "replay never calls Google" in message
+    lines = message.splitlines()
+    assert any(line.startswith("-") and '"What is 2+2?"' in line for line in lines)
+    assert any(line.startswith("+") and '"What is 2+3?"' in line for line in lines)
+    assert "from cell [3] (id abcdef12)" in message
+
+    # The same second turn after a different first turn: its thread position differs.
+    other = client.interactions.create(model="gemini-test", input="Hello")
+    with pytest.raises(errors.BadRequestError) as caught:
+        client.interactions.create(
+            model="gemini-test", input="And 3+3?", previous_interaction_id=other.id
+        )
+    message = caught.value.body["error"]["message"]
+    assert "asks the same" in message
+    assert "turn 2 of a thread whose earlier turns the recording does not have" in message
+
+
+def test_auto_serves_what_needs_google_and_runs_the_rest(recorder, gateway_factory, cassette_dir):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    recording = session_client(recorder)
+    recording.interactions.create(model="gemini-test", input="from the cassette")
+    cassette_route(recorder)
+
+    # No mode set: a notebook whose cassette lies beside it gets `auto` (the default setting).
+    notebook = str(cassette_dir.parent / "sharing.ipynb")
+    offline = gateway_factory()
+    client = session_client(offline, session=notebook)
+    served = client.interactions.create(model="gemini-test", input="from the cassette")
+    assert served.output_text == "from the cassette"
+    local = client.interactions.create(model="echo", input="never recorded")
+    assert local.output_text == "never recorded"
+    assert cassette_route(offline, session=notebook)["origin"] == "notebook"
+    with pytest.raises(errors.BadRequestError) as caught:
+        client.interactions.create(model="gemini-test", input="not in the cassette")
+    message = caught.value.body["error"]["message"]
+    assert "set GEMINI_API_KEY" in message and "no recorded interaction" in message
+
+
+def test_secrets_are_refused_at_write_time(recorder, cassette_dir):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    client = session_client(recorder, cell="4 c4")
+    shaped = "AIza" + "Q" * 35
+    client.interactions.create(model="gemini-test", input=f"my key is {shaped}")
+    variable = "s3cret-value-of-the-token"
+    agent = client.interactions.create(
+        agent="local-agent",
+        agent_config=SCRIPTED,
+        environment={"type": "remote", "env": {"TOKEN": variable}},
+        input=fence("import os\nopen('leak.txt', 'w').write(os.environ['TOKEN'])"),
+    )
+    assert agent.status == "completed"
+    client.interactions.create(model="gemini-test", input="harmless")
+    state = cassette_route(recorder)
+    assert state["interactions"] == 1  # only the harmless one
+    problems = [p["message"] for p in state["problems"]]
+    assert len(problems) == 2
+    assert problems[0].startswith("cell [4] (id c4): not recorded: a Google API key")
+    assert "the value of environment variable TOKEN" in problems[1]
+    assert "workspace/leak.txt" in problems[1]
+    for path in cassette_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes()
+            assert shaped.encode() not in text and variable.encode() not in text
+
+
+def test_the_cassette_route_refuses_what_it_cannot_do(gateway, tmp_path: Path):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        cassette_route(gateway, mode="replay", path=str(tmp_path / "none.interactions"))
+    assert "record one first" in error_body(caught.value)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        cassette_route(gateway, mode="record", path=str(tmp_path / "notes.txt"))
+    assert "named like '<notebook>.interactions'" in error_body(caught.value)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        cassette_route(gateway, mode="sometimes", path=str(tmp_path / "a.interactions"))
+    assert "mode must be one of" in error_body(caught.value)
+    assert cassette_route(gateway, mode="off") == {"mode": "off"}
