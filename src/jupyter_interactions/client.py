@@ -257,6 +257,9 @@ class SessionRoutes:
             raise AuthError(_auth_message(self.connection))
         if response.status_code == 404 and method == "GET":
             return {"key": self.key, "threads": [], "jobs": []}
+        if response.status_code in (400, 404):  # the request's own fault: say what it was
+            error = NotFoundError if response.status_code == 404 else RequestError
+            raise error(_body(response))
         if response.status_code >= 400:
             raise GatewayError(f"the gateway answered {response.status_code}: {_body(response)}")
         return response.json() if response.content else {}
@@ -270,6 +273,10 @@ class SessionRoutes:
     def delete(self, thread: str | None = None) -> None:
         suffix = f"/threads/{urllib.parse.quote(thread, safe='')}" if thread else "/threads"
         self._call("DELETE", suffix)
+
+    def cassette(self, setting: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The session's record/replay state; with `setting` ({mode, path}), set it first."""
+        return dict(self._call("PUT" if setting else "GET", "/cassette", setting))
 
     def close(self) -> None:
         self._http.close()

@@ -15,6 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Unicode
 
 from .errors import InteractionsError
+from .recording import CellWatch
 from .render.live import owned_cell
 from .session import DEFAULT_THREAD, Reply, Session
 
@@ -42,6 +43,9 @@ class InteractionMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._sessions: dict[bool, Session] = {}
+        self._cells = CellWatch(shell, lambda: list(self._sessions.values()))
+        if shell is not None:
+            self._cells.register()
 
     @property
     def _user_ns(self) -> dict[str, Any]:
@@ -130,6 +134,21 @@ class InteractionMagics(Magics):
             self._user_ns[args.out] = result
         return None  # the output is already shown: a live Job view, or the final display
 
+    def _cassette(self, session: Session, command: str, name: str | None, auto: bool) -> Any:
+        """record / replay [--auto] / cassette [off]: set or show where interactions go."""
+        if command == "cassette":
+            if name not in (None, "off"):
+                raise UsageError("%interactions cassette shows the state; 'cassette off' stops")
+            mode, name = ("off" if name else None), None
+        else:
+            if auto and command != "replay":
+                raise UsageError("--auto goes with replay: %interactions replay --auto")
+            mode = "auto" if auto else command
+        state = session.cassette(mode, name)
+        if mode is not None:
+            self._cells.recording = session if state.mode == "record" else None
+        return state
+
     def _parent(self, name: str | None) -> str | None:
         if not name:
             return None
@@ -165,15 +184,32 @@ class InteractionMagics(Magics):
         return value if callable(value) else name
 
     @magic_arguments()
-    @argument("command", choices=["threads", "jobs", "reset", "job", "cancel"], help="what to do")
-    @argument("name", nargs="?", help="a thread (reset) or a job id (job, cancel)")
+    @argument(
+        "command",
+        choices=["threads", "jobs", "reset", "job", "cancel", "record", "replay", "cassette"],
+        help="what to do",
+    )
+    @argument(
+        "name",
+        nargs="?",
+        help="a thread (reset), a job id (job, cancel), a cassette folder (record, replay; "
+        "default <notebook>.interactions beside the notebook) or off (cassette)",
+    )
+    @argument(
+        "--auto",
+        action="store_true",
+        help="replay only what needs Google, while the gateway has no key; run the rest",
+    )
     @argument("--direct", action="store_true", help="the direct-mode session")
     @line_magic
     def interactions(self, line: str) -> Any:
-        """%interactions threads | jobs | reset [THREAD] | job ID | cancel ID"""
+        """%interactions threads | jobs | reset [THREAD] | job ID | cancel ID
+        | record [PATH] | replay [PATH] [--auto] | cassette [off]"""
         args = parse_argstring(self.interactions, line)
         session = self.session(args.direct or None)
         try:
+            if args.command in ("record", "replay", "cassette"):
+                return self._cassette(session, args.command, args.name, args.auto)
             if args.command == "threads":
                 return session.threads_table()
             if args.command == "jobs":
@@ -198,6 +234,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.registry.get("InteractionMagics")
     if magics is not None:
+        magics._cells.unregister()
         for session in magics._sessions.values():
             session.close()
         magics._sessions.clear()

@@ -16,7 +16,8 @@ from typing import Any
 from . import config
 from .client import Connection, LocalHeads, SessionRoutes, build_client, connect, map_error
 from .errors import GatewayError, InteractionFailed, InteractionsError, Interrupted, RequestError
-from .protocol import TERMINAL
+from .protocol import CELL_HEADER, TERMINAL
+from .recording import CassetteState, cassette_path
 from .render.bundle import live_bundle, provenance, reply_bundle
 from .render.listing import Listing, Note
 from .render.live import LiveView, publish
@@ -173,6 +174,7 @@ class Session:
         self._heads: dict[str, dict[str, Any]] | None = None
         self._jobs: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self.cell: str | None = None  # the cell running now ("<count> <id>"), sent with requests
 
     def __repr__(self) -> str:
         return f"Session({self.key!r}, direct={self.direct})"
@@ -324,6 +326,8 @@ class Session:
             args["tools"] = declared
         if not self.direct:
             args["extra_headers"] = {"x-interactions-thread": thread}
+            if self.cell:
+                args["extra_headers"][CELL_HEADER] = self.cell
         return args, functions
 
     def ask(
@@ -494,6 +498,26 @@ class Session:
         return Note(f"cancelled {interaction_id}", interaction.status)
 
     # --- state -----------------------------------------------------------------------------
+
+    def cassette(self, mode: str | None = None, path: str | None = None) -> CassetteState:
+        """Record this notebook's interactions into a cassette, replay them from it, or stop:
+        `mode` is "record", "replay", "auto" (replay only what needs Google while the gateway
+        has no key) or "off"; `path` defaults to `<notebook>.interactions` beside the notebook.
+        Without a mode, the current state (after the recordings of finished turns are written)."""
+        if self.direct:
+            raise RequestError("record and replay happen in the gateway: drop --direct to use them")
+        setting = None
+        if mode is not None:
+            setting = {
+                "mode": mode,
+                "path": None if mode == "off" else cassette_path(path, self.key),
+            }
+        routes = self.routes
+        assert isinstance(routes, SessionRoutes)
+        try:
+            return CassetteState(routes.cassette(setting))
+        except GatewayError as exc:
+            raise self._fail(exc) from None
 
     def thread(self, name: str = DEFAULT_THREAD) -> Thread:
         if self._heads is None:
