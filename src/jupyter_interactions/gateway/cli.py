@@ -203,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop.add_argument("--all", action="store_true", help="stop every running gateway")
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (default 15)")
+    check = commands.add_parser("check", help="fail if notebooks (or their cassettes) hold a key")
+    check.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        from ..notebook_check import check as check_notebooks
+
+        return check_notebooks(args.notebooks)
     if args.command == "status":
         return _status()
     if args.command == "stop":
