@@ -35,7 +35,11 @@ def main() -> int:
     args = parser.parse_args()
     notebook = nbformat.read(args.notebook, as_version=4)
     started = time.perf_counter()
-    runner = nbclient.NotebookClient(notebook, timeout=args.timeout, kernel_name="python3")
+    # The kernel works in the notebook's folder, as under Jupyter and nbval.
+    folder = {"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}}
+    runner = nbclient.NotebookClient(
+        notebook, timeout=args.timeout, kernel_name="python3", resources=folder
+    )
     if sys.platform.startswith("linux"):
         # Unix sockets in Jupyter's runtime dir instead of loopback TCP: nothing to eavesdrop
         # on, and the kernel has no "running over TCP without encryption" warning to print.
