@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ...errors import RequestError
 from ...protocol import CASSETTE_SUFFIX as SUFFIX
+from ...protocol import now
 
 FORMAT = 1
 INDEX = "cassette.json"
@@ -133,7 +133,7 @@ class Cassette:
         _replace(folder / f"{number:04d}.json", dumps(data))
         entry = Entry(number, data)
         self.entries[entry.key] = entry
-        self.recorded = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.recorded = now()
         index = {
             "about": "interactions recorded by jupyter-interactions; the gateway replays them "
             "for matching requests (README: 'Sharing: record and replay')",
