@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ INDEX = "cassette.json"
 LONG_STRING = 4096  # longer strings go to blobs/, so entries stay readable
 _ONE_PER_LINE = frozenset({"events", "files"})
 _BLOB = "$blob"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256(data: bytes) -> str:
@@ -99,6 +101,10 @@ class Cassette:
         return value
 
     def blob(self, digest: str) -> bytes:
+        if not _DIGEST.fullmatch(digest):  # a cassette is shared: never a path out of it
+            raise RequestError(
+                f"the cassette {self.path} names a blob {digest[:80]!r}: not a SHA-256"
+            )
         try:
             return (self.path / "blobs" / digest).read_bytes()
         except OSError:
