@@ -20,6 +20,7 @@ _SHAPES: tuple[tuple[str, str], ...] = (
     ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
     ("an AWS access key id", r"\bAKIA[0-9A-Z]{16}\b"),
     ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    ("an ephemeral auth token", r"\bauth_tokens/[0-9a-f]{64}\b"),
 )
 _TEXT_SHAPES = tuple((what, re.compile(pattern)) for what, pattern in _SHAPES)
 _BYTE_SHAPES = tuple((what, re.compile(pattern.encode())) for what, pattern in _SHAPES)

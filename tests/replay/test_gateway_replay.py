@@ -206,3 +206,82 @@ def test_the_cassette_route_refuses_what_it_cannot_do(gateway, tmp_path: Path):
         cassette_route(gateway, mode="sometimes", path=str(tmp_path / "a.interactions"))
     assert "mode must be one of" in error_body(caught.value)
     assert cassette_route(gateway, mode="off") == {"mode": "off"}
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def streamed(client: Any, **create: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Create with stream=True: the interaction's id and what each event says, without ids,
+    event ids or times (the parts a replay gives anew)."""
+    said = []
+    interaction_id = ""
+    for event in client.interactions.create(stream=True, **create):
+        dumped = event.model_dump(mode="json", exclude_none=True)
+        interaction = dumped.pop("interaction", None) or {}
+        interaction_id = interaction.get("id") or interaction_id
+        dumped.pop("event_id", None)
+        dumped.pop("interaction_id", None)
+        if interaction:
+            dumped["status"] = interaction.get("status")
+        said.append(dumped)
+    return interaction_id, said
+
+
+def function_round_trip(client: Any) -> list[list[dict[str, Any]]]:
+    """A function call that pauses the turn (requires_action), then its answer."""
+    paused_id, paused = streamed(
+        client, model="gemini-test", input='call get_weather {"city": "Oslo"}', tools=[WEATHER]
+    )
+    call = next(s for s in client.interactions.get(paused_id).steps if s.type == "function_call")
+    result = {"type": "function_result", "call_id": call.id, "result": "sunny"}
+    _, answered = streamed(
+        client,
+        model="gemini-test",
+        input=[result],
+        tools=[WEATHER],
+        previous_interaction_id=paused_id,
+    )
+    return [paused, answered]
+
+
+def test_status_updates_and_argument_deltas_are_recorded_and_replayed(
+    recorder, gateway_factory, cassette_dir
+):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    recorded = function_round_trip(session_client(recorder, cell="2 cell-two"))
+    assert cassette_route(recorder)["interactions"] == 2
+    kinds = [e["event_type"] for e in recorded[0]]
+    assert kinds[:2] == ["interaction.created", "interaction.status_update"]
+    assert kinds[-2:] == ["interaction.status_update", "interaction.completed"]
+    assert recorded[0][-2]["status"] == "requires_action"
+    deltas = [e["delta"] for e in recorded[0] if e["event_type"] == "step.delta"]
+    assert {"type": "arguments_delta", "arguments": '{"city": "Oslo"}'} in deltas
+    assert recorded[1][-1]["status"] == "completed"
+    on_disk = (cassette_dir / "interactions" / "0001.json").read_text()
+    assert '"interaction.status_update"' in on_disk and '"arguments_delta"' in on_disk
+
+    replayer = gateway_factory()  # no key, no stand-in: only the cassette can answer
+    cassette_route(replayer, mode="replay", path=str(cassette_dir))
+    replayed = function_round_trip(session_client(replayer, cell="2 cell-two"))
+    assert replayed == recorded
+
+
+def test_no_key_or_token_reaches_a_cassette(recorder, stand_in, cassette_dir, google_key):
+    cassette_route(recorder, mode="record", path=str(cassette_dir))
+    client = session_client(recorder, cell="5 c5")
+    first = client.interactions.create(model="gemini-test", input="harmless")
+    token = client.interactions.auth_tokens.create(first.id).auth_token
+    client.interactions.create(model="gemini-test", input=f"the token is {token}")
+    state = cassette_route(recorder)
+    assert state["interactions"] == 1
+    assert "an ephemeral auth token" in state["problems"][0]["message"]
+    secrets_known = (google_key, recorder.token, stand_in.token, token)
+    for path in cassette_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [s for s in secrets_known if s.encode() in data], path
