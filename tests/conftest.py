@@ -92,6 +92,21 @@ def _write_plugin(root: Path) -> Path:
     return plugins
 
 
+def end_process(
+    proc: subprocess.Popen[Any], timeout: float = 15, sig: int = signal.SIGTERM
+) -> int | None:
+    """End a process this test started: `sig`, then SIGKILL if it is still there after
+    `timeout` seconds. Returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 @dataclass
 class GatewayProcess:
     root: Path
@@ -144,13 +159,7 @@ class GatewayProcess:
         proc, self.proc = self.proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_process(proc, timeout, sig)
         if proc.stdout is not None:
             proc.stdout.close()
         return proc.returncode

@@ -59,16 +59,25 @@ def config_file() -> Path:
     return Path(env("JUPYTER_INTERACTIONS_CONFIG") or default)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
+def read_json_object(
+    path: Path, error: type[Exception] = ConfigError, what: str = "", fix: str = ""
+) -> dict[str, Any]:
+    """The JSON object in `path`; else `error`, naming the file as `what` (default its path)
+    and ending with `fix` (what to do about it)."""
+    what = what or str(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}; fix or remove that file") from None
+        raise error(f"cannot read {what}: {exc}{fix}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
+        raise error(f"{what} must hold a JSON object{fix}")
     return data
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    return read_json_object(path, fix="; fix or remove that file")
 
 
 @dataclass(frozen=True)

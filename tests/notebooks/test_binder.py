@@ -19,6 +19,7 @@ from typing import Any
 import nbformat
 import pytest
 from jupyter_client import BlockingKernelClient
+from tests.conftest import end_process
 from tests.sandbox.jupyter_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,12 +105,7 @@ def jupyter_lab(binder_venv: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
             "log": tmp_path / "lab.log",
         }
     finally:
-        lab.terminate()
-        try:
-            lab.wait(60)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-            lab.wait()
+        end_process(lab, 60)
         log.close()
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...config import read_json_object
 from ...errors import RequestError
 from ...protocol import CASSETTE_SUFFIX as SUFFIX
 from ...protocol import now
@@ -92,13 +93,7 @@ class Cassette:
         return self
 
     def _read_json(self, file: Path) -> dict[str, Any]:
-        try:
-            value = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            raise RequestError(f"cannot read the cassette file {file}: {exc}") from None
-        if not isinstance(value, dict):
-            raise RequestError(f"the cassette file {file} is not a JSON object")
-        return value
+        return read_json_object(file, RequestError, what=f"the cassette file {file}")
 
     def blob(self, digest: str) -> bytes:
         if not _DIGEST.fullmatch(digest):  # a cassette is shared: never a path out of it
