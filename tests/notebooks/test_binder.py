@@ -129,7 +129,10 @@ def test_the_sharing_notebook_runs_in_jupyter_lab_from_binder_requirements(jupyt
         connection_file=str(jupyter_lab["runtime"] / f"kernel-{kernel_id}.json")
     )
     client.load_connection_file()
-    client.start_channels()
+    # No heartbeat: the server writes the connection file before the kernel has bound its
+    # sockets, and a heartbeat unanswered for 1 s (a kernel still importing on a busy machine)
+    # makes wait_for_ready say the kernel died. Its kernel_info reply is the proof of life.
+    client.start_channels(hb=False)
     try:
         client.wait_for_ready(timeout=120)
         notebook = nbformat.read(ROOT / "notebooks" / "sharing.ipynb", as_version=4)
