@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real gateways
 from tests.conftest import GatewayProcess, start_gateway
-from tests.replay.conftest import SCRIPTED, cassette_route, fence, session_client
+from tests.replay.conftest import agent_run, cassette_route, fence, session_client
 
 QUESTIONS = (
     "In one sentence, what is a Jupyter notebook?",
@@ -52,13 +52,7 @@ def session(gateway: GatewayProcess, turns: int) -> float:
         )
         assert answer.status in ("completed", "incomplete"), answer  # incomplete: the limit
         previous = answer.id
-    run = client.interactions.create(
-        agent="antigravity-test",
-        agent_config=SCRIPTED,
-        environment={"type": "remote"},
-        input=WRITE_FILES,
-    )
-    assert run.status == "completed", run
+    agent_run(client, WRITE_FILES)
     elapsed = time.perf_counter() - started
     client.close()
     return elapsed

@@ -23,6 +23,18 @@ def fence(code: str) -> str:
     return f"```python\n{code}\n```"
 
 
+def agent_run(client: Any, code_block: str) -> Any:
+    """The stand-in's agent runs `code_block` in a fresh environment; it must complete."""
+    run = client.interactions.create(
+        agent="antigravity-test",
+        agent_config=SCRIPTED,
+        environment={"type": "remote"},
+        input=code_block,
+    )
+    assert run.status == "completed", run
+    return run
+
+
 def cassette_route(
     gateway: GatewayProcess, session: str = NOTEBOOK_SESSION, **body: Any
 ) -> dict[str, Any]:

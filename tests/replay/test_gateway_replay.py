@@ -14,6 +14,7 @@ import pytest
 from google.genai import _interactions as errors
 from tests.replay.conftest import (
     SCRIPTED,
+    agent_run,
     cassette_route,
     error_body,
     fence,
@@ -49,13 +50,7 @@ def record_session(client: Any) -> dict[str, Any]:
     job = client.interactions.create(
         model="gemini-test", input="in the background", background=True
     )
-    agent = client.interactions.create(
-        agent="antigravity-test",
-        agent_config=SCRIPTED,
-        environment={"type": "remote"},
-        input=MAKE_FILE,
-    )
-    assert agent.status == "completed", agent
+    agent = agent_run(client, MAKE_FILE)
     files = {
         name: client.environments.files.download(
             environment=agent.environment_id, path=f"workspace/{name}"
