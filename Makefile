@@ -51,6 +51,7 @@ bench: install
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/hostile_files.py
 	$(PY) benchmarks/local_model.py
+	$(PY) benchmarks/replay.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
