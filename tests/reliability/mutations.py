@@ -137,6 +137,7 @@ QUERY_NAMES = [
 HEADER_NAMES = [
     "x-interactions-session",
     "x-interactions-thread",
+    "x-interactions-cell",
     "X-Goog-Upload-Command",
     "X-Goog-Upload-Offset",
     "X-Goog-Upload-Header-Content-Length",

@@ -51,6 +51,8 @@ def routes(ids: dict[str, str]) -> list[tuple[str, str]]:
         ("DELETE", "/v1/sessions/nb.ipynb/threads"),
         ("PUT", "/v1/sessions/nb.ipynb/threads/main"),
         ("DELETE", "/v1/sessions/nb.ipynb/threads/main"),
+        ("GET", "/v1/sessions/nb.ipynb/cassette"),
+        ("PUT", "/v1/sessions/nb.ipynb/cassette"),
         ("GET", "/v1/nothing/here"),
         ("PATCH", "/v1/interactions"),
     ]

@@ -28,7 +28,11 @@ _DROPPED = {
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 ABSENT_AGENT = "fuzz-absent-agent"
 CODE = "```python\nprint(6 * 7)\n```"
-SESSION = {"x-interactions-session": "fuzz.ipynb", "x-interactions-thread": "t"}
+SESSION = {
+    "x-interactions-session": "fuzz.ipynb",
+    "x-interactions-thread": "t",
+    "x-interactions-cell": "3 0f1e2d3c",  # the kernel's cell, for record and replay
+}
 CSV = base64.b64encode(b"a,b\n1,2\n").decode()
 # An MCP server on loopback that nothing serves: reachable by the rule, never connected to
 # unless a run starts (the fuzzer's agent turns go to an absent agent).
@@ -194,15 +198,21 @@ def _with_placeholders(seed: Seed, made: dict[str, list[str]]) -> Seed:
 
 
 def _session_seeds() -> list[Seed]:
-    """The kernel's own routes (client.SessionRoutes): thread heads and jobs."""
+    """The kernel's own routes (client.SessionRoutes): thread heads, jobs and the cassette.
+    The cassette seeds never record: a recording writes where its path says, and the fuzzer's
+    mutations must not pick where on this machine that is."""
     json_headers = {"content-type": "application/json"}
     head = json.dumps({"head": "{interaction}"}).encode()
+    missing = json.dumps({"mode": "replay", "path": "/nonexistent/fuzz.interactions"}).encode()
     return [
         Seed("GET", "/v1/sessions/fuzz.ipynb"),
         Seed("PUT", "/v1/sessions/fuzz.ipynb/threads/main", json_headers, head),
         Seed("PUT", "/v1/sessions/fuzz.ipynb/threads/other", json_headers, b'{"head": null}'),
         Seed("DELETE", "/v1/sessions/fuzz.ipynb/threads/other"),
         Seed("DELETE", "/v1/sessions/gone.ipynb/threads"),
+        Seed("GET", "/v1/sessions/fuzz.ipynb/cassette"),
+        Seed("PUT", "/v1/sessions/fuzz.ipynb/cassette", json_headers, b'{"mode": "off"}'),
+        Seed("PUT", "/v1/sessions/fuzz.ipynb/cassette", json_headers, missing),
         Seed("GET", "/health"),
         # A directory's tar with everything below it (the SDK's download has no `recursive`).
         Seed("GET", "/v1beta/environments/{environment}/files/workspace?alt=media&recursive=true"),

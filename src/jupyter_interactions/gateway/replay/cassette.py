@@ -56,12 +56,12 @@ class Cassette:
         path = Path(path)
         if path.suffix != SUFFIX:
             raise RequestError(
-                f"a cassette is a folder named like '<notebook>{SUFFIX}', not {path.name!r}; "
+                f"path: a cassette is a folder named like '<notebook>{SUFFIX}', not {path.name!r}; "
                 f"e.g. %interactions record analysis{SUFFIX}",
                 field="path",
             )
         if not path.is_absolute():
-            raise RequestError(f"the cassette path must be absolute, not {str(path)!r}", "path")
+            raise RequestError(f"path: must be absolute, not {str(path)!r}", "path")
         self.path = path
         self.entries: dict[str, Entry] = {}  # by key
         self.recorded: str | None = None

@@ -326,7 +326,7 @@ def set_cassette(request: Incoming, key: str) -> CassetteChoice:
     Our own route: google-genai has no type for it, so the check is written here."""
     body = json_object(request)
     for field in sorted(set(body) - {"mode", "path"}):
-        raise RequestError(f"{field[:32]!r} is not a cassette setting; send mode and path", field)
+        raise RequestError(f"{field[:32]}: not a cassette setting; send mode and path", field)
     mode, path = body.get("mode"), body.get("path")
     if mode not in CASSETTE_MODES:
         raise RequestError(f"mode: {mode!r:.40} is not one of {list(CASSETTE_MODES)}", "mode")
