@@ -7,7 +7,6 @@ environment variables, and explicit arguments (command line, server-extension tr
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 
 from .errors import ConfigError
+from .protocol import strict_loads
 
 # One runtime file per gateway process, named by its pid (as Jupyter's jpserver-<pid>.json).
 RUNTIME_FILE_GLOB = "jupyter-interactions-gateway-*.json"
@@ -66,7 +66,8 @@ def read_json_object(
     and ending with `fix` (what to do about it)."""
     what = what or str(path)
     try:
-        data = json.loads(path.read_text())
+        # Strict: a cassette's events are served as they are, and no answer holds NaN.
+        data = strict_loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise error(f"cannot read {what}: {exc}{fix}") from None
     if not isinstance(data, dict):

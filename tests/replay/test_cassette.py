@@ -47,3 +47,14 @@ def test_a_blob_name_that_is_not_a_digest_is_refused(tmp_path):
         cassette.blob("../../../etc/passwd")
     with pytest.raises(RequestError, match=r"named like '<notebook>\.interactions'"):
         Cassette(tmp_path / "notes")
+
+
+def test_a_cassette_file_with_nan_is_refused(tmp_path):
+    """A shared cassette's events are served as they are: NaN or Infinity in one would reach
+    an answer (main's rule: no answer holds them), so loading refuses the file, naming it."""
+    cassette = Cassette(tmp_path / "nb.interactions")
+    cassette.write(entry("k1", "fine"), {})
+    file = tmp_path / "nb.interactions" / "interactions" / "0001.json"
+    file.write_text(file.read_text().replace('"at_ms": 0', '"at_ms": NaN'))
+    with pytest.raises(RequestError, match=r"cassette file .*0001\.json.*NaN"):
+        Cassette(tmp_path / "nb.interactions").load()
