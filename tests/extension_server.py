@@ -16,8 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-STARTUP_SECONDS = 60.0
+STARTUP_SECONDS = 180.0  # a hang bound; a loaded 2-core machine took over 60 s
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,12 @@ def extension_server(
     try:
         info_file = runtime / f"jpserver-{proc.pid}.json"
         deadline = time.monotonic() + STARTUP_SECONDS
-        while not info_file.exists():
+        # jupyter_server writes its info file in place, not atomically: wait until it parses.
+        while not (info := _server_info(info_file)):
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "jupyter server did not start"
             time.sleep(0.1)
-        server = ExtensionServer(
-            proc.pid, json.loads(info_file.read_text())["url"], token, runtime, log, password
-        )
+        server = ExtensionServer(proc.pid, info["url"], token, runtime, log, password)
         while True:  # the start hook opens the store just after the server listens
             try:
                 health = urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
@@ -88,3 +88,12 @@ def extension_server(
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def _server_info(info_file: Path) -> dict[str, Any] | None:
+    """The server's jpserver-<pid>.json once it is whole, else None."""
+    try:
+        info: dict[str, Any] = json.loads(info_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return info
