@@ -1,0 +1,110 @@
+"""What every widget shares: its built assets, a deterministic repr with a text fallback, and
+id-keyed calls from the front end answered off the kernel's main thread.
+
+A widget's mimebundle always carries `text/plain` and `text/markdown` of its current content
+besides the widget view, so nbconvert, nbviewer and GitHub show the result without widget
+state, and nbval compares stable text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+def asset(name: str) -> Path:
+    """A built front-end file; a clear error if `make install` (npm run build) never ran."""
+    path = STATIC / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the widgets' front end is not built ({path} is missing): run `make install`, or "
+            "`npm ci && npm run build` in js/"
+        )
+    return path
+
+
+class CallError(Exception):
+    """A call from the front end that failed with a message meant for the user."""
+
+
+class ViewWidget(anywidget.AnyWidget):
+    """Base of our widgets: fallback bundle, stable repr, and `calls` from the front end."""
+
+    _css = traitlets.Unicode().tag(sync=True)
+    # Path of the gateway under the page's base URL ("interactions/") when the page may
+    # follow it itself; "" when only the kernel can reach it.
+    gateway = traitlets.Unicode("").tag(sync=True)
+    follower = traitlets.Unicode("kernel").tag(sync=True)  # "browser" | "kernel"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("_css", asset("widgets.css").read_text())
+        super().__init__(**kwargs)
+        self._calls: dict[str, Callable[..., Any]] = {}
+        self.on_msg(self._on_front_end)
+
+    # --- calls from the front end ------------------------------------------------------------
+
+    def answer(self, method: str, handler: Callable[..., Any]) -> None:
+        """Serve `method` calls: `handler(**args)` returns a JSON-able dict, or a (dict, bytes)
+        pair whose bytes ride as a buffer; raising CallError answers its message."""
+        self._calls[method] = handler
+
+    def _on_front_end(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "call":
+            # Gateway I/O runs in a worker: the comm handler returns at once.
+            threading.Thread(target=self._serve, args=(content,), daemon=True).start()
+        else:
+            self.on_front_end_message(content)
+
+    def on_front_end_message(self, content: dict[str, Any]) -> None:
+        """Messages other than calls (subclasses override)."""
+
+    def _serve(self, call: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"type": "reply", "id": call.get("id")}
+        buffers: list[bytes] = []
+        handler = self._calls.get(str(call.get("method")))
+        try:
+            if handler is None:
+                raise CallError(f"unknown call {call.get('method')!r}")
+            result = handler(**(call.get("args") or {}))
+            if isinstance(result, tuple):
+                result, data = result
+                buffers.append(bytes(data))
+            reply["result"] = result
+        except CallError as exc:
+            reply["error"] = str(exc)
+        except Exception as exc:  # reported to the view, never lost in the kernel's log
+            log.debug("call %s failed", call.get("method"), exc_info=True)
+            reply["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        self.send(reply, buffers or None)
+
+    # --- display ------------------------------------------------------------------------------
+
+    def fallback(self) -> dict[str, str]:
+        """`text/plain` and `text/markdown` of the current content (subclasses override)."""
+        return {"text/plain": repr(self)}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = {**data, **self.fallback()}
+        return data, {**(metadata or {}), **self.metadata()}
+
+    def metadata(self) -> dict[str, Any]:
+        """Provenance metadata for the output (subclasses override)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

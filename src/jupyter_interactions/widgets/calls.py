@@ -1,0 +1,116 @@
+"""The calls a widget's front end makes through the kernel (when the page cannot reach the
+gateway itself, and for what only the kernel can do: copy into the notebook's folder).
+
+`serve_interactions` answers get/cancel/follow, `serve_files` answers files/read/copy; each
+is one small function over the session's client, shared by every widget that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .base import CallError, ViewWidget
+from .pusher import PUSHER
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+RECONNECTS = 5  # consecutive dropped streams before kernel-side following gives up
+
+
+def wire(obj: Any) -> dict[str, Any]:
+    """An SDK object as the wire JSON the front end folds (what the page would have read)."""
+    if isinstance(obj, dict):
+        return obj
+    return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def follow_in_kernel(
+    widget: ViewWidget, session: Session, interaction_id: str, last_event_id: str | None = None
+) -> threading.Thread:
+    """Follow an interaction's stream in a worker and push its events to `widget`, coalesced
+    with every other followed view (pusher.py); resumes after drops from the last event."""
+
+    def run() -> None:
+        last, drops = last_event_id, 0
+        while drops <= RECONNECTS:
+            ended = False
+            try:
+                stream = session.client.interactions.get(
+                    interaction_id, stream=True, last_event_id=last
+                )
+                with stream as events:
+                    for event in events:
+                        data = wire(event)
+                        last = data.get("event_id") or last
+                        drops = 0
+                        PUSHER.push(widget, interaction_id, data)
+                        kind = data.get("event_type")
+                        ended = ended or kind in ("interaction.completed", "error")
+            except Exception:
+                pass  # a drop: resumed below from the last event seen
+            if ended:
+                return
+            drops += 1
+            time.sleep(min(0.2 * drops, 2.0))
+
+    worker = threading.Thread(target=run, name=f"view-{interaction_id}", daemon=True)
+    worker.start()
+    return worker
+
+
+def serve_interactions(widget: ViewWidget, session: Session) -> None:
+    def get(id: str) -> dict[str, Any]:
+        return wire(session.client.interactions.get(id))
+
+    def cancel(id: str) -> dict[str, Any]:
+        try:
+            return {"status": wire(session.client.interactions.cancel(id)).get("status")}
+        except Exception as exc:
+            raise CallError(getattr(session._fail(exc), "message", str(exc))) from None
+
+    def follow(id: str, last_event_id: str | None = None) -> dict[str, Any]:
+        follow_in_kernel(widget, session, id, last_event_id)
+        return {"following": id}
+
+    widget.answer("get", get)
+    widget.answer("cancel", cancel)
+    widget.answer("follow", follow)
+
+
+def serve_files(widget: ViewWidget, session: Session, folder: Path | None = None) -> None:
+    """files(env), read(env, path), copy(env, path, overwrite) into `folder` (the kernel's
+    working directory: the notebook's folder when Jupyter started the kernel)."""
+
+    def files(env: str) -> dict[str, Any]:
+        listing = session.client.environments.files.list(env, "", recursive=True, page_size=1000)
+        return {"files": [wire(f) for f in (listing.files or [])]}
+
+    def read(env: str, path: str) -> tuple[dict[str, Any], bytes]:
+        data = session.client.environments.files.download(environment=env, path=path)
+        return {"path": path, "size": len(data)}, data
+
+    def copy(env: str, path: str, overwrite: bool = False) -> dict[str, Any]:
+        target = (folder or Path.cwd()) / Path(path).name
+        if target.exists() and not overwrite:
+            raise CallError(f"{target.name} exists in the notebook's folder")
+        data = session.client.environments.files.download(environment=env, path=path)
+        # Written whole or not at all: a temp file in the same folder, then renamed.
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return {"path": target.name, "size": len(data)}
+
+    widget.answer("files", files)
+    widget.answer("read", read)
+    widget.answer("copy", copy)
