@@ -7,16 +7,27 @@ const API = "v1beta";
 // so all views of a page share at most this many open streams (visible views first).
 export const MAX_STREAMS = 4;
 
-/** The page's Jupyter base URL (from jupyter-config-data), or null outside Jupyter pages. */
-export function pageBaseUrl(doc = globalThis.document) {
+function pageConfig(doc) {
   const el = doc && doc.getElementById && doc.getElementById("jupyter-config-data");
   if (!el) return null;
   try {
-    const config = JSON.parse(el.textContent || "{}");
-    return typeof config.baseUrl === "string" ? config.baseUrl : null;
+    return JSON.parse(el.textContent || "{}");
   } catch {
     return null;
   }
+}
+
+/** The page's Jupyter base URL (from jupyter-config-data), or null outside Jupyter pages. */
+export function pageBaseUrl(doc = globalThis.document) {
+  const config = pageConfig(doc);
+  return config && typeof config.baseUrl === "string" ? config.baseUrl : null;
+}
+
+/** The server token the page itself uses for API calls, when the page has one (JupyterLab
+ * sends it as `Authorization: token ...`, as we do; otherwise the cookie authenticates). */
+function pageToken(doc) {
+  const config = pageConfig(doc);
+  return config && typeof config.token === "string" && config.token ? config.token : null;
 }
 
 function xsrfToken(doc) {
@@ -57,9 +68,11 @@ export class BrowserGateway {
 
   async request(path, { method = "GET", body, signal, raw = false } = {}) {
     const headers = {};
+    const token = pageToken(this.doc);
+    if (token) headers.Authorization = `token ${token}`;
     if (method !== "GET") {
-      const token = xsrfToken(this.doc);
-      if (token) headers["X-XSRFToken"] = token;
+      const xsrf = xsrfToken(this.doc);
+      if (xsrf) headers["X-XSRFToken"] = xsrf;
     }
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
@@ -83,12 +96,16 @@ export class BrowserGateway {
     return raw ? response : response.json();
   }
 
+  /** True if the page may use the gateway: an authenticated read answers (a 404 for an id
+   * that cannot exist), not a 401/403; the open health route alone would not tell. */
   async health() {
     try {
       const answer = await this.request("health");
-      return Boolean(answer && answer.ok !== false && answer.name === "jupyter-interactions");
-    } catch {
-      return false;
+      if (!answer || answer.ok === false || answer.name !== "jupyter-interactions") return false;
+      await this.get("ji-page-probe");
+      return true;
+    } catch (error) {
+      return error instanceof GatewayError && error.status === 404;
     }
   }
 

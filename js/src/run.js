@@ -141,7 +141,10 @@ export class RunController {
         release();
       }
     }
-    if (ended(run) && !this.disposed) this.fetchWhole(run);
+    if (ended(run) && !this.disposed) {
+      this.fetchWhole(run);
+      this.model.send({ type: "ended", id }); // a background job's view gets its final state
+    }
   }
 
   async cancel() {

@@ -192,7 +192,8 @@ describe("following from the page", () => {
     expect(run.status).toBe("completed");
     expect(run.events).toBe(events.length); // each event once: nothing lost, nothing doubled
     await vi.waitFor(() => expect(run.steps[4].images).toHaveLength(1)); // merged from GET
-    expect(model.sent).toEqual([]); // the kernel was not asked for anything
+    // The kernel was asked for nothing; it is only told the job ended (for its final state).
+    expect(model.sent).toEqual([{ type: "ended", id }]);
   });
 
   it("a view whose page loses the gateway hands following to the kernel", async () => {

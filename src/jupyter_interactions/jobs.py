@@ -201,6 +201,18 @@ class Job:
         says what happened (or that the job had already ended)."""
         return self.session.cancel(self.id)
 
+    def files(self) -> Any:
+        """The job's environment files (an agent's job): a file browser or a table."""
+        environment_id = self.transcript.environment_id
+        if environment_id is None:
+            try:
+                environment_id = self.session.client.interactions.get(self.id).environment_id
+            except Exception as exc:
+                raise self.session._fail(exc) from None
+        if not environment_id:
+            raise InteractionsError("this job has no environment: only an agent's job has files")
+        return self.session.files(environment_id)
+
     # --- display ---------------------------------------------------------------------------
 
     def _bundle(self) -> dict[str, Any]:

@@ -186,14 +186,18 @@ class InteractionMagics(Magics):
     @magic_arguments()
     @argument(
         "command",
-        choices=["threads", "jobs", "reset", "job", "cancel", "record", "replay", "cassette"],
+        choices=[
+            *("threads", "jobs", "reset", "job", "cancel", "files", "panel"),
+            *("record", "replay", "cassette"),
+        ],
         help="what to do",
     )
     @argument(
         "name",
         nargs="?",
-        help="a thread (reset), a job id (job, cancel), a cassette folder (record, replay; "
-        "default <notebook>.interactions beside the notebook) or off (cassette)",
+        help="a thread (reset), a job id (job, cancel), an environment (files), a cassette "
+        "folder (record, replay; default <notebook>.interactions beside the notebook) or off "
+        "(cassette)",
     )
     @argument(
         "--auto",
@@ -203,8 +207,8 @@ class InteractionMagics(Magics):
     @argument("--direct", action="store_true", help="the direct-mode session")
     @line_magic
     def interactions(self, line: str) -> Any:
-        """%interactions threads | jobs | reset [THREAD] | job ID | cancel ID
-        | record [PATH] | replay [PATH] [--auto] | cassette [off]"""
+        """%interactions threads | jobs | reset [THREAD] | job ID | cancel ID | files [ENV]
+        | panel | record [PATH] | replay [PATH] [--auto] | cassette [off]"""
         args = parse_argstring(self.interactions, line)
         session = self.session(args.direct or None)
         try:
@@ -213,7 +217,11 @@ class InteractionMagics(Magics):
             if args.command == "threads":
                 return session.threads_table()
             if args.command == "jobs":
-                return session.jobs_table()
+                return _widgets().job_board(session) or session.jobs_table()
+            if args.command == "files":
+                return session.files(args.name)
+            if args.command == "panel":
+                return _widgets().panel(session)
             if args.command == "reset":
                 session.reset(args.name)
                 return None
@@ -229,6 +237,14 @@ class InteractionMagics(Magics):
 
 def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(InteractionMagics)
+    _widgets().install()
+
+
+def _widgets() -> Any:
+    """The widgets package (imported on first use: anywidget stays out of plain imports)."""
+    from .widgets import hooks
+
+    return hooks
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -238,6 +254,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         for session in magics._sessions.values():
             session.close()
         magics._sessions.clear()
+    _widgets().uninstall()
 
 
 def _json_object(raw: str, option: str) -> dict[str, Any]:

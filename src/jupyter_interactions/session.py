@@ -20,7 +20,7 @@ from .protocol import CELL_HEADER, TERMINAL
 from .recording import CassetteState, cassette_path
 from .render.bundle import live_bundle, provenance, reply_bundle
 from .render.listing import Listing, Note
-from .render.live import LiveView, publish
+from .render.live import LiveView, publish, rich_view
 from .render.transcript import Part, Transcript
 from .streaming import TurnStream
 from .tools import (
@@ -63,11 +63,17 @@ class Reply:
     """The outcome of one %%interaction: answer text, transcript and provenance."""
 
     def __init__(
-        self, transcript: Transcript, *, thread: str | None, interaction_ids: list[str]
+        self,
+        transcript: Transcript,
+        *,
+        thread: str | None,
+        interaction_ids: list[str],
+        session: Session | None = None,
     ) -> None:
         self.transcript = transcript
         self.thread = thread
         self.interaction_ids = interaction_ids
+        self.session = session  # the session that made it (for files())
 
     @property
     def id(self) -> str | None:
@@ -110,6 +116,12 @@ class Reply:
     def show(self) -> None:
         """Publish the final display (a fresh display_data)."""
         publish(*self._repr_mimebundle_())
+
+    def files(self) -> Any:
+        """The agent's environment files: a file browser in a widget front end, else a table."""
+        if not self.environment_id or self.session is None:
+            raise RequestError("this reply has no environment: only an agent's reply has files")
+        return self.session.files(self.environment_id)
 
     def __str__(self) -> str:
         return self.text
@@ -175,6 +187,7 @@ class Session:
         self._jobs: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.cell: str | None = None  # the cell running now ("<count> <id>"), sent with requests
+        self.last_environment_id: str | None = None  # the latest agent reply's environment
 
     def __repr__(self) -> str:
         return f"Session({self.key!r}, direct={self.direct})"
@@ -361,11 +374,13 @@ class Session:
             system=system, tools=tools, agent_config=agent_config, environment=environment,
             max_output_tokens=max_output_tokens,
         )  # fmt: skip
-        view = LiveView() if show and stream else None
+        # A widget run view when a widget front end is live, else the Markdown live view.
+        rich = rich_view("run", session=self, thread=thread) if show else None
+        view = LiveView() if show and stream and rich is None else None
         try:
-            transcript, ids = self._converse(args, functions, view, thread)
+            transcript, ids = self._converse(args, functions, thread, view, rich)
         except Interrupted as interrupted:
-            if show and interrupted.reply is not None:
+            if show and rich is None and interrupted.reply is not None:
                 interrupted.reply.show()  # what came before the interrupt stays in the cell
             raise
         if not transcript.answered:
@@ -373,8 +388,8 @@ class Session:
                 failure_message(transcript), transcript.interaction_id, transcript.status
             )
         self._advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
-        reply = Reply(transcript, thread=thread, interaction_ids=ids)
-        if show:
+        reply = Reply(transcript, thread=thread, interaction_ids=ids, session=self)
+        if show and rich is None:
             reply.show()
         return reply
 
@@ -382,21 +397,24 @@ class Session:
         self,
         args: dict[str, Any],
         functions: dict[str, Callable[..., Any]],
-        view: LiveView | None,
         thread: str,
+        view: LiveView | None,
+        rich: Any,
     ) -> tuple[Transcript, list[str]]:
-        """Turns until the model answers: each function-call round is run here and answered."""
+        """Turns until the model answers: each function-call round is run here and answered.
+        `view` (Markdown) or `rich` (a widget run view), if any, shows them live."""
         ids: list[str] = []
         earlier: list[Part] = []
+        transcript = Transcript()
         try:
             for rounds in range(self.max_tool_rounds + 1):
                 transcript = Transcript(earlier=earlier)
                 try:
-                    self._turn(args, view, transcript)
+                    self._turn(args, transcript, view, rich)
                 except Interrupted as interrupted:  # what came, for the cell and the caller
                     named = [transcript.interaction_id] if transcript.interaction_id else []
                     interrupted.reply = Reply(
-                        transcript, thread=thread, interaction_ids=ids + named
+                        transcript, thread=thread, interaction_ids=ids + named, session=self
                     )
                     raise
                 self._complete_steps(transcript)
@@ -415,15 +433,29 @@ class Session:
         finally:
             if view is not None:
                 view.clear()
+            if transcript.environment_id:
+                self.last_environment_id = transcript.environment_id
+            if rich is not None:  # its final state before the cell returns, interrupted too
+                rich.finish(transcript)
         return transcript, ids
 
-    def _turn(self, args: dict[str, Any], view: LiveView | None, transcript: Transcript) -> None:
+    def _turn(
+        self, args: dict[str, Any], transcript: Transcript, view: LiveView | None, rich: Any
+    ) -> None:
         """One create, streamed into `transcript` (always streamed, so the server names the
-        interaction at once and an interrupt can cancel it); `view`, if any, shows it live."""
+        interaction at once and an interrupt can cancel it); `view`, if any, shows it live;
+        `rich` (a widget view) gets each event from the worker that reads the stream."""
+        on_event = None
+        if rich is not None:
+
+            def on_event(event: Any) -> None:
+                rich.feed(transcript.interaction_id, event)
+
         stream = TurnStream(
             lambda: self.client.interactions.create(**args, stream=True),
             transcript,
             lambda interaction_id: self.cancel(interaction_id).status,
+            on_event,
         ).start()
         on_change, interval = None, 0.0
         if view is not None:
@@ -476,7 +508,11 @@ class Session:
             status=interaction.status, created=interaction.created,
         )  # fmt: skip
         self._jobs[job.id] = job
-        job.attach(show=show)
+        # A widget view follows the job itself (from the page, or a kernel thread that only
+        # forwards events); the job then reads its stream only when asked for its result.
+        rich = rich_view("job", session=self, job=job) if show else None
+        if rich is None:
+            job.attach(show=show)
         return job
 
     def cancel(self, interaction_id: str) -> Note:
@@ -531,6 +567,30 @@ class Session:
     def threads_table(self) -> Listing:
         rows = [[t.name, t.head, t.agent or t.model, t.turns, t.updated] for t in self.threads()]
         return Listing("threads", ["thread", "head", "model/agent", "turns", "updated"], rows)
+
+    def files_table(self, environment_id: str) -> Listing:
+        """An environment's files as a table (path, bytes, modified)."""
+        try:
+            listing = self.client.environments.files.list(
+                environment_id, "", recursive=True, page_size=1000
+            )
+        except Exception as exc:
+            raise self._fail(exc) from None
+        rows = [
+            [f.path, f.size_bytes, f.modified] for f in listing.files or [] if f.type != "directory"
+        ]
+        return Listing(f"files in {environment_id}", ["path", "bytes", "modified"], rows)
+
+    def files(self, environment_id: str | None = None) -> Any:
+        """An environment's files (default: the latest agent reply's): a file browser widget
+        when a widget front end is live, else a table."""
+        environment_id = environment_id or self.last_environment_id
+        if not environment_id:
+            raise RequestError(
+                "no environment yet: name one (%interactions files ENV), or run an agent first"
+            )
+        view = rich_view("files", session=self, environment_id=environment_id)
+        return view if view is not None else self.files_table(environment_id)
 
     def fork(self, thread: str, from_id: str) -> None:
         """Point `thread` at an earlier interaction; the next turn continues from there."""

@@ -31,8 +31,10 @@ class TurnStream:
         open_stream: Callable[[], AbstractContextManager[Any]],
         transcript: Transcript,
         cancel: Callable[[str], str | None],
+        on_event: Callable[[Any], None] | None = None,
     ) -> None:
         self.transcript = transcript
+        self._on_event = on_event  # called in the worker after each event is folded
         self.lock = threading.Lock()  # held while the transcript changes or is read
         self.error: BaseException | None = None
         self._open = open_stream
@@ -56,6 +58,8 @@ class TurnStream:
                     with self.lock:
                         self.transcript.feed(event)
                     self._changed.set()  # a flag the waiting thread looks at, not a wake-up
+                    if self._on_event is not None:
+                        self._on_event(event)
                     if self._stopping:
                         self._cancel_once()  # the server has just named the interaction
         except BaseException as exc:  # handed to the waiting thread

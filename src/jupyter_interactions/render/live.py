@@ -128,3 +128,15 @@ def _display(data: dict[str, Any]) -> Any:
     from IPython.display import display
 
     return display(data, raw=True, display_id=True)
+
+
+# --- richer views (widgets) --------------------------------------------------------------
+# The widgets package installs a factory here when a widget front end is live; the core
+# never imports widgets. `rich_view(kind, **context)` returns a view or None (then the
+# Markdown/text display above is used). Kinds: "run" (a turn), "job", "files".
+RICH_VIEWS: list[Callable[..., Any]] = []
+
+
+def rich_view(kind: str, **context: Any) -> Any:
+    """A richer view of `kind` from the installed factory, or None."""
+    return RICH_VIEWS[-1](kind, **context) if RICH_VIEWS else None

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,15 @@ def wire(obj: Any) -> dict[str, Any]:
 
 
 def follow_in_kernel(
-    widget: ViewWidget, session: Session, interaction_id: str, last_event_id: str | None = None
+    widget: ViewWidget,
+    session: Session,
+    interaction_id: str,
+    last_event_id: str | None = None,
+    on_end: Callable[[str], None] | None = None,
 ) -> threading.Thread:
     """Follow an interaction's stream in a worker and push its events to `widget`, coalesced
-    with every other followed view (pusher.py); resumes after drops from the last event."""
+    with every other followed view (pusher.py); resumes after drops from the last event.
+    `on_end(interaction_id)` runs once it has ended."""
 
     def run() -> None:
         last, drops = last_event_id, 0
@@ -55,6 +61,9 @@ def follow_in_kernel(
             except Exception:
                 pass  # a drop: resumed below from the last event seen
             if ended:
+                PUSHER.flush()
+                if on_end is not None:
+                    on_end(interaction_id)
                 return
             drops += 1
             time.sleep(min(0.2 * drops, 2.0))
@@ -71,8 +80,8 @@ def serve_interactions(widget: ViewWidget, session: Session) -> None:
     def cancel(id: str) -> dict[str, Any]:
         try:
             return {"status": wire(session.client.interactions.cancel(id)).get("status")}
-        except Exception as exc:
-            raise CallError(getattr(session._fail(exc), "message", str(exc))) from None
+        except Exception as exc:  # e.g. it had already ended: the gateway says so
+            raise CallError(getattr(exc, "message", None) or str(exc)) from None
 
     def follow(id: str, last_event_id: str | None = None) -> dict[str, Any]:
         follow_in_kernel(widget, session, id, last_event_id)

@@ -53,14 +53,12 @@ class FrontEnd:
         self._lock = threading.Lock()
         self.forced: bool | None = None  # tests and users may say it outright
 
-    def probe(self, connection_origin: str | None) -> None:
-        """Open the probe (once). `connection_origin`: where the kernel's gateway came from
-        (the client's Connection.origin); only "jupyter-server" is on the page's origin."""
+    def probe(self) -> None:
+        """Open the probe (once per kernel; a no-op outside one)."""
         with self._lock:
             if self._probe is not None or not in_kernel():
                 return
-            path = GATEWAY_PATH if connection_origin == "jupyter-server" else ""
-            self._probe = Probe(path)
+            self._probe = Probe(GATEWAY_PATH)
 
     @property
     def live(self) -> bool:
@@ -69,16 +67,17 @@ class FrontEnd:
             return self.forced
         return self._probe is not None and self._probe.answered.is_set()
 
-    @property
-    def follower(self) -> str:
-        """Who follows a view's stream: "browser" if the page reaches the gateway."""
-        if self._probe is not None and self._probe.page_reaches_gateway:
+    def follower_for(self, session: Any) -> str:
+        """Who follows a view's stream: "browser" when the page reaches the gateway and the
+        session's gateway is that same one (the server extension of the kernel's server)."""
+        reaches = self._probe is not None and self._probe.page_reaches_gateway
+        if reaches and not session.direct and session.connection.origin == "jupyter-server":
             return "browser"
         return "kernel"
 
-    @property
-    def gateway(self) -> str:
-        return GATEWAY_PATH if self.follower == "browser" else ""
+    @staticmethod
+    def gateway_for(follower: str) -> str:
+        return GATEWAY_PATH if follower == "browser" else ""
 
     def wait(self, timeout: float) -> bool:
         """Wait for the probe's answer (only useful off the main thread)."""

@@ -44,8 +44,8 @@ class JobBoard(ViewWidget):
         super().__init__(
             _esm=asset("jobs.js").read_text(),
             session_key=session.key,
-            follower=FRONT_END.follower,
-            gateway=FRONT_END.gateway,
+            follower=FRONT_END.follower_for(session),
+            gateway=FRONT_END.gateway_for(FRONT_END.follower_for(session)),
         )
         self.session = session
         serve_interactions(self, session)

@@ -46,8 +46,8 @@ class AgentPanel(ViewWidget):
             models=KNOWN_MODELS,
             agents=KNOWN_AGENTS,
             default_model=session.model or "local",
-            follower=FRONT_END.follower,
-            gateway=FRONT_END.gateway,
+            follower=FRONT_END.follower_for(session),
+            gateway=FRONT_END.gateway_for(FRONT_END.follower_for(session)),
         )
         self.session = session
         self._starting = threading.Lock()
@@ -102,7 +102,7 @@ class AgentPanel(ViewWidget):
         else:
             options["model"] = model or self.default_model
             if max_tokens:
-                options["generation_config"] = {"max_output_tokens": int(max_tokens)}
+                raise CallError("max tokens is an agent's budget here; leave it empty for models")
         with self._starting:  # two Runs never race for the thread's head
             self.session.threads()  # the head as the gateway has it now
             job = self.session.start(input, **options)

@@ -9,6 +9,7 @@ set before the cell returns; deltas travel as custom messages and are never save
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -32,48 +33,63 @@ class RunView(ViewWidget):
     label = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, session: Session, *, thread: str | None = None, label: str = "") -> None:
+        follower = FRONT_END.follower_for(session)
         super().__init__(
             _esm=asset("run.js").read_text(),
             thread=thread or "",
             label=label,
-            follower=FRONT_END.follower,
-            gateway=FRONT_END.gateway,
+            follower=follower,
+            gateway=FRONT_END.gateway_for(follower),
         )
         self.session = session
         self.transcript: Transcript | None = None
+        self._handle: Any = None
+        self._background: set[str] = set()
+        self._finished: set[str] = set()
         serve_interactions(self, session)
         serve_files(self, session)
 
     # --- what the kernel tells the view ----------------------------------------------------
 
-    def begin(self, interaction_id: str, *, follow: bool = False) -> None:
-        """Show `interaction_id` next; with `follow`, the kernel follows it when the page
-        does not (a background job: nobody else reads its stream in the kernel)."""
-        if interaction_id not in self.interaction_ids:
-            self.interaction_ids = [*self.interaction_ids, interaction_id]
-        if follow and self.follower == "kernel":
-            follow_in_kernel(self, self.session, interaction_id)
+    def show(self) -> RunView:
+        """Display the view (its handle is updated with the final fallback at the end)."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+        return self
+
+    def begin(self, interaction_id: str, *, background: bool = False) -> None:
+        """Show `interaction_id` next. A `background` job has nobody else reading its stream
+        in the kernel: the page follows it, or a kernel thread does when the page cannot."""
+        if interaction_id in self.interaction_ids:
+            return
+        self.interaction_ids = [*self.interaction_ids, interaction_id]
+        if background:
+            self._background.add(interaction_id)
+            if self.follower == "kernel":
+                follow_in_kernel(self, self.session, interaction_id, on_end=self._ended)
 
     def feed(self, interaction_id: str | None, event: Any) -> None:
-        """An event the kernel read anyway (a foreground turn): pushed when the page does
-        not follow, else ignored (the page reads the same events from the gateway)."""
-        if self.follower != "kernel":
-            return
-        data = wire(event)
-        if interaction_id is None and data.get("event_type") == "interaction.created":
-            interaction_id = data["interaction"]["id"]
+        """An event the kernel read anyway (a foreground turn): the view learns the id at
+        once; the event itself is pushed only when the page does not follow."""
+        if interaction_id is not None and interaction_id not in self.interaction_ids:
             self.begin(interaction_id)
-        if interaction_id is not None:
-            PUSHER.push(self, interaction_id, data)
+        if self.follower == "kernel" and interaction_id is not None:
+            PUSHER.push(self, interaction_id, wire(event))
 
-    def finish(self, transcript: Transcript, interactions: list[Any] | None = None) -> None:
+    def finish(self, transcript: Transcript | None, interactions: list[Any] | None = None) -> None:
         """The final state: the whole interactions (fetched if not given) and the transcript
-        the text fallback is made of. Set before the cell returns."""
-        self.transcript = transcript
+        the text fallback is made of. Set before the cell returns (a foreground turn)."""
         PUSHER.flush()
         if interactions is None:
             interactions = [self._fetch(i) for i in self.interaction_ids]
-        self.snapshots = [wire(i) for i in interactions if i is not None]
+        fetched = [i for i in interactions if i is not None]
+        if transcript is None and fetched:
+            transcript = Transcript.from_interaction(fetched[-1])
+        self.transcript = transcript
+        self.snapshots = [wire(i) for i in fetched]
+        if self._handle is not None:
+            self._handle.update(self)  # the saved output's fallback is the final content
 
     def _fetch(self, interaction_id: str) -> Any:
         try:
@@ -81,11 +97,22 @@ class RunView(ViewWidget):
         except Exception:  # the view keeps what it folded; the fallback has the text
             return None
 
+    def _ended(self, interaction_id: str) -> None:
+        """A background job ended (seen by the page or the kernel's follower)."""
+        if interaction_id in self._background and interaction_id not in self._finished:
+            self._finished.add(interaction_id)
+            self.finish(None)
+
     def on_front_end_message(self, content: dict[str, Any]) -> None:
-        if content.get("type") == "follow" and content.get("by") == "kernel":
+        kind = content.get("type")
+        if kind == "follow" and content.get("by") == "kernel":
             # The page lost the gateway: the kernel takes over from the page's last event.
             self.follower = "kernel"
-            follow_in_kernel(self, self.session, content["id"], content.get("last_event_id"))
+            follow_in_kernel(
+                self, self.session, content["id"], content.get("last_event_id"), self._ended
+            )
+        elif kind == "ended" and content.get("id"):
+            threading.Thread(target=self._ended, args=(content["id"],), daemon=True).start()
 
     # --- display -----------------------------------------------------------------------------
 
