@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -571,9 +572,11 @@ class Session:
     def files_table(self, environment_id: str) -> Listing:
         """An environment's files as a table (path, bytes, modified)."""
         try:
-            listing = self.client.environments.files.list(
-                environment_id, "", recursive=True, page_size=1000
-            )
+            with warnings.catch_warnings():  # the SDK calls environments experimental
+                warnings.filterwarnings("ignore", "Environments usage", UserWarning)
+                listing = self.client.environments.files.list(
+                    environment_id, "", recursive=True, page_size=1000
+                )
         except Exception as exc:
             raise self._fail(exc) from None
         rows = [

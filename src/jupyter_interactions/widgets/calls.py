@@ -7,11 +7,13 @@ is one small function over the session's client, shared by every widget that nee
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,15 @@ if TYPE_CHECKING:
     from ..session import Session
 
 RECONNECTS = 5  # consecutive dropped streams before kernel-side following gives up
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The SDK warns that environments and agents are experimental on each use: not news to
+    the notebook's reader."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "(Environments|Agents) usage", UserWarning)
+        yield
 
 
 def wire(obj: Any) -> dict[str, Any]:
@@ -97,18 +108,23 @@ def serve_files(widget: ViewWidget, session: Session, folder: Path | None = None
     working directory: the notebook's folder when Jupyter started the kernel)."""
 
     def files(env: str) -> dict[str, Any]:
-        listing = session.client.environments.files.list(env, "", recursive=True, page_size=1000)
+        with quiet():
+            listing = session.client.environments.files.list(
+                env, "", recursive=True, page_size=1000
+            )
         return {"files": [wire(f) for f in (listing.files or [])]}
 
     def read(env: str, path: str) -> tuple[dict[str, Any], bytes]:
-        data = session.client.environments.files.download(environment=env, path=path)
+        with quiet():
+            data = session.client.environments.files.download(environment=env, path=path)
         return {"path": path, "size": len(data)}, data
 
     def copy(env: str, path: str, overwrite: bool = False) -> dict[str, Any]:
         target = (folder or Path.cwd()) / Path(path).name
         if target.exists() and not overwrite:
             raise CallError(f"{target.name} exists in the notebook's folder")
-        data = session.client.environments.files.download(environment=env, path=path)
+        with quiet():
+            data = session.client.environments.files.download(environment=env, path=path)
         # Written whole or not at all: a temp file in the same folder, then renamed.
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:

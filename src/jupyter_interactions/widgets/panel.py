@@ -15,7 +15,7 @@ import traitlets
 
 from ..session import DEFAULT_THREAD
 from .base import CallError, ViewWidget, asset
-from .calls import serve_files, serve_interactions, wire
+from .calls import quiet, serve_files, serve_interactions, wire
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class AgentPanel(ViewWidget):
         """Agents and this notebook's environments, from the gateway (best effort)."""
         agents = list(KNOWN_AGENTS)
         try:
-            listed = self.session.client.agents.list()
+            with quiet():
+                listed = self.session.client.agents.list()
             agents += [a.id for a in getattr(listed, "agents", None) or [] if a.id not in agents]
         except Exception:
             pass
