@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps widgets-js demo test lint bench clean
 
 install: $(STAMP)
 
@@ -16,14 +16,20 @@ system-deps:
 	  need=""; \
 	  command -v bwrap >/dev/null 2>&1 || need="$$need bubblewrap"; \
 	  ls /usr/lib/*/libseccomp.so.2 >/dev/null 2>&1 || need="$$need libseccomp2"; \
+	  command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	  if [ -n "$$need" ]; then \
 	    echo "installing system packages:$$need"; \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	  fi; \
 	else echo "system-deps: not root or no apt-get; sandbox tiers needing bubblewrap will be skipped"; fi
 
-$(STAMP): pyproject.toml Makefile binder/local-model.txt
+# The widgets' front end: js/ bundled into src/jupyter_interactions/widgets/static/.
+widgets-js:
+	cd js && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+$(STAMP): pyproject.toml Makefile binder/local-model.txt js/package-lock.json
 	$(MAKE) system-deps
+	$(MAKE) widgets-js
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
@@ -34,7 +40,10 @@ $(STAMP): pyproject.toml Makefile binder/local-model.txt
 demo: install
 	$(PY) scripts/run_notebook.py notebooks/quickstart.ipynb
 
+# The front end's unit tests (vitest), then everything else, the browser test included
+# (tests/e2e; it skips, saying why, where Chromium is missing).
 test: install
+	cd js && npx vitest run
 	$(PY) -m pytest
 
 # Style and types: ruff and mypy must both pass.
