@@ -8,6 +8,12 @@
    jobs stream into another process, which shows what machine load alone costs (2 cores
    shared with the gateway).
 
+3. Widgets: the same 20 background jobs shown as run views. Followed by the page (as in
+   JupyterLab with the server extension), the kernel does nothing per event: the streams are
+   read by another process standing in for the browser (targets: kernel CPU under 2% of a
+   core, a trivial cell under 1.05x). Followed by the kernel (no page access), it reads the
+   streams and pushes coalesced events to the views (target under 1.2x).
+
 Run: .venv/bin/python benchmarks/magic.py [--runs N]
 """
 
@@ -103,6 +109,24 @@ session.close()
 """
 
 
+BROWSER = """
+import sys, threading
+from jupyter_interactions.session import Session
+session = Session("benchmark-browser")
+def follow(job_id):
+    for _ in session.client.interactions.get(job_id, stream=True):
+        pass
+print("ready", flush=True)
+for line in sys.stdin:
+    threading.Thread(target=follow, args=(line.strip(),), daemon=True).start()
+"""
+WIDGETS = (
+    "from jupyter_interactions.widgets.frontend import FRONT_END\n"
+    "FRONT_END.forced = True\n"
+    "FRONT_END.forced_follower = {follower!r}"
+)
+
+
 def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
     """p50 of a trivial cell: alone; while `jobs` background jobs stream into this kernel;
     and, as a control, while the same jobs stream into another process (machine load only)."""
@@ -174,7 +198,43 @@ def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
             run(f"print(sum(job.status == 'in_progress' for job in [{listed}]))")
             streaming = min(streaming, int("".join(printed).strip() or -1))
             run(f"for job in [{listed}]: job.cancel()")
+        widget_rows = {}
+        for follower in ("browser", "kernel"):
+            run(WIDGETS.format(follower=follower))
+            page = None
+            if follower == "browser":  # another process reads the streams, as a page would
+                page = subprocess.Popen(
+                    [sys.executable, "-c", BROWSER], env=env, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                assert page.stdout is not None and page.stdin is not None
+                assert page.stdout.readline().strip() == "ready"
+            names = [f"w{follower}{i}" for i in range(jobs)]
+            for i, name in enumerate(names):
+                magic = f"%%interaction --model slow --background --thread w{follower}{i} --out {name}"
+                run(f"{magic}\n{words}")
+            if page is not None:
+                printed.clear()
+                run(f"print(' '.join(job.id for job in [{', '.join(names)}]))")
+                for job_id in "".join(printed).split():
+                    page.stdin.write(job_id + "\n")
+                page.stdin.flush()
+            idle = [run("x = 1") for _ in range(per_round)]
+            cpu, wall = cpu_seconds(pid), time.monotonic()
+            time.sleep(2.0)  # idle kernel: only its followers (if any) use its CPU
+            idle_cpu_widgets = (cpu_seconds(pid) - cpu) / (time.monotonic() - wall)
+            widget_rows[follower] = {"cell": p50(idle), "cpu": idle_cpu_widgets * 100}
+            run(f"for job in [{', '.join(names)}]: job.cancel()")
+            if page is not None:
+                page.stdin.close()
+                page.kill()
+                page.wait(10)
+                page.stdout.close()
         return {
+            "widgets_browser": widget_rows["browser"]["cell"],
+            "widgets_browser_cpu": widget_rows["browser"]["cpu"],
+            "widgets_kernel": widget_rows["kernel"]["cell"],
+            "widgets_kernel_cpu": widget_rows["kernel"]["cpu"],
             "alone": p50(alone),
             "control": p50(loaded),
             "busy": p50(busy),
@@ -214,6 +274,12 @@ def main() -> None:
         f"kernel CPU while 20 jobs stream   {cells['kernel_cpu']:7.1f} %    "
         "(of one core; includes the cells measured)"
     )
+    for follower, target in (("browser", "1.05x, CPU < 2%"), ("kernel", "1.2x")):
+        cell, cpu = cells[f"widgets_{follower}"], cells[f"widgets_{follower}_cpu"]
+        print(
+            f"widgets, 20 views followed by the {follower:7s} p50 {cell:7.2f} ms  "
+            f"{cell / cells['alone']:5.2f}x  kernel CPU {cpu:5.1f} %  (target < {target})"
+        )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ class FrontEnd:
     def __init__(self) -> None:
         self._probe: Probe | None = None
         self._lock = threading.Lock()
-        self.forced: bool | None = None  # tests and users may say it outright
+        # Tests, benchmarks and users may say it outright.
+        self.forced: bool | None = None
+        self.forced_follower: str | None = None
 
     def probe(self) -> None:
         """Open the probe (once per kernel; a no-op outside one)."""
@@ -70,6 +72,8 @@ class FrontEnd:
     def follower_for(self, session: Any) -> str:
         """Who follows a view's stream: "browser" when the page reaches the gateway and the
         session's gateway is that same one (the server extension of the kernel's server)."""
+        if self.forced_follower is not None:
+            return self.forced_follower
         reaches = self._probe is not None and self._probe.page_reaches_gateway
         if reaches and not session.direct and session.connection.origin == "jupyter-server":
             return "browser"
