@@ -211,7 +211,9 @@ def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
                 assert page.stdout.readline().strip() == "ready"
             names = [f"w{follower}{i}" for i in range(jobs)]
             for i, name in enumerate(names):
-                magic = f"%%interaction --model slow --background --thread w{follower}{i} --out {name}"
+                magic = (
+                    f"%%interaction --model slow --background --thread w{follower}{i} --out {name}"
+                )
                 run(f"{magic}\n{words}")
             if page is not None:
                 printed.clear()

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.conftest import _write_plugin
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

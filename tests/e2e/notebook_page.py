@@ -18,7 +18,8 @@ def write_notebook(path: Path, cells: list[str]) -> None:
              "outputs": [], "source": source}
             for i, source in enumerate(cells)
         ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }  # fmt: skip

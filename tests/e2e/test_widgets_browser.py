@@ -15,7 +15,8 @@ from .notebook_page import NotebookPage, write_notebook
 
 pytestmark = pytest.mark.timeout(600)
 
-AGENT = """%%interaction --agent local-agent --agent-config '{"type": "dynamic", "model": "scripted"}'
+SCRIPTED = """'{"type": "dynamic", "model": "scripted"}'"""
+AGENT = f"""%%interaction --agent local-agent --agent-config {SCRIPTED}
 ```python
 import csv
 rows = [(x, x * x) for x in range(8)]
@@ -102,7 +103,9 @@ def test_file_browser_lists_and_previews(notebook: NotebookPage) -> None:
     png_row.click()
     image = files.locator(".ji-preview-image img")
     image.wait_for()
-    notebook.page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())
+    notebook.page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 100", arg=image.element_handle()
+    )
 
 
 def test_job_board_progress_cancel_and_kernel_restart(notebook: NotebookPage) -> None:
@@ -112,13 +115,18 @@ def test_job_board_progress_cancel_and_kernel_restart(notebook: NotebookPage) ->
     row.wait_for(timeout=30_000)
     notebook.page.wait_for_function(
         "row => Number(row.querySelector('.ji-tokens').textContent.replace(/,/g, '')) > 0 ||"
-        " row.dataset.status === 'in_progress'", arg=row.element_handle(), timeout=30_000)
+        " row.dataset.status === 'in_progress'",
+        arg=row.element_handle(),
+        timeout=30_000,
+    )
     job_id = row.get_attribute("data-job")
     first_elapsed = row.locator("td").nth(6).inner_text()
     notebook.page.wait_for_timeout(2500)
     assert row.locator("td").nth(6).inner_text() != first_elapsed  # it progresses
     row.locator(".ji-cancel").click()
-    notebook.page.wait_for_selector(f"tr[data-job='{job_id}'][data-status='cancelled']", timeout=30_000)
+    notebook.page.wait_for_selector(
+        f"tr[data-job='{job_id}'][data-status='cancelled']", timeout=30_000
+    )
 
     notebook.restart_kernel()
     notebook.run(6)
@@ -147,7 +155,9 @@ def test_run_view_follows_the_gateway_through_interrupt_and_restart(notebook: No
 def test_screenshots_light_and_dark(notebook: NotebookPage) -> None:
     notebook.screenshot(2, ARTIFACTS / "run-light.png")
     notebook.menu("Settings", "Theme", "JupyterLab Dark")
-    notebook.page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+    notebook.page.wait_for_selector(
+        "body[data-jp-theme-light='false']", state="attached", timeout=30_000
+    )
     notebook.page.wait_for_timeout(500)
     notebook.screenshot(2, ARTIFACTS / "run-dark.png")
     notebook.screenshot(3, ARTIFACTS / "files-dark.png")

@@ -98,9 +98,8 @@ class ViewWidget(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        data = {**data, **self.fallback()}
-        return data, {**(metadata or {}), **self.metadata()}
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, None)
+        return {**(data or {}), **self.fallback()}, {**(metadata or {}), **self.metadata()}
 
     def metadata(self) -> dict[str, Any]:
         """Provenance metadata for the output (subclasses override)."""

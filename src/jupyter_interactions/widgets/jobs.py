@@ -65,7 +65,9 @@ class JobBoard(ViewWidget):
             if before is not None and before.get("status") in TERMINAL:
                 rows.append(before)
                 continue
-            row = {k: record.get(k) for k in ("id", "status", "thread", "model", "agent", "created")}
+            row = {
+                k: record.get(k) for k in ("id", "status", "thread", "model", "agent", "created")
+            }
             try:
                 interaction = wire(self.session.client.interactions.get(record["id"]))
             except Exception:
@@ -109,7 +111,9 @@ class JobBoard(ViewWidget):
         note = f"as of {self.as_of}" if self.as_of else ""
         return {
             "text/plain": table["text/plain"],
-            "text/markdown": f"{table['text/markdown']}\n\n*{note}*" if note else table["text/markdown"],
+            "text/markdown": f"{table['text/markdown']}\n\n*{note}*"
+            if note
+            else table["text/markdown"],
         }
 
     def __repr__(self) -> str:

@@ -121,7 +121,7 @@ class RunView(ViewWidget):
 
     def fallback(self) -> dict[str, str]:
         if self.transcript is None:
-            return {"text/plain": repr(self), "text/markdown": f"*{repr(self)}*"}
+            return {"text/plain": repr(self), "text/markdown": f"*{self!r}*"}
         data, _ = reply_bundle(self.transcript, thread=self.thread, interaction_ids=self._ids())
         return {"text/plain": data["text/plain"], "text/markdown": data["text/markdown"]}
 
