@@ -34,6 +34,15 @@ def moves_head(status: str | None, has_error: bool = False) -> bool:
     return status in ANSWERED and not has_error
 
 
+def total_tokens(usage: dict[str, Any] | None) -> int:
+    """An interaction's tokens in all, from its `usage` (the total, else input + output)."""
+    usage = usage or {}
+    return int(
+        usage.get("total_tokens")
+        or (usage.get("total_input_tokens") or 0) + (usage.get("total_output_tokens") or 0)
+    )
+
+
 def now() -> str:
     """A timestamp as the wire writes them (`created`, `updated`): UTC, to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -128,7 +128,10 @@ def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_au
         (f"{p}/{v}/sessions/{one}/threads/?", resources.ThreadsHandler),
         (f"{p}/{v}/sessions/{one}/threads/{one}", resources.ThreadHandler),
         (f"{p}/{v}/sessions/{one}/cassette", CassetteHandler),
+        (f"{p}/{v}/sessions/{one}/events", resources.SessionEventsHandler),
         (f"{p}/{v}/sessions/{one}", resources.SessionHandler),
+        (f"{p}/{v}/models/?", resources.ModelsHandler),
+        (f"{p}/{v}/models/{one}", resources.ModelHandler),
         (f"{p}/.*", NotFoundHandler),
     ]
     return [tornado.web.url(pattern, mount(handler), kw) for pattern, handler in routes]

@@ -30,6 +30,7 @@ from ..protocol import moves_head, now
 from .capabilities import Plan, check_request
 from .emitter import Emitter
 from .history import content_text, input_steps, messages_from_steps, pending_calls
+from .job_feed import JobFeed
 from .mcp import McpServer
 from .model_turn import generation_settings, model_turn, tool_specs
 from .models import ModelRegistry
@@ -79,6 +80,9 @@ class Upstream(Protocol):
         `emitter.status` for a final status other than completed/requires_action); return
         its `id` upstream (kept for the next turn's `previous_upstream_id`) and the
         `environment_id` of the sandbox it ran in there, if any (an `UpstreamRun`)."""
+
+    async def models(self) -> list[tuple[str, str]]:
+        """The ids Google lists that would be forwarded, as ("models"|"agents", id)."""
 
 
 @dataclass
@@ -147,6 +151,7 @@ class Engine:
         # Record and replay (replay/service.py): may serve a create from a cassette, and
         # follows each run of a session that records.
         self.cassettes: Any = None
+        self.job_feed = JobFeed(store, self.runs)  # each session's job changes, as events
 
     # -- create --------------------------------------------------------------------------------
 
@@ -220,6 +225,7 @@ class Engine:
         saved = run.persist()
         if body.get("background") and session and stored:
             self.store.add_job(run.id, session, thread, created)
+            self.job_feed.watch(run, session)
         context = {
             "history": history,
             "input": new_input,
@@ -501,5 +507,6 @@ class Engine:
             await asyncio.wait(
                 [asyncio.ensure_future(self._stop(r, "shutdown")) for r in runs], timeout=5
             )
+        self.job_feed.close()  # after the runs' last rows: followers see how they ended
         await self.store.flush()
         await self.models.aclose()

@@ -1,5 +1,6 @@
 """Routes beside interactions: agents CRUD, environments CRUD, environment files (list,
-download, resumable upload), and the kernel-keyed session views (threads and jobs)."""
+download, resumable upload), the models list, and the kernel-keyed session views (threads,
+jobs and the stream of job changes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
 from ..sandbox.base import SandboxFiles, clean_relative
+from . import catalog
 from .capabilities import check_tools
 from .engine import new_id, now
 from .environments import file_resource
@@ -15,14 +17,18 @@ from .tar_download import directory_tar
 from .upstream import runs_on_google
 from .upstream_files import UpstreamFiles
 from .validation import routes
+from .validation.rules import MAX_PAGE
 from .web import BaseHandler
 
 
-def _paged(key: str, items: list[Any], page: routes.Page) -> dict[str, Any]:
-    """`items` holds up to size+1 entries: one more than asked says there is a next page."""
+def _paged(
+    key: str, items: list[Any], page: routes.Page, token_key: str = "next_page_token"
+) -> dict[str, Any]:
+    """`items` holds up to size+1 entries: one more than asked says there is a next page.
+    `token_key` is the answer's name for the next page's token (models.list's is camelCase)."""
     body: dict[str, Any] = {key: items[: page.size]}
     if len(items) > page.size:
-        body["next_page_token"] = str(page.offset + page.size)
+        body[token_key] = str(page.offset + page.size)
     return body
 
 
@@ -84,6 +90,38 @@ class AgentHandler(BaseHandler):
         await self._agent(routes.agent(self.request, agent_id))
         await self.state.store.delete_resource("agents", agent_id)
         self.send_json({})
+
+
+# -- models: what this gateway runs (client.models.list / get) ---------------------------------
+
+
+class ModelsHandler(BaseHandler):
+    """Google's shape: `{"models": [...], "nextPageToken"}`."""
+
+    async def entries(self) -> list[catalog.ModelEntry]:
+        engine = self.engine
+        custom = await self.state.store.list_resources("agents", 0, MAX_PAGE)
+        google = await engine.upstream.models() if engine.upstream is not None else []
+        return [
+            *catalog.local_models(engine.models),
+            *catalog.local_agents(engine.agents, custom),
+            *catalog.forwarded(google),
+        ]
+
+    async def get(self) -> None:
+        page = await routes.list_models(self.request)
+        entries = (await self.entries())[page.offset : page.offset + page.size + 1]
+        self.send_json(_paged("models", entries, page, "nextPageToken"))
+
+
+class ModelHandler(ModelsHandler):
+    async def get(self, name: str) -> None:  # type: ignore[override]
+        name = routes.model(self.request, name)
+        for entry in await self.entries():
+            if entry["displayName"] == name:
+                self.send_json(entry)
+                return
+        raise NotFoundError(f"model {name!r} is not served here; client.models.list() lists them")
 
 
 # -- environments and their files -----------------------------------------------------------------
@@ -189,6 +227,15 @@ class UploadHandler(BaseHandler):
 class SessionHandler(BaseHandler):
     async def get(self, key: str) -> None:
         self.send_json(await self.state.store.session(routes.session(self.request, key)))
+
+
+class SessionEventsHandler(BaseHandler):
+    """The session's background jobs (`session.jobs`), then each change (`job.updated`), as
+    SSE; resumed after `last_event_id` (query) or `Last-Event-ID` (header)."""
+
+    async def get(self, key: str) -> None:
+        follow = routes.session_events(self.request, key)
+        await self.send_events(self.engine.job_feed.follow(follow.session, follow.last_event_id))
 
 
 class ThreadsHandler(BaseHandler):

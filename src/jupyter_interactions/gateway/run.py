@@ -68,6 +68,8 @@ class Run:
         self.chain_length = 1
         self.live: Any = None  # a live interaction's turns (engine.LiveTurns), else None
         self.accepted: dict[str, Any] = {}
+        # Called with the run after each batch of events is shown (the job feed listens).
+        self.watchers: list[Callable[[Run], None]] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_end = on_end
         self._seq = 0
@@ -122,6 +124,8 @@ class Run:
         self.frames.extend(sse_frame(kind, seq, data) for seq, kind, data in batch)
         self._committed = batch[-1][0]
         self._wake()
+        for watcher in self.watchers:
+            watcher(self)
         if self._terminal_seq is not None and self._committed >= self._terminal_seq:
             self._end()
 

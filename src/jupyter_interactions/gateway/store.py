@@ -466,6 +466,9 @@ class Store:
                         "agent": resource.get("agent"),
                         "created": r[2],
                         "updated": resource.get("updated"),
+                        "steps": len(resource.get("steps") or []),
+                        "usage": resource.get("usage"),
+                        "environment_id": resource.get("environment_id"),
                     }
                 )
             return {"key": key, "threads": threads, "jobs": jobs}

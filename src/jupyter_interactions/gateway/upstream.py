@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import GatewayConfig
+from ..errors import UpstreamError
 from .emitter import Emitter
 from .upstream_files import UpstreamFiles, ask_google
 
@@ -87,6 +88,28 @@ class GoogleUpstream:
 
     async def delete_environment(self, environment_id: str) -> None:
         await ask_google(self._aio().environments.delete, environment_id)
+
+    async def models(self) -> list[tuple[str, str]]:
+        """The ids Google lists that this gateway forwards, as ("models"|"agents", id); none
+        without a key. Google's failure is an UpstreamError naming it."""
+        if self._key is None:
+            return []
+        from google.genai import errors as sdk_errors
+
+        listed: list[tuple[str, str]] = []
+        try:
+            async for model in await self._aio().models.list(config={"page_size": 1000}):
+                ident = str(model.name or "").rpartition("/")[2]
+                if runs_on_google(ident, None):
+                    listed.append(("models", ident))
+                elif runs_on_google(None, ident):
+                    listed.append(("agents", ident))
+        except sdk_errors.APIError as exc:
+            message = f"Google's service answered {exc.code} when asked for its models"
+            raise UpstreamError(message) from None
+        except Exception as exc:  # the transport's own (aiohttp or httpx): unreachable
+            raise UpstreamError(f"cannot reach Google's service ({type(exc).__name__})") from None
+        return listed
 
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter

@@ -61,6 +61,12 @@ class ModelRegistry:
         """True if the configuration sends this id to Google's service."""
         return (self._configured.get(name) or {}).get("adapter") == FORWARDED
 
+    def adapter(self, name: str) -> tuple[str, type[Model]] | None:
+        """The adapter `name` is built with (its entry-point name and class), if it is known."""
+        adapter = str(self._configured[name].get("adapter")) if name in self._configured else name
+        cls = self._classes.get(adapter)
+        return (adapter, cls) if cls is not None else None
+
     def get(self, name: str) -> Model:
         model = self._instances.get(name)
         if model is None:

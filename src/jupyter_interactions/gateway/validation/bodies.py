@@ -21,7 +21,14 @@ from ..placement import FRESH_ENVIRONMENT
 from . import rules
 from .strict_json import INT64_MAX, INT64_MIN, field_name, walk
 
-__all__ = ["agent_body", "auth_token_body", "environment_body", "interaction_body", "preload"]
+__all__ = [
+    "agent_body",
+    "auth_token_body",
+    "environment_body",
+    "interaction_body",
+    "models_query",
+    "preload",
+]
 
 # Sampling settings as the gateway's models can take them (Gemini's own ranges).
 _SAMPLING: dict[str, tuple[float, float, bool]] = {
@@ -47,6 +54,7 @@ class _SdkTypes:
     environment: Any
     agent: Any
     auth_token: Any
+    list_models: Any
 
 
 _loading: concurrent.futures.Future[_SdkTypes] | None = None
@@ -64,7 +72,7 @@ def preload() -> None:
 
     def load() -> None:
         try:
-            from google.genai import agents, environments, interactions
+            from google.genai import agents, environments, interactions, types
 
             future.set_result(
                 _SdkTypes(
@@ -73,6 +81,7 @@ def preload() -> None:
                     environment=environments.CreateEnvironmentRequest,
                     agent=agents.Agent,
                     auth_token=interactions.InteractionAuthTokenCreateParams,
+                    list_models=types.ListModelsConfig,
                 )
             )
         except BaseException as exc:  # the waiting request reports it
@@ -126,6 +135,12 @@ async def auth_token_body(body: dict[str, Any]) -> None:
         rules.number(body["uses"], "uses", 0, 2**31 - 1, whole=True)
     if body.get("scope") is not None and not isinstance(body["scope"], str):
         raise RequestError("scope must be a string: 'read' or 'live'", field="scope")
+
+
+async def models_query(query: dict[str, str]) -> None:
+    """GET /models: the query the SDK sends for models.list (pageSize, pageToken, filter,
+    by their wire names), as google-genai's ListModelsConfig."""
+    _check((await _types()).list_models, query)
 
 
 # -- google-genai's types ------------------------------------------------------------------------

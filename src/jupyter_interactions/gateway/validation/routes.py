@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from ...errors import RequestError
 from ...protocol import CELL_HEADER
 from ..environments import MODES
+from ..job_feed import EVENT_ID
 from ..replay import MODES as CASSETTE_MODES
 from . import bodies, rules
 from .strict_json import loads
@@ -23,6 +24,7 @@ __all__ = [
     "InteractionRead",
     "NewInteraction",
     "Page",
+    "SessionFollow",
     "ThreadHead",
     "UploadChunk",
     "UploadStart",
@@ -36,11 +38,14 @@ __all__ = [
     "interaction",
     "json_object",
     "list_environments",
+    "list_models",
     "listing",
+    "model",
     "put_thread",
     "read_files",
     "read_interaction",
     "session",
+    "session_events",
     "session_headers",
     "set_cassette",
     "start_upload",
@@ -126,6 +131,12 @@ class CassetteChoice:
     session: str
     mode: str  # one of replay.MODES
     path: str | None  # None only for "off"
+
+
+@dataclass(frozen=True)
+class SessionFollow:
+    session: str
+    last_event_id: str | None  # an id of the session's stream (job_feed.EVENT_ID), to resume
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,35 @@ def upload_chunk(request: Incoming, environment_id: str, path: str) -> UploadChu
     )
 
 
+# -- models ------------------------------------------------------------------------------------
+
+_MODELS_QUERY = ("pageSize", "pageToken", "filter")  # what the SDK's models.list sends
+
+
+async def list_models(request: Incoming) -> Page:
+    """GET /models?pageSize&pageToken: google-genai's ListModelsConfig, by its wire names.
+    The gateway lists everything it runs; it does not filter."""
+    _no_body(request)
+    query = {name: value for name in _MODELS_QUERY if (value := _query(request, name))}
+    await bodies.models_query(query)
+    if "filter" in query:
+        raise RequestError(
+            "filter is not served here: the gateway lists every model and agent it runs; "
+            "leave it out and pick from the list",
+            field="filter",
+        )
+    return Page(
+        rules.page_token(query.get("pageToken"), "pageToken", "nextPageToken"),
+        rules.page_size(query.get("pageSize"), "pageSize"),
+    )
+
+
+def model(request: Incoming, model_id: str) -> str:
+    """GET /models/{id}."""
+    _no_body(request)
+    return rules.resource_id(model_id, "model id", "a model")
+
+
 # -- sessions: thread heads and jobs -------------------------------------------------------------
 
 
@@ -301,6 +341,27 @@ def session(request: Incoming, key: str) -> str:
     """GET /sessions/{key}, GET /sessions/{key}/cassette and DELETE /sessions/{key}/threads."""
     _no_body(request)
     return rules.name(key, "session key", MAX_SESSION_KEY)
+
+
+def session_events(request: Incoming, key: str) -> SessionFollow:
+    """GET /sessions/{key}/events?last_event_id (or a Last-Event-ID header, as EventSource
+    sends on reconnect): an id this stream gave. One of another gateway process (or one no
+    longer kept) starts again from the session's jobs; anything else is a 400."""
+    key = session(request, key)
+    for field, last in (
+        ("last_event_id", _query(request, "last_event_id")),
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+    ):
+        if not last:
+            continue
+        if EVENT_ID.fullmatch(last) is None:
+            raise RequestError(
+                f"{field} {last[:64]!r} is not an event id of a session's stream (they look "
+                "like 'se_0123abcd_12'); pass the id of the last event you received, or none",
+                field=field,
+            )
+        return SessionFollow(key, last)
+    return SessionFollow(key, None)
 
 
 def thread(request: Incoming, key: str, name: str) -> tuple[str, str]:

@@ -64,27 +64,30 @@ def flag(value: str | None, field: str) -> bool:
     return parsed
 
 
-def page_size(value: str | None) -> int:
+def page_size(value: str | None, field: str = "page_size") -> int:
     """A page size: a positive number; more than MAX_PAGE gives MAX_PAGE, as Google's do."""
     if value is None or value == "":
         return 50
     if not _DIGITS.fullmatch(value.strip()):
         raise RequestError(
-            f"page_size must be a whole number from 1 to {MAX_PAGE}, not {_shown(value)}",
-            field="page_size",
+            f"{field} must be a whole number from 1 to {MAX_PAGE}, not {_shown(value)}",
+            field=field,
         )
     return min(max(1, int(value)), MAX_PAGE)
 
 
-def page_token(value: str | None) -> int:
-    """The offset a next_page_token of this gateway carries (absent or empty: the start)."""
+def page_token(
+    value: str | None, field: str = "page_token", answer: str = "next_page_token"
+) -> int:
+    """The offset a next page token of this gateway carries (absent or empty: the start);
+    `answer` is the name the previous page gave it under."""
     if value is None or value.strip() == "":
         return 0
     if not _DIGITS.fullmatch(value.strip()) or int(value) > 2**31:
         raise RequestError(
-            f"page_token {_shown(value)} is not one this gateway gave; pass the "
-            "next_page_token of the previous page, or none for the first",
-            field="page_token",
+            f"{field} {_shown(value)} is not one this gateway gave; pass the "
+            f"{answer} of the previous page, or none for the first",
+            field=field,
         )
     return int(value)
 
