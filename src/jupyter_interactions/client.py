@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,8 +279,61 @@ class SessionRoutes:
         """The session's record/replay state; with `setting` ({mode, path}), set it first."""
         return dict(self._call("PUT" if setting else "GET", "/cassette", setting))
 
+    def events(self, last_event_id: str | None = None) -> SessionEvents:
+        """This session's job changes as they happen (GET .../events, SSE): `session.jobs`
+        first unless resumed after `last_event_id`, then each `job.updated`."""
+        return SessionEvents(self, last_event_id)
+
     def close(self) -> None:
         self._http.close()
+
+
+class SessionEvents:
+    """An open stream of a session's job changes: iterate it for the events (dicts); it ends
+    when the gateway closes it, and `close()` (from any thread) stops it."""
+
+    def __init__(self, routes: SessionRoutes, last_event_id: str | None) -> None:
+        self.last_event_id = last_event_id
+        params = {"last_event_id": last_event_id} if last_event_id else {}
+        headers = {"x-goog-api-key": str(routes.connection.token or "")}
+        request = routes._http.build_request(
+            "GET", routes._base + "/events", params=params, headers=headers,
+            timeout=_http.Timeout(30.0, read=None),  # quiet for as long as no job changes
+        )  # fmt: skip
+        try:
+            self._response = routes._http.send(request, stream=True)
+        except _http.HTTPError:
+            raise GatewayError(unreachable_message(routes.connection)) from None
+        if self._response.status_code == 401:
+            self._response.close()
+            raise AuthError(_auth_message(routes.connection))
+        if self._response.status_code >= 400:
+            self._response.read()
+            self._response.close()
+            raise GatewayError(
+                f"the gateway answered {self._response.status_code}: {_body(self._response)}"
+            )
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        data: list[str] = []
+        try:
+            for line in self._response.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    text, data = "\n".join(data), []
+                    if text == "[DONE]":
+                        return
+                    event = json.loads(text)
+                    self.last_event_id = event.get("event_id") or self.last_event_id
+                    yield event
+        except _http.HTTPError:
+            raise GatewayError("the gateway's event stream was cut") from None
+        finally:
+            self._response.close()
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def _body(response: Any) -> str:

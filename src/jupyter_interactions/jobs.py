@@ -140,6 +140,27 @@ class Job:
             self.session._complete_steps(self.transcript)
             self._finish(None)
 
+    def following(self) -> bool:
+        """True while this job's own worker reads its stream."""
+        return self._worker is not None and self._worker.is_alive()
+
+    def settle(self, interaction: Any) -> None:
+        """The job ended, as another follower saw it (a widget's page or thread): finish with
+        the server's final `interaction`, as if this job had followed it (the thread's head
+        moves on, `result()` answers at once)."""
+        if self._future.done() or self.following():
+            return  # its own worker finishes it
+        final = Transcript.from_interaction(interaction)
+        final.created = final.created or self.transcript.created
+        self.transcript = final
+        self._finish(None)
+
+    def note_status(self, status: str) -> None:
+        """A status another follower saw (the page reports it); the job's own worker, when it
+        follows, is the one that knows."""
+        if not self._future.done() and not self.following():
+            self.transcript.status = status
+
     def show(self) -> None:
         """Display the job here: its final state if it has ended, else a live card (which
         takes over from an earlier one, left as it was)."""
@@ -156,6 +177,8 @@ class Job:
     def _finish(self, error: InteractionsError | None) -> None:
         from .session import Reply, failure_message
 
+        if self._future.done():  # settled by another follower meanwhile
+            return
         self.finished = time.monotonic()
         transcript = self.transcript
         if error is None and not transcript.answered:

@@ -246,7 +246,10 @@ class Session:
         return state
 
     def _head(self, thread: str) -> str | None:
-        if self._heads is None:
+        # A job of this thread that nothing in this kernel follows (a widget's page does) may
+        # have moved the head on the server since: ask it.
+        unsettled = any(j.thread == thread and not j.done() for j in self._jobs.values())
+        if self._heads is None or unsettled:
             self._state()
         return (self._heads or {}).get(thread, {}).get("head")
 

@@ -48,10 +48,12 @@ def follow_in_kernel(
     interaction_id: str,
     last_event_id: str | None = None,
     on_end: Callable[[str], None] | None = None,
+    on_status: Callable[[str, str], None] | None = None,
 ) -> threading.Thread:
     """Follow an interaction's stream in a worker and push its events to `widget`, coalesced
     with every other followed view (pusher.py); resumes after drops from the last event.
-    `on_end(interaction_id)` runs once it has ended."""
+    `on_status(interaction_id, status)` runs as its status changes, `on_end(interaction_id)`
+    once it has ended."""
 
     def run() -> None:
         last, drops = last_event_id, 0
@@ -67,6 +69,9 @@ def follow_in_kernel(
                         last = data.get("event_id") or last
                         drops = 0
                         PUSHER.push(widget, interaction_id, data)
+                        status = (data.get("interaction") or {}).get("status") or data.get("status")
+                        if on_status is not None and status:
+                            on_status(interaction_id, status)
                         kind = data.get("event_type")
                         ended = ended or kind in ("interaction.completed", "error")
             except Exception:

@@ -20,7 +20,7 @@ def views(kind: str, *, session: Any, **context: Any) -> Any:
     if kind == "job":
         job = context["job"]
         view = RunView(session, thread=job.thread).show()
-        view.begin(job.id, background=True)
+        view.begin(job.id, background=True, job=job)
         return view
     if kind == "files":
         return FileBrowser(session, context["environment_id"], live=context.get("live", False))

@@ -1,37 +1,32 @@
 """JobBoard: this notebook's background jobs, live (`%interactions jobs`).
 
-It reads the gateway's record of the session (so it is right after a kernel restart or a
-browser reload): from the page when the page reaches the gateway, else the kernel refreshes
-`rows` every two seconds while a job runs. `as_of` says when the rows were read, so a saved
-notebook shows the last state with its time.
+It reads the gateway's stream of the session's job changes (`sessions/{key}/events`: the
+jobs as they are, then each change), so it is right after a kernel restart or a browser
+reload and nobody polls. The page follows that stream when it reaches the gateway; else a
+kernel thread does, for as long as the board is open. `as_of` says when the rows were last
+changed, so a saved notebook shows the last state with its time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from ..protocol import TERMINAL
+from ..client import SessionRoutes
+from ..errors import InteractionsError
 from ..render.listing import Listing
 from .base import ViewWidget, asset
-from .calls import serve_files, serve_interactions, wire
+from .calls import RECONNECTS, serve_files, serve_interactions
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..session import Session
-
-REFRESH_SECONDS = 2.0
-
-
-def _tokens(usage: dict[str, Any] | None) -> int:
-    usage = usage or {}
-    return int(
-        usage.get("total_tokens")
-        or (usage.get("total_input_tokens") or 0) + (usage.get("total_output_tokens") or 0)
-    )
 
 
 class JobBoard(ViewWidget):
@@ -41,63 +36,81 @@ class JobBoard(ViewWidget):
     as_of = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, session: Session) -> None:
+        follower = FRONT_END.follower_for(session)
         super().__init__(
             _esm=asset("jobs.js").read_text(),
             session_key=session.key,
-            follower=FRONT_END.follower_for(session),
-            gateway=FRONT_END.gateway_for(FRONT_END.follower_for(session)),
+            follower=follower,
+            gateway=FRONT_END.gateway_for(follower),
         )
         self.session = session
+        self._closed = threading.Event()
+        self._last_event_id: str | None = None
+        self._stream: Any = None
         serve_interactions(self, session)
         serve_files(self, session)
-        self.read()
-        self._stop = threading.Event()
-        if self.follower == "kernel" and self._running():
-            threading.Thread(target=self._refresh, name="job-board", daemon=True).start()
+        events = self._open()  # the rows as they are, before the cell returns
+        if events is not None and self.follower == "kernel":
+            threading.Thread(
+                target=self._follow, args=(events,), name="job-board", daemon=True
+            ).start()
+        elif self._stream is not None:
+            self._stream.close()  # the page follows from here on
 
-    def read(self) -> None:
-        """Rows from the gateway: the session's jobs, with each running job's steps and
-        tokens (finished ones are read once)."""
-        known = {r["id"]: r for r in self.rows}
-        rows = []
-        for record in self.session.jobs():
-            before = known.get(record["id"])
-            if before is not None and before.get("status") in TERMINAL:
-                rows.append(before)
-                continue
-            row = {
-                k: record.get(k) for k in ("id", "status", "thread", "model", "agent", "created")
-            }
-            try:
-                interaction = wire(self.session.client.interactions.get(record["id"]))
-            except Exception:
-                interaction = {}
-            row.update(
-                status=interaction.get("status") or row["status"],
-                updated=interaction.get("updated") or record.get("updated"),
-                steps=len(interaction.get("steps") or []),
-                tokens=_tokens(interaction.get("usage")),
-                environment_id=interaction.get("environment_id"),
-            )
-            rows.append(row)
+    def _open(self) -> Iterator[dict[str, Any]] | None:
+        """Open the session's event stream and apply its first event (the jobs as they are,
+        or what was missed since the last one seen); None where the gateway keeps no jobs."""
+        routes = self.session.routes
+        if not isinstance(routes, SessionRoutes):  # direct mode: no server-side jobs
+            self._apply({"event_type": "session.jobs", "jobs": self.session.jobs()})
+            return None
+        self._stream = routes.events(self._last_event_id)
+        events = iter(self._stream)
+        self._apply(next(events))
+        return events
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        self._last_event_id = event.get("event_id") or self._last_event_id
+        if event.get("event_type") == "session.jobs":
+            rows = list(event.get("jobs") or [])
+        elif event.get("event_type") == "job.updated":
+            job, rows = event["job"], list(self.rows)
+            at = next((i for i, r in enumerate(rows) if r["id"] == job["id"]), None)
+            if at is None:
+                rows.append(job)  # a new job
+            else:
+                rows[at] = job
+        else:
+            return
         with self.hold_sync():
             self.rows = rows
             self.as_of = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _running(self) -> bool:
-        return any(r.get("status") not in TERMINAL for r in self.rows)
-
-    def _refresh(self) -> None:
-        while not self._stop.wait(REFRESH_SECONDS):
+    def _follow(self, events: Iterator[dict[str, Any]]) -> None:
+        """Apply each change; after a drop, resume from the last event seen."""
+        drops = 0
+        while not self._closed.is_set():
             try:
-                self.read()
-            except Exception:
-                continue  # the gateway may be restarting; the next tick tries again
-            if not self._running():
+                for event in events:
+                    drops = 0
+                    self._apply(event)
+            except InteractionsError:
+                pass  # a drop, or the gateway stopped: resumed below
+            if self._closed.is_set():
                 return
+            drops += 1
+            if drops > RECONNECTS:
+                return  # `as_of` tells how old the rows are
+            time.sleep(min(0.5 * drops, 5.0))
+            try:
+                events = self._open() or iter(())
+            except InteractionsError:
+                events = iter(())
 
     def close(self) -> None:
-        self._stop.set()
+        self._closed.set()
+        if self._stream is not None:
+            self._stream.close()
         super().close()
 
     def fallback(self) -> dict[str, str]:

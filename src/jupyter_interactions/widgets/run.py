@@ -31,6 +31,9 @@ class RunView(ViewWidget):
     snapshots = traitlets.List(traitlets.Dict()).tag(sync=True)
     thread = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("").tag(sync=True)
+    # Each interaction's status as the page saw it while it followed (reported back on a
+    # change of status, not per event), so a Job nobody in the kernel follows stays true.
+    statuses = traitlets.Dict().tag(sync=True)
 
     def __init__(self, session: Session, *, thread: str | None = None, label: str = "") -> None:
         follower = FRONT_END.follower_for(session)
@@ -46,6 +49,7 @@ class RunView(ViewWidget):
         self._handle: Any = None
         self._background: set[str] = set()
         self._finished: set[str] = set()
+        self._jobs: dict[str, Any] = {}  # the Job of each background interaction shown
         serve_interactions(self, session)
         serve_files(self, session)
 
@@ -58,16 +62,21 @@ class RunView(ViewWidget):
         self._handle = display(self, display_id=True)
         return self
 
-    def begin(self, interaction_id: str, *, background: bool = False) -> None:
+    def begin(self, interaction_id: str, *, background: bool = False, job: Any = None) -> None:
         """Show `interaction_id` next. A `background` job has nobody else reading its stream
-        in the kernel: the page follows it, or a kernel thread does when the page cannot."""
+        in the kernel: the page follows it, or a kernel thread does when the page cannot;
+        either way its `job` hears its status and, at the end, its final state."""
         if interaction_id in self.interaction_ids:
             return
+        if job is not None:
+            self._jobs[interaction_id] = job
         self.interaction_ids = [*self.interaction_ids, interaction_id]
         if background:
             self._background.add(interaction_id)
             if self.follower == "kernel":
-                follow_in_kernel(self, self.session, interaction_id, on_end=self._ended)
+                follow_in_kernel(
+                    self, self.session, interaction_id, on_end=self._ended, on_status=self._status
+                )
 
     def feed(self, interaction_id: str | None, event: Any) -> None:
         """An event the kernel read anyway (a foreground turn): the view learns the id at
@@ -77,9 +86,12 @@ class RunView(ViewWidget):
         if self.follower == "kernel" and interaction_id is not None:
             PUSHER.push(self, interaction_id, wire(event))
 
-    def finish(self, transcript: Transcript | None, interactions: list[Any] | None = None) -> None:
+    def finish(
+        self, transcript: Transcript | None, interactions: list[Any] | None = None
+    ) -> list[Any]:
         """The final state: the whole interactions (fetched if not given) and the transcript
-        the text fallback is made of. Set before the cell returns (a foreground turn)."""
+        the text fallback is made of. Set before the cell returns (a foreground turn).
+        Returns the interactions it holds."""
         PUSHER.flush()
         if interactions is None:
             interactions = [self._fetch(i) for i in self.interaction_ids]
@@ -90,6 +102,7 @@ class RunView(ViewWidget):
         self.snapshots = [wire(i) for i in fetched]
         if self._handle is not None:
             self._handle.update(self)  # the saved output's fallback is the final content
+        return fetched
 
     def _fetch(self, interaction_id: str) -> Any:
         try:
@@ -98,10 +111,25 @@ class RunView(ViewWidget):
             return None
 
     def _ended(self, interaction_id: str) -> None:
-        """A background job ended (seen by the page or the kernel's follower)."""
+        """A background job ended (seen by the page or the kernel's follower): the view's
+        final state, and its Job's."""
         if interaction_id in self._background and interaction_id not in self._finished:
             self._finished.add(interaction_id)
-            self.finish(None)
+            final = [i for i in self.finish(None) if i.id == interaction_id]
+            job = self._jobs.get(interaction_id)
+            if job is not None and final:
+                job.settle(final[0])
+
+    def _status(self, interaction_id: str, status: str) -> None:
+        job = self._jobs.get(interaction_id)
+        if job is not None:
+            job.note_status(status)
+
+    @traitlets.observe("statuses")
+    def _statuses_reported(self, change: dict[str, Any]) -> None:
+        for interaction_id, status in (change["new"] or {}).items():
+            if isinstance(status, str):
+                self._status(interaction_id, status)
 
     def on_front_end_message(self, content: dict[str, Any]) -> None:
         kind = content.get("type")
