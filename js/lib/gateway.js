@@ -117,10 +117,6 @@ export class BrowserGateway {
     return this.request(`${API}/interactions/${encodeURIComponent(id)}/cancel`, { method: "POST", body: {} });
   }
 
-  session(key) {
-    return this.request(`${API}/sessions/${encodeURIComponent(key)}`);
-  }
-
   async files(env, path = "") {
     const listing = await this.request(
       `${API}/environments/${encodeURIComponent(env)}/files/${encodePath(path)}?recursive=true&page_size=1000`);
@@ -135,9 +131,19 @@ export class BrowserGateway {
 
   /** Read an interaction's events from after `lastEventId`, calling `onEvent(event)` for
    * each; resolves when the stream ends ([DONE]), rejects on a drop or an HTTP error. */
-  async stream(id, { lastEventId = null, onEvent, signal } = {}) {
-    const query = `stream=true${lastEventId ? `&last_event_id=${encodeURIComponent(lastEventId)}` : ""}`;
-    const response = await this.request(`${API}/interactions/${encodeURIComponent(id)}?${query}`, { raw: true, signal });
+  stream(id, { lastEventId = null, onEvent, signal } = {}) {
+    return this.events(`${API}/interactions/${encodeURIComponent(id)}?stream=true`, { lastEventId, onEvent, signal });
+  }
+
+  /** A session's job changes (`session.jobs`, then `job.updated`), as `stream` reads them. */
+  sessionEvents(key, { lastEventId = null, onEvent, signal } = {}) {
+    return this.events(`${API}/sessions/${encodeURIComponent(key)}/events`, { lastEventId, onEvent, signal });
+  }
+
+  /** Read an SSE route from after `lastEventId` (the `last_event_id` query parameter). */
+  async events(path, { lastEventId = null, onEvent, signal } = {}) {
+    const resume = lastEventId ? `${path.includes("?") ? "&" : "?"}last_event_id=${encodeURIComponent(lastEventId)}` : "";
+    const response = await this.request(path + resume, { raw: true, signal });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -161,17 +167,21 @@ function encodePath(path) {
 
 /** Follow one interaction to its end, resuming from the last event after each drop (up to
  * `retries` in a row, backing off). Calls `onEvent`; returns when the stream is done. */
-export async function follow(gateway, id, { run, onEvent, signal, retries = 5, sleep = defaultSleep }) {
+export function follow(gateway, id, { run, onEvent, signal, retries = 5, sleep = defaultSleep }) {
+  return resumable((lastEventId, onEach) => gateway.stream(id, { lastEventId, signal, onEvent: onEach }), {
+    last: () => run.lastEventId, onEvent, retries, sleep,
+  });
+}
+
+/** Read `open(lastEventId, onEvent)` until it ends, re-opening it after the last event seen
+ * when it drops (up to `retries` drops in a row, backing off); HTTP 4xx and aborts end it. */
+export async function resumable(open, { last, onEvent, retries = 5, sleep = defaultSleep }) {
   let drops = 0;
   for (;;) {
     try {
-      await gateway.stream(id, {
-        lastEventId: run.lastEventId,
-        signal,
-        onEvent: (event) => {
-          drops = 0;
-          onEvent(event);
-        },
+      await open(last(), (event) => {
+        drops = 0;
+        onEvent(event);
       });
       return;
     } catch (error) {

@@ -1,8 +1,9 @@
 // The job board (`%interactions jobs`): this notebook's background jobs, live, with Cancel
-// and Open (a run view below the table). It reads the gateway (from the page when it can,
-// else the kernel refreshes `rows`), so it is right after a kernel restart or a reload.
+// and Open (a run view below the table). It follows the gateway's stream of the session's
+// job changes (from the page when it can, else the kernel does and sets `rows`), so it is
+// right after a kernel restart or a reload; nothing polls.
 import { clock, duration, epoch, fill, frameScheduler, h } from "../lib/dom.js";
-import { fetchRows, running } from "../lib/jobrows.js";
+import { pageFeed, running } from "../lib/jobfeed.js";
 import { invoke } from "../lib/kernel.js";
 import { mountRunView } from "../lib/runview.js";
 import { statusChip } from "../lib/runview.js";
@@ -10,7 +11,7 @@ import { pageGateway } from "../lib/sources.js";
 import { subModel } from "../lib/submodel.js";
 import { RunController } from "./run.js";
 
-const POLL_MS = 2000;
+const TICK_MS = 1000; // the elapsed column's clock, while a job runs (no network)
 
 export default {
   render({ model, el }) {
@@ -47,7 +48,7 @@ export default {
       } catch (error) {
         message = `could not cancel ${row.id}: ${error.message}`;
       }
-      refresh();
+      paint(); // the row itself changes when the gateway says so
     }
 
     function open(row) {
@@ -93,32 +94,30 @@ export default {
       fill(note, [message, asOf ? `as of ${clock(asOf)}` : ""].filter(Boolean).join(" · "));
     }
 
-    let timer = null;
-    async function refresh() {
-      if (gateway) {
-        try {
-          rows = await fetchRows(gateway, model.get("session_key"), rows);
-          asOf = new Date().toISOString();
-          // What the page saw is what a saved notebook keeps.
-          model.set("rows", rows);
-          model.set("as_of", asOf);
-          model.save_changes && model.save_changes();
-        } catch (error) {
-          message = `could not read the gateway: ${error.message}`;
-        }
-      }
-      paint();
-    }
     const onRows = () => { rows = model.get("rows") || []; asOf = model.get("as_of"); paint(); };
     model.on("change:rows", onRows);
     model.on("change:as_of", onRows);
-    let ticks = 0;
-    // Running jobs are read every tick; new jobs show up within five.
-    timer = setInterval(() => (gateway && (rows.some(running) || ++ticks % 5 === 0) ? refresh() : paint()), POLL_MS);
+    let unsubscribe = null;
+    if (gateway) {
+      const feed = pageFeed(gateway, model.get("session_key"));
+      unsubscribe = feed.subscribe(() => {
+        if (feed.error) message = `could not read the gateway: ${feed.error.message}`;
+        else if (message.startsWith("could not read")) message = "";
+        if (feed.rows && feed.rows !== rows) {
+          // What the page saw is what a saved notebook keeps. The time goes first: setting
+          // `rows` calls onRows at once, which reads both back from the model.
+          model.set("as_of", new Date().toISOString());
+          model.set("rows", feed.rows);
+          model.save_changes && model.save_changes();
+        }
+        paint();
+      });
+    }
+    const timer = setInterval(() => { if (rows.some(running)) paint(); }, TICK_MS);
     paint();
-    if (gateway) refresh();
     return () => {
       clearInterval(timer);
+      if (unsubscribe) unsubscribe();
       model.off("change:rows", onRows);
       model.off("change:as_of", onRows);
       if (opened) { opened.ctl.dispose(); opened.sub.close(); }

@@ -67,6 +67,7 @@ export class RunController {
   }
 
   changed() {
+    this.reportStatuses();
     for (const listener of this.listeners) listener();
   }
 
@@ -95,6 +96,20 @@ export class RunController {
   apply(run, event) {
     const step = applyEvent(run, event, this.now());
     if (event.event_type === "step.stop" && wantsWholeStep(step)) this.fetchWhole(run);
+  }
+
+  /** The page follows, so the kernel hears each run's status from here (its Job stays true
+   * without reading the stream): a synced trait, saved on a change of status only, however
+   * the status changed (an event or a fetch of the whole interaction). */
+  reportStatuses() {
+    if (!this.browser) return;
+    const reported = this.model.get("statuses") || {};
+    const moved = this.runs().filter((run) => run.id && run.status && reported[run.id] !== run.status);
+    if (!moved.length) return;
+    const next = { ...reported };
+    for (const run of moved) next[run.id] = run.status;
+    this.model.set("statuses", next);
+    this.model.save_changes();
   }
 
   async fetchWhole(run) {

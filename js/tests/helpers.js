@@ -59,6 +59,19 @@ export function streamResponse(text, chunk = 40) {
   return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
 }
 
+/** A Response whose body sends `text`, then stays open (as a live feed does) until `signal`
+ * aborts, when reading it fails with an AbortError, as fetch's own bodies do. */
+export function openStreamResponse(text, signal) {
+  const encoder = new TextEncoder();
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(encoder.encode(text));
+      signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")));
+    },
+  });
+  return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+}
+
 export function jsonResponse(value, status = 200) {
   return new Response(JSON.stringify(value), { status, headers: { "Content-Type": "application/json" } });
 }

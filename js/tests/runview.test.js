@@ -196,6 +196,19 @@ describe("following from the page", () => {
     expect(model.sent).toEqual([{ type: "ended", id }]);
   });
 
+  it("the page tells the kernel each change of status, not each event (a synced trait)", async () => {
+    const { events, interaction } = fixture("agent_files");
+    const fetch = async (url) => (url.includes("stream=true") ? streamResponse(sse(events)) : jsonResponse(interaction));
+    const gateway = new BrowserGateway("/interactions/", { fetch, doc: document });
+    const model = fakeModel({ interaction_ids: [interaction.id], snapshots: [], gateway: "interactions/", follower: "browser" });
+    const saved = [];
+    model.save_changes = () => saved.push(model.get("statuses"));
+    const ctl = new RunController(model, { gateway, slots: new StreamSlots(4) });
+    await ctl.followInPage(interaction.id);
+    expect(events.length).toBeGreaterThan(20);
+    expect(saved).toEqual([{ [interaction.id]: "in_progress" }, { [interaction.id]: "completed" }]);
+  });
+
   it("a view whose page loses the gateway hands following to the kernel", async () => {
     const fetch = async () => jsonResponse({ error: { message: "no such interaction" } }, 404);
     const gateway = new BrowserGateway("/interactions/", { fetch, doc: document });

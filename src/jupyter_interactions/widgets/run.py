@@ -137,7 +137,12 @@ class RunView(ViewWidget):
             # The page lost the gateway: the kernel takes over from the page's last event.
             self.follower = "kernel"
             follow_in_kernel(
-                self, self.session, content["id"], content.get("last_event_id"), self._ended
+                self,
+                self.session,
+                content["id"],
+                content.get("last_event_id"),
+                on_end=self._ended,
+                on_status=self._status,
             )
         elif kind == "ended" and content.get("id"):
             threading.Thread(target=self._ended, args=(content["id"],), daemon=True).start()
