@@ -82,7 +82,7 @@ ji-broken = ji_test_models:Broken
 """
 
 
-def _write_plugin(root: Path) -> Path:
+def write_test_models(root: Path) -> Path:
     plugins = root / "plugins"
     info = plugins / "ji_test_models-0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def start_gateway(
         for k, v in os.environ.items()
         if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "JUPYTER_INTERACTIONS_DATA_DIR")
     }
-    plugins = _write_plugin(root)
+    plugins = write_test_models(root)
     child_env.update(
         {
             "JUPYTER_RUNTIME_DIR": str(root / "runtime"),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import _write_plugin
+from tests.conftest import end_process, write_test_models
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 STARTUP_SECONDS = 90.0
@@ -64,7 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     home.mkdir()
     config = base / "gateway.json"
     config.write_text(json.dumps({"models": MODELS}))
-    plugins = _write_plugin(base)
+    plugins = write_test_models(base)
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env.update(
         HOME=str(home),
@@ -103,12 +103,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 time.sleep(0.2)
         yield Lab(url, token, root, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, 30)
         log.close()
 
 

@@ -51,6 +51,8 @@ def serve() -> None:
 @pytest.fixture(scope="module")
 def mcp_weather() -> Iterator[str]:
     """The URL of a running weather MCP server on loopback (stopped after the module)."""
+    from tests.conftest import end_process  # here: the module also runs as a script
+
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__))], stdout=subprocess.PIPE, text=True
     )
@@ -67,12 +69,7 @@ def mcp_weather() -> Iterator[str]:
         assert port, "the MCP test server did not start"
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, 10)
         proc.stdout.close()
 
 
