@@ -13,7 +13,7 @@ import pytest
 
 from jupyter_interactions import Session
 from jupyter_interactions.render import live
-from jupyter_interactions.widgets import FRONT_END, FileBrowser, JobBoard, RunView
+from jupyter_interactions.widgets import FRONT_END, AgentPanel, FileBrowser, JobBoard, RunView
 from jupyter_interactions.widgets.base import CallError
 from jupyter_interactions.widgets.calls import serve_files
 from jupyter_interactions.widgets.pusher import Pusher
@@ -107,3 +107,13 @@ def test_job_board_reads_the_gateway(session: Any) -> None:
     assert board.as_of
     assert job.id in board.fallback()["text/plain"]
     assert threading.active_count() < 50
+
+
+def test_agent_panel_pickers_list_what_the_gateway_runs(session: Any) -> None:
+    panel = AgentPanel(session)
+    panel.pickers_filled.join(60)
+    # `slow` is this test gateway's own configured model: only its models list knows it.
+    assert {"local", "echo", "scripted", "slow"} <= set(panel.models)
+    assert "local-agent" in panel.agents
+    assert not [name for name in panel.models + panel.agents if "/" in name]
+    panel.close()

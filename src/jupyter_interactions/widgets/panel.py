@@ -21,7 +21,7 @@ from .frontend import FRONT_END
 if TYPE_CHECKING:
     from ..session import Session
 
-# Offered when the gateway does not list its models (ours serves no models route).
+# Offered until (or unless) the gateway lists what it runs.
 KNOWN_MODELS = ["local", "echo", "scripted"]
 KNOWN_AGENTS = ["local-agent"]
 
@@ -54,15 +54,29 @@ class AgentPanel(ViewWidget):
         serve_interactions(self, session)
         serve_files(self, session)
         self.answer("run", self.run)
-        threading.Thread(target=self._fill_pickers, name="panel-pickers", daemon=True).start()
+        self.pickers_filled = threading.Thread(
+            target=self._fill_pickers, name="panel-pickers", daemon=True
+        )
+        self.pickers_filled.start()
 
     def _fill_pickers(self) -> None:
-        """Agents and this notebook's environments, from the gateway (best effort)."""
+        """Models, agents and this notebook's environments, from the gateway (best effort):
+        its models list names `models/<id>` and `agents/<id>` (saved agents included)."""
+        models: list[str] = []
         agents = list(KNOWN_AGENTS)
         try:
             with quiet():
-                listed = self.session.client.agents.list()
-            agents += [a.id for a in getattr(listed, "agents", None) or [] if a.id not in agents]
+                for listed in self.session.client.models.list():
+                    kind, _, ident = (listed.name or "").partition("/")
+                    picker = models if kind == "models" else agents if kind == "agents" else None
+                    if picker is not None and ident and ident not in picker:
+                        picker.append(ident)
+        except Exception:
+            pass
+        try:
+            with quiet():
+                saved = self.session.client.agents.list()
+            agents += [a.id for a in getattr(saved, "agents", None) or [] if a.id not in agents]
         except Exception:
             pass
         environments: list[str] = []
@@ -77,6 +91,7 @@ class AgentPanel(ViewWidget):
         except Exception:
             pass
         with self.hold_sync():
+            self.models = models or KNOWN_MODELS
             self.agents = agents
             self.environments = environments
 
