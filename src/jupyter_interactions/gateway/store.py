@@ -453,7 +453,8 @@ class Store:
             jobs = []
             for r in conn.execute(
                 "SELECT j.id, j.thread, j.created, i.resource FROM jobs j "
-                "JOIN interactions i ON i.id = j.id WHERE j.session = ? ORDER BY j.created, j.id",
+                "JOIN interactions i ON i.id = j.id WHERE j.session = ? "
+                "ORDER BY j.created, j.rowid",
                 (key,),
             ):
                 resource = json.loads(r[3])
