@@ -66,7 +66,9 @@ class JobBoard(ViewWidget):
             return None
         self._stream = routes.events(self._last_event_id)
         events = iter(self._stream)
-        self._apply(next(events))
+        first = next(events, None)  # None: the stream ended at once (the gateway stopped)
+        if first is not None:
+            self._apply(first)
         return events
 
     def _apply(self, event: dict[str, Any]) -> None:
