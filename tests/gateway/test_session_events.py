@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
+from tests.gateway.test_http import raw
 
 from jupyter_interactions.gateway.job_feed import PROGRESS_SECONDS
 
@@ -206,3 +207,53 @@ def test_with_a_key_the_ids_google_lists_say_they_are_forwarded(gateway_factory:
     # Google's own local ids are not forwarded (the gateway runs echo itself).
     assert listed["models/echo"].startswith("runs on this gateway")
     assert key not in json.dumps(listed)
+
+
+# -- validation at the edge (validation/routes.py): a 400 that names the field -------------------
+
+
+def refused(response: httpx.Response, field: str) -> str:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_argument" and field in error["message"], error
+    return str(error["message"])
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("pageSize=x", "pageSize"),
+        ("pageSize=-1", "pageSize"),
+        ("pageSize=1e999", "pageSize"),
+        (f"pageToken={10**24}", "pageToken"),
+        ("pageToken=abc", "pageToken"),
+        ("filter=baseModel", "filter"),  # the gateway lists all it runs: no silent filter
+    ],
+)
+def test_models_list_refuses_a_query_it_cannot_honour(gateway: Any, query: str, field: str) -> None:
+    refused(raw(gateway, "GET", f"/v1beta/models?{query}"), field)
+
+
+def test_models_list_pages_by_googles_names(gateway: Any) -> None:
+    first = raw(gateway, "GET", "/v1beta/models?pageSize=1").json()
+    assert len(first["models"]) == 1 and first["nextPageToken"] == "1"
+    second = raw(gateway, "GET", f"/v1beta/models?pageSize=1&pageToken={first['nextPageToken']}")
+    assert second.json()["models"] != first["models"]
+    assert "pageToken" in refused(raw(gateway, "GET", "/v1beta/models?pageToken=x"), "pageToken")
+
+
+def test_a_model_id_and_a_session_key_are_checked(gateway: Any) -> None:
+    refused(raw(gateway, "GET", "/v1beta/models/%00echo"), "model id")
+    assert raw(gateway, "GET", "/v1beta/models/nothing").status_code == 404
+    refused(raw(gateway, "GET", f"/v1/sessions/{'k' * 1025}/events"), "session key")
+    refused(raw(gateway, "GET", "/v1/sessions/%01/events"), "session key")
+
+
+@pytest.mark.parametrize("last", ["ev_3", "se_xyz_3", "se_0123abcd_", f"se_0123abcd_{10**20}"])
+def test_a_session_stream_resumes_only_from_its_own_ids(gateway: Any, last: str) -> None:
+    path = "/v1/sessions/nb.ipynb/events"
+    assert "se_" in refused(
+        raw(gateway, "GET", path, params={"last_event_id": last}), "last_event_id"
+    )
+    header = raw(gateway, "GET", path, headers={"Last-Event-ID": last})
+    refused(header, "Last-Event-ID")

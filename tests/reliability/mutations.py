@@ -133,6 +133,9 @@ QUERY_NAMES = [
     "parent",
     "key",
     "mode",
+    "pageSize",
+    "pageToken",
+    "filter",
 ]
 HEADER_NAMES = [
     "x-interactions-session",
@@ -141,6 +144,7 @@ HEADER_NAMES = [
     "X-Goog-Upload-Command",
     "X-Goog-Upload-Offset",
     "X-Goog-Upload-Header-Content-Length",
+    "Last-Event-ID",
     "content-type",
 ]
 HOSTILE_HEADERS = [

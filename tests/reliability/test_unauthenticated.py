@@ -53,6 +53,10 @@ def routes(ids: dict[str, str]) -> list[tuple[str, str]]:
         ("DELETE", "/v1/sessions/nb.ipynb/threads/main"),
         ("GET", "/v1/sessions/nb.ipynb/cassette"),
         ("PUT", "/v1/sessions/nb.ipynb/cassette"),
+        ("GET", "/v1/sessions/nb.ipynb/events"),
+        ("GET", "/v1/sessions/nb.ipynb/events?last_event_id=se_0123abcd_1"),
+        ("GET", "/v1/models?pageSize=2&pageToken=2"),
+        ("GET", "/v1/models/echo"),
         ("GET", "/v1/nothing/here"),
         ("PATCH", "/v1/interactions"),
     ]

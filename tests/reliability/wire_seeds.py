@@ -154,6 +154,8 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
         },
     )
     sdk.agents.list(page_size=2)
+    list(sdk.models.list(config={"page_size": 6}))  # two pages: pageSize, then pageToken
+    sdk.models.get(model="echo")
     sdk.agents.get("fuzz-agent")
     sdk.agents.create(id="fuzz-spare", base_agent="local-agent", base_environment=env, tools=[MCP])
     sdk.agents.delete("fuzz-spare")
@@ -213,6 +215,10 @@ def _session_seeds() -> list[Seed]:
         Seed("GET", "/v1/sessions/fuzz.ipynb/cassette"),
         Seed("PUT", "/v1/sessions/fuzz.ipynb/cassette", json_headers, b'{"mode": "off"}'),
         Seed("PUT", "/v1/sessions/fuzz.ipynb/cassette", json_headers, missing),
+        # The job board's stream of a session's job changes (it stays open: the fuzzer reads
+        # its first event), fresh and resumed.
+        Seed("GET", "/v1/sessions/fuzz.ipynb/events"),
+        Seed("GET", "/v1/sessions/fuzz.ipynb/events?last_event_id=se_0123abcd_1"),
         Seed("GET", "/health"),
         # A directory's tar with everything below it (the SDK's download has no `recursive`).
         Seed("GET", "/v1beta/environments/{environment}/files/workspace?alt=media&recursive=true"),
