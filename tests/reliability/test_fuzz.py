@@ -203,7 +203,7 @@ def check(
         return
     if internal:
         report.fail(request, status, f"a 200 holding an internal failure: {internal[0]}")
-    _harvest(request, response, body, ids)
+    _harvest(request, response, body, ids, report)
     _retrievable(http, request, path, body, report)
 
 
@@ -213,17 +213,27 @@ def _internal(body: Any) -> list[Any]:
     return [e for e in errors or [] if isinstance(e, dict) and e.get("code") == "internal"]
 
 
-def _harvest(request: Seed, response: httpx.Response, body: Any, ids: dict[str, list[str]]) -> None:
+def _harvest(
+    request: Seed, response: httpx.Response, body: Any, ids: dict[str, list[str]], report: Report
+) -> None:
+    """Keep the ids an answer names, for later requests; an id that is not a string is the
+    gateway's failure (it echoed an unvalidated value), reported with the request."""
     if not isinstance(body, dict):
         return
-    if CREATES["interaction"].search(request.target.split("?")[0]) and body.get("id"):
-        ids["{interaction}"].append(body["id"])
-    if body.get("environment_id"):
-        ids["{environment}"].append(body["environment_id"])
-    if CREATES["environment"].search(request.target.split("?")[0]) and body.get("id"):
-        ids["{environment}"].append(body["id"])
-    if CREATES["agent"].search(request.target.split("?")[0]) and body.get("id"):
-        ids["{agent}"].append(body["id"])
+    path = request.target.split("?")[0]
+    found = [
+        ("{interaction}", body.get("id") if CREATES["interaction"].search(path) else None),
+        ("{environment}", body.get("environment_id")),
+        ("{environment}", body.get("id") if CREATES["environment"].search(path) else None),
+        ("{agent}", body.get("id") if CREATES["agent"].search(path) else None),
+    ]
+    for placeholder, value in found:
+        if not value:
+            continue
+        if not isinstance(value, str):
+            report.fail(request, response.status_code, f"{placeholder} in the answer: {value!r}")
+            continue
+        ids[placeholder].append(value)
     upload = response.headers.get("x-goog-upload-url", "")
     if "upload_id=" in upload:
         ids.setdefault("{upload}", []).append(upload.split("upload_id=")[1])
@@ -325,4 +335,5 @@ def test_fuzz_every_route(gateway_factory: Any) -> None:
 def test_fuzz_soak(gateway_factory: Any) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED") or random.SystemRandom().randrange(2**32))
     requests = int(os.environ.get("FUZZ_SOAK_REQUESTS", "100000"))
+    print(f"RELIABILITY_SEED={seed}")  # shown with a failure, to run it again
     run(gateway_factory, requests, seed, int(os.environ.get("FUZZ_SOAK_LIVE", "10000")))
