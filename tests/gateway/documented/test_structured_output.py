@@ -6,10 +6,8 @@ cannot is refused at once with a 400 naming `response_format`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from google import genai
 from google.genai import _interactions as errors
 from pydantic import BaseModel, Field
 
@@ -47,13 +45,6 @@ RECIPE_FORMAT = {
     "mime_type": "application/json",
     "schema": Recipe.model_json_schema(),
 }
-
-
-@pytest.fixture
-def client(gateway) -> Iterator[genai.Client]:
-    client = genai.Client(api_key=gateway.token, http_options={"base_url": gateway.url})
-    yield client
-    client.close()
 
 
 @pytest.mark.slow
