@@ -161,3 +161,27 @@ async def test_the_sandbox_user_has_a_name_in_bubblewrap(tmp_path: Path) -> None
         assert listing.split()[2:4] == ["sandbox", "sandbox"]
         assert user == group == "sandbox"
         assert accounts == ["root", "sandbox", "nobody"]  # not the host's accounts
+
+
+# Not "landlock": its kernel cannot read /proc, to see which processes hold the output and
+# whether they are still running, so it hangs up the whole group when the shell exits.
+@pytest.mark.parametrize("tier", ["bubblewrap", "limits"])
+async def test_nohup_keeps_a_process_that_had_not_run_when_the_shell_ended(
+    tier: str, tmp_path: Path
+) -> None:
+    # What a busy machine does to `nohup server > log 2>&1 &`, made certain: the background
+    # process is still running (a counting loop, where the scheduler may leave a forked shell)
+    # and holding the step's output when the shell exits; then it redirects and ignores
+    # SIGHUP. The end of the step must wait for a holder that is still running, not hang it up.
+    _need(tier)
+    async with LocalSandbox(root=tmp_path / "env", tier=tier) as sandbox:
+        kept = await sandbox.run(
+            "{ i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done\n"
+            "  exec nohup sleep 60 > /dev/null 2>&1; } & echo $! > kept.pid",
+            language="bash",
+        )
+        assert kept.ok, kept.text()
+        alive = await sandbox.run(
+            "import os\npid = int(open('kept.pid').read())\nos.kill(pid, 0)\nos.kill(pid, 9)"
+        )
+        assert alive.ok, alive.text()

@@ -11,8 +11,10 @@ hostile, as the gateway does for local sandboxes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -103,14 +105,13 @@ class BashError(Exception):
 def bash(code: str) -> None:
     """Run code with bash (sh if absent) in the working directory, streaming its output.
 
-    The run ends when the shell exits. If processes it started still hold the run's output
-    (`sleep 60 &`, a fork bomb), its process group gets SIGHUP, as when a terminal closes.
+    The run ends when the shell exits. Processes it started that still hold the run's output
+    (`sleep 60 &`, a fork bomb) get SIGHUP, as when a terminal closes (`_hang_up_holders`).
     A background process whose output is redirected lives on: `server > log 2>&1 &`.
     """
     import codecs
     import selectors
     import shutil
-    import signal
     import subprocess
     import sys
 
@@ -163,7 +164,8 @@ def bash(code: str) -> None:
                 streams[key.fd].flush()
         returncode = proc.wait()
         if output_held():  # by processes the shell left behind
-            _signal_group(proc.pid, signal.SIGHUP)
+            pipes = {os.fstat(proc.stdout.fileno()).st_ino, os.fstat(proc.stderr.fileno()).st_ino}
+            _hang_up_holders(proc.pid, pipes)
         _reap_after_run(proc.pid)
     except BaseException:
         _signal_group(proc.pid, signal.SIGKILL)
@@ -188,6 +190,67 @@ def _signal_group(pgid: int, signum: int) -> None:
             os.killpg(pgid, signum)
         except (ProcessLookupError, PermissionError):
             return
+
+
+_IN_TRANSIT = ("R", "D")  # runnable or in uninterruptible wait: it may be about to redirect
+_SETTLE_SECONDS = 5.0  # a holder that stays runnable (a busy loop) is hung up after this
+
+
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, state) of every living process in the group, read from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append((int(entry), fields[0]))
+    return members
+
+
+def _holds(pid: int, pipes: set[str]) -> bool:
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in pipes:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _hang_up_holders(pgid: int, pipe_inodes: set[int]) -> None:
+    """SIGHUP the group's processes that still hold the run's output, as a closing terminal
+    would, once none of them is still on its way to letting go of it. A process forked for
+    `nohup server > log 2>&1 &` holds the output from its fork until its redirection and
+    ignores SIGHUP only once nohup runs: on a busy machine it may not have run at all when
+    the shell exits, so a holder that is runnable is waited for (until it blocks or lets
+    go); one that sleeps holding the output (`sleep 60 &`) is hung up. Only holders are
+    signalled, again until none is left (a fork bomb's children hold it too): the group's
+    other processes (`server > log 2>&1 &`) live on."""
+    try:
+        os.listdir("/proc")
+    except PermissionError:  # Landlock hides /proc: the whole group, at once, as before
+        _signal_group(pgid, signal.SIGHUP)
+        return
+    pipes = {f"pipe:[{inode}]" for inode in pipe_inodes}
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    for _ in range(20):
+        while True:
+            holders = [(p, state) for p, state in _group_members(pgid) if _holds(p, pipes)]
+            in_transit = any(state in _IN_TRANSIT for _, state in holders)
+            if not in_transit or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if not holders:
+            return
+        for pid, _ in holders:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGHUP)
 
 
 # Process groups of finished runs that may still have members (a `nohup` server).
