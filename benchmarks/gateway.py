@@ -29,7 +29,7 @@ import httpx2 as httpx
 from google import genai
 
 from jupyter_interactions._sdk import patch_state, speed_up_sdk
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import serve_command
 
 UNARY_RUNS = 200
 WARMUP = 30

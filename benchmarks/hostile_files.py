@@ -33,7 +33,7 @@ from urllib.parse import quote
 import httpx2 as httpx
 
 from gateway import start, stop  # benchmarks/gateway.py: a gateway process, started and stopped
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import serve_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.reliability.test_hostile_files import HOSTILE_CODE, MANY

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import aiohttp
 
-from jupyter_interactions.client import Connection, build_client
+from jupyter_interactions.client import build_client
 from jupyter_interactions.config import Secret
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import Connection, serve_command
 
 CONCURRENT = 200
 INPUT = " ".join(f"word{i}" for i in range(40))  # echo answers in 8 deltas: 12 events each

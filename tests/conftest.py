@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import serve_command
 
 TEST_MODELS: dict[str, dict[str, Any]] = {
     "slow": {"adapter": "ji-slow", "delay": 0.05},

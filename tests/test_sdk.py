@@ -102,7 +102,8 @@ ROUND_TRIP = r"""
 import dataclasses, json, sys
 import pydantic
 from jupyter_interactions import _sdk
-from jupyter_interactions.client import build_client, connect
+from jupyter_interactions.client import build_client
+from jupyter_interactions.launch import connect
 
 if sys.argv[1] == "wrong":
     _sdk.FINGERPRINTS["model-classes"] = "0" * 64

@@ -1,23 +1,14 @@
-"""Kernel-side connection: finds or starts the gateway, builds the google-genai client, and
-maps the SDK's errors to ours (the one place that does).
-
-Order of discovery: JUPYTER_INTERACTIONS_URL/TOKEN; the Jupyter server that started this
-kernel (its `interactions/` mount); the gateway that owns this kernel's data dir (a standalone
-one through its runtime file, or a Jupyter server's through its `jpserver-<pid>.json`); else a
-new standalone gateway on that data dir, started detached so it outlives the kernel (it exits
-once idle). `direct` skips all of this and talks to Google's service with GEMINI_API_KEY.
+"""Kernel-side client: builds the google-genai client for a `launch.Connection`, calls the
+gateway's session routes, and maps the SDK's errors to ours (the one place that does).
+Finding or starting the gateway is `launch.py`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import subprocess
-import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +16,13 @@ from . import config
 from ._sdk import speed_up_sdk
 from .errors import (
     AuthError,
-    ConfigError,
     GatewayError,
     InteractionsError,
     NotFoundError,
     RequestError,
     UpstreamError,
 )
-from .gateway import runtime
-from .gateway.command import serve_command
+from .launch import Connection, read_json
 from .protocol import now
 
 try:  # the same HTTP library the SDK uses, for our few non-protocol routes
@@ -42,176 +31,6 @@ except ImportError:  # pragma: no cover - depends on what google-genai pulled in
     import httpx2 as _http  # type: ignore[no-redef]
 
 ATTEMPTS = 3  # SDK attempts for 429/5xx (first try included) before we give up
-START_TIMEOUT = 60.0  # seconds to wait for a gateway we started
-PROBE_TIMEOUT = 2.0
-# Gateways this process started: kept referenced, since a detached child is meant to run on
-# after its Popen object would otherwise be collected.
-_STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where interactions go. `token` is the gateway token or, when direct, the Gemini key.
-    `headers` go on every request (a Jupyter server's XSRF pair, when it gave no token)."""
-
-    base_url: str
-    token: config.Secret | None
-    direct: bool = False
-    origin: str = "explicit"  # explicit | jupyter-server | runtime-file | started | direct
-    pid: int | None = None  # the serving process, when known: gone means find another
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def alive(self) -> bool:
-        """False once the serving process is known to be gone (e.g. it exited when idle)."""
-        return self.pid is None or runtime.pid_alive(self.pid)
-
-    def __repr__(self) -> str:
-        return f"Connection({self.base_url!r}, direct={self.direct}, origin={self.origin!r})"
-
-    @property
-    def where(self) -> str:
-        return "Google's service" if self.direct else f"the gateway at {self.base_url}"
-
-
-# --- finding the gateway -----------------------------------------------------------------
-
-
-def connect(direct: bool = False, url: str | None = None, token: str | None = None) -> Connection:
-    """The connection to use; starts a standalone gateway when none is running."""
-    if direct:
-        key = config.gemini_api_key()
-        if key is None:
-            raise ConfigError(
-                "--direct needs GEMINI_API_KEY in the kernel's environment; set it, "
-                "or drop --direct to use the gateway (offline models need no key)"
-            )
-        return Connection(url or config.direct_url(), key, direct=True, origin="direct")
-    if url:
-        return Connection(_slash(url), config.Secret(token) if token else None)
-    override = config.gateway_override()
-    if override is not None:
-        return Connection(_slash(override[0]), override[1])
-    return jupyter_server_gateway() or running_gateway() or start_gateway()
-
-
-def _slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
-
-
-def healthy(base_url: str) -> bool:
-    try:
-        response = _http.get(base_url + "health", timeout=PROBE_TIMEOUT)
-        return response.status_code == 200 and response.json().get("ok") is True
-    except Exception:  # any failure to probe means "not usable here"
-        return False
-
-
-def jupyter_server_gateway() -> Connection | None:
-    """The gateway mounted in the Jupyter server that started this kernel, if any."""
-    pid = config.jupyter_parent_pid()
-    return _server_mount(int(pid)) if pid and pid.isdecimal() else None
-
-
-def _server_mount(pid: int) -> Connection | None:
-    """The gateway mounted in the Jupyter server of process `pid`, if it answers."""
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    info = _read_json(Path(jupyter_runtime_dir()) / f"jpserver-{pid}.json")
-    if not info or not info.get("url"):
-        return None
-    base = _slash(info["url"]) + "interactions/"
-    if not healthy(base):
-        return None
-    token = info.get("token")
-    if token:
-        return Connection(base, config.Secret(token), origin="jupyter-server", pid=pid)
-    # No token: a server without auth (it then checks XSRF on every POST from a caller it
-    # did not log in, so the kernel sends the double-submit pair, as JupyterLab does), or
-    # one that takes only a password, which no kernel has (its 401 then says what to do).
-    xsrf = secrets.token_hex(16)
-    headers = (("Cookie", f"_xsrf={xsrf}"), ("X-XSRFToken", xsrf))
-    return Connection(base, None, origin="jupyter-server", pid=pid, headers=headers)
-
-
-def running_gateway(data_dir: Path | None = None) -> Connection | None:
-    """The running gateway that owns `data_dir` (default: the one a gateway started here
-    would use), so a kernel finds its threads and jobs: a standalone gateway by its runtime
-    file, else a Jupyter server whose extension holds the data dir."""
-    data_dir = data_dir or config.gateway_data_dir()
-    for info in runtime.running_gateways():
-        if runtime.same_dir(str(info.get("data_dir", "")), data_dir) and info.get("url"):
-            url = _slash(str(info["url"]))
-            if healthy(url):
-                token = info.get("token")
-                secret = config.Secret(token) if token else None
-                return Connection(url, secret, origin="runtime-file", pid=int(info["pid"]))
-    owner = runtime.owner_pid(data_dir)
-    return _server_mount(owner) if owner is not None else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def start_gateway() -> Connection:
-    """Start `jupyter-interactions serve --auto` detached on this kernel's data dir and wait
-    until it answers."""
-    import fcntl
-
-    data_dir = config.gateway_data_dir()
-    folder = config.runtime_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    # One starter at a time: kernels that start together share one gateway.
-    with open(folder / "jupyter-interactions-start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = running_gateway(data_dir)
-        if found is not None:
-            return found
-        log = folder / "jupyter-interactions-gateway.log"
-        # 0600 from the start: the log is this user's (the gateway also chmods it).
-        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
-            process = subprocess.Popen(
-                serve_command(data_dir=data_dir, auto=True),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives the kernel, and a Ctrl-C in the cell
-            )
-        _STARTED.append(process)
-        published = config.runtime_file(process.pid)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            info = _read_json(published)
-            if info and info.get("url") and healthy(_slash(str(info["url"]))):
-                token = info.get("token")
-                secret = config.Secret(token) if token else None
-                return Connection(
-                    _slash(str(info["url"])), secret, origin="started", pid=process.pid
-                )
-            if process.poll() is not None:
-                break
-            time.sleep(0.05)  # the only signal a detached process gives is its runtime file
-        if process.poll() is None:
-            process.terminate()  # it never answered: do not leave it behind
-        said = _last_line(log)
-        raise GatewayError(
-            f"could not start the gateway{f' ({said})' if said else ''}; see {log}, "
-            "fix that and re-run the cell, or use --direct with GEMINI_API_KEY"
-        )
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    last = next((line for line in reversed(lines) if line), "")
-    return last if len(last) <= 300 else last[:297] + "..."
 
 
 # --- the SDK client ----------------------------------------------------------------------
@@ -352,7 +171,7 @@ class LocalHeads:
         self.path = path or config.data_dir() / "direct-threads.json"
 
     def _load(self) -> dict[str, Any]:
-        return _read_json(self.path) or {}
+        return read_json(self.path) or {}
 
     def get(self) -> dict[str, Any]:
         threads = self._load().get(self.key, {})

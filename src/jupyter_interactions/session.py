@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import config
-from .client import Connection, LocalHeads, SessionRoutes, build_client, connect, map_error
+from .client import LocalHeads, SessionRoutes, build_client, map_error
 from .errors import GatewayError, InteractionFailed, InteractionsError, Interrupted, RequestError
+from .launch import Connection, connect
 from .protocol import CELL_HEADER, TERMINAL
 from .recording import CassetteState, cassette_path
 from .render.bundle import live_bundle, provenance, reply_bundle

@@ -13,7 +13,7 @@ import sys
 import pytest
 from google.genai import _interactions as errors
 
-from jupyter_interactions.gateway.command import is_loopback, serve_command
+from jupyter_interactions.launch import is_loopback, serve_command
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])

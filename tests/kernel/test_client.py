@@ -3,7 +3,8 @@ so in the log, never in the cell (patch behaviour itself: tests/test_sdk.py)."""
 
 from __future__ import annotations
 
-from jupyter_interactions.client import Connection, build_client
+from jupyter_interactions.client import build_client
+from jupyter_interactions.launch import Connection
 
 
 def test_connection_repr_hides_the_token():

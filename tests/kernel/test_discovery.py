@@ -11,9 +11,9 @@ import urllib.request
 
 from tests.extension_server import extension_server
 
-from jupyter_interactions import client, config
+from jupyter_interactions import config, launch
 from jupyter_interactions.errors import GatewayError
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import serve_command
 from jupyter_interactions.session import Session
 
 
@@ -37,7 +37,7 @@ def test_starts_a_detached_gateway_then_finds_it_again(isolated, monkeypatch):
         first.close()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)  # it outlives kernels by design; stop it here
-            for process in client._STARTED:  # and reap it: this process started it
+            for process in launch._STARTED:  # and reap it: this process started it
                 if process.pid == pid:
                     process.wait(15)
 
@@ -91,7 +91,7 @@ def test_finds_the_gateway_that_owns_its_data_dir_among_several(isolated, monkey
         monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
         for gateway in (a, b, a):
             monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(gateway.data_dir))
-            found = client.connect()
+            found = launch.connect()
             assert (found.base_url, found.origin, found.pid) == (
                 gateway.url,
                 "runtime-file",
@@ -109,7 +109,7 @@ def test_outside_its_server_a_kernel_uses_the_server_that_owns_its_data_dir(isol
         monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(server.runtime_dir))
         monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(isolated / "server-data"))
         monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
-        found = client.connect()
+        found = launch.connect()
         assert (found.base_url, found.origin, found.pid) == (
             server.gateway_url,
             "jupyter-server",
@@ -138,7 +138,7 @@ def test_after_an_idle_exit_the_next_call_starts_a_gateway_and_the_thread_goes_o
         first = session.ask("first", model="echo")
         started.append(session.connection.pid)
         session.close()  # the kernel lets go: nothing attached, nothing running
-        process = next(p for p in client._STARTED if p.pid == started[0])
+        process = next(p for p in launch._STARTED if p.pid == started[0])
         assert process.wait(60) == 0
         assert not config.runtime_file(started[0]).exists()
 
@@ -148,7 +148,7 @@ def test_after_an_idle_exit_the_next_call_starts_a_gateway_and_the_thread_goes_o
         assert session.client.interactions.get(second.id).previous_interaction_id == first.id
     finally:
         session.close()
-        for process in client._STARTED:
+        for process in launch._STARTED:
             if process.pid in started and process.poll() is None:
                 process.terminate()
                 process.wait(15)
@@ -177,7 +177,7 @@ def test_a_server_whose_extension_could_not_own_the_data_dir_sends_kernels_to_th
             monkeypatch.setenv("JUPYTER_INTERACTIONS_DATA_DIR", str(isolated / "server-data"))
             monkeypatch.setenv("JUPYTER_INTERACTIONS_CONFIG", str(isolated / "none.json"))
             monkeypatch.setenv("JPY_PARENT_PID", str(server.pid))
-            found = client.connect()
+            found = launch.connect()
             assert (found.base_url, found.origin) == (owner.url, "runtime-file")
     finally:
         owner.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.conftest import start_gateway
 from tests.reliability.conftest import API, assert_whole, create, http, read_all, stored_log
 
-from jupyter_interactions.gateway.command import serve_command
+from jupyter_interactions.launch import serve_command
 
 
 def _rows(database: Path) -> list[tuple[str, str, str]]:

@@ -26,12 +26,12 @@ from tornado.netutil import bind_sockets
 
 from ..config import GatewayConfig, Secret, gateway_data_dir
 from ..errors import InteractionsError
+from ..launch import is_loopback, running_gateways, same_dir
 from ..protocol import now
 from .app import make_app
-from .command import is_loopback
 from .idle import Activity, CountingHTTPServer, stop_when_idle
 from .logs import setup_logging
-from .runtime import running_gateways, same_dir, write_runtime_file
+from .runtime import write_runtime_file
 
 log = logging.getLogger("jupyter_interactions.gateway")
 
@@ -94,7 +94,7 @@ async def serve(config: GatewayConfig, idle_exit: float = 0.0) -> None:
 
 def _answering() -> list[tuple[dict[str, Any], bool]]:
     """Every live gateway's runtime info, and whether it answers on its URL."""
-    from ..client import healthy
+    from ..launch import healthy
 
     return [(info, healthy(str(info.get("url", "")))) for info in running_gateways()]
 

@@ -1,6 +1,6 @@
 """Who runs where: one runtime file per gateway process (as Jupyter's `jpserver-<pid>.json`),
-and the lock that makes one process the owner of a data dir. Cheap to import: kernels read
-these to find their gateway.
+and the lock that makes one process the owner of a data dir. Reading them (the kernel side
+finds its gateway so) is `launch.py`'s.
 
 The lock is an exclusive `flock` on `<data dir>/gateway.lock`, taken before the store opens
 and held for the life of the process; the kernel drops it when the process dies, however it
@@ -9,7 +9,6 @@ dies. Whoever holds it writes its pid there, for messages and for kernels lookin
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Any
 
 from .. import config
 from ..errors import GatewayError
-
-LOCK_NAME = "gateway.lock"
-
+from ..launch import LOCK_NAME, owner_pid, running_gateways
 
 # -- runtime files -------------------------------------------------------------------------------
 
@@ -38,40 +35,6 @@ def write_runtime_file(info: dict[str, Any]) -> Path:
         os.close(fd)
     os.replace(tmp, path)
     return path
-
-
-def running_gateways() -> list[dict[str, Any]]:
-    """The runtime files of live gateway processes, newest first. A file whose process is
-    gone (killed, so it could not clean up) is removed on the way."""
-    found = []
-    for path in config.runtime_dir().glob(config.RUNTIME_FILE_GLOB):
-        try:
-            info = json.loads(path.read_text())
-            pid = int(info["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not pid_alive(pid):
-            with contextlib.suppress(OSError):
-                path.unlink()
-            continue
-        found.append(info)
-    return sorted(found, key=lambda info: str(info.get("started", "")), reverse=True)
-
-
-def pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # there os.kill(pid, 0) would end the process: assume it lives
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
-def same_dir(a: str | Path, b: str | Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 # -- the data-dir lock ---------------------------------------------------------------------------
@@ -106,15 +69,6 @@ class DataDirLock:
         if fd is not None:
             os.ftruncate(fd, 0)
             os.close(fd)
-
-
-def owner_pid(data_dir: str | Path) -> int | None:
-    """The pid written by the live process that owns `data_dir`, if any."""
-    try:
-        pid = int(json.loads((Path(data_dir) / LOCK_NAME).read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid if pid_alive(pid) else None
 
 
 def busy_message(data_dir: Path) -> str:
