@@ -12,17 +12,16 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
+from typing import Any, Protocol
 
-from .errors import InteractionFailed, InteractionsError, Interrupted
+from .errors import InteractionFailed, InteractionsError, Interrupted, RequestError
 from .protocol import TERMINAL
 from .render.job import job_card, job_final, run_seconds
 from .render.listing import Note
 from .render.live import LiveView, Throttle, publish
 from .render.transcript import Transcript
-
-if TYPE_CHECKING:
-    from .session import Reply, Session
+from .reply import FileSource, Reply, failure_message
 
 RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports an error
 # All background jobs of a kernel share one display budget (~10 updates a second in all),
@@ -30,10 +29,39 @@ RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports a
 JOB_VIEWS = Throttle()
 
 
+class JobHost(FileSource, Protocol):
+    """What a Job needs of the session that started it; `Session` implements it."""
+
+    @property
+    def client(self) -> Any:
+        """The google-genai client the job reads its stream with."""
+        ...
+
+    def as_error(self, exc: BaseException) -> InteractionsError:
+        """`exc` as one of our errors (the session may drop a gateway that is gone)."""
+        ...
+
+    def complete_steps(self, transcript: Transcript) -> None:
+        """Fetch the finished interaction's steps when a stream could not carry them all."""
+        ...
+
+    def advance(self, thread: str, head: str, model: str | None, agent: str | None) -> None:
+        """Record that `head` (by `model` or `agent`) is now `thread`'s head."""
+        ...
+
+    def cancel(self, interaction_id: str) -> Note:
+        """Ask the server to stop `interaction_id`; the Note says what became of it."""
+        ...
+
+
 class Job:
+    """A background interaction: it runs on the server while a worker thread here follows its
+    event stream (resumed by event id after a drop). `result()` waits for its Reply, `await job`
+    does so without blocking, `cancel()` stops it; it displays itself as a live card."""
+
     def __init__(
         self,
-        session: Session,
+        session: JobHost,
         interaction_id: str,
         *,
         thread: str | None,
@@ -62,10 +90,12 @@ class Job:
 
     @property
     def status(self) -> str | None:
+        """The interaction's status as last seen (`in_progress`, `completed`, ...)."""
         return self.transcript.status
 
     @property
     def steps(self) -> int:
+        """Steps seen so far (thoughts, tool calls, code, outputs)."""
         return self.transcript.steps
 
     @property
@@ -79,9 +109,11 @@ class Job:
 
     @property
     def text(self) -> str:
+        """The answer's text so far."""
         return self.transcript.text
 
     def done(self) -> bool:
+        """True once the job has ended (answered, failed or cancelled) as seen here."""
         return self._future.done()
 
     # --- following the stream --------------------------------------------------------------
@@ -128,16 +160,16 @@ class Job:
             except sdk.APIConnectionError as exc:
                 drops += 1
                 if drops > RECONNECTS:
-                    self._finish(self.session._fail(exc))
+                    self._finish(self.session.as_error(exc))
                     return
             except Exception as exc:
-                self._finish(self.session._fail(exc))
+                self._finish(self.session.as_error(exc))
                 return
             if drops > RECONNECTS:
                 break
             time.sleep(min(0.2 * drops, 2.0))
         if not self._stop.is_set():
-            self.session._complete_steps(self.transcript)
+            self.session.complete_steps(self.transcript)
             self._finish(None)
 
     def following(self) -> bool:
@@ -175,8 +207,6 @@ class Job:
             self._view.update(lambda: self._bundle())
 
     def _finish(self, error: InteractionsError | None) -> None:
-        from .session import Reply, failure_message
-
         if self._future.done():  # settled by another follower meanwhile
             return
         self.finished = time.monotonic()
@@ -188,7 +218,7 @@ class Job:
         if error is not None and transcript.status != "cancelled":
             transcript.error = transcript.error or error.message
         if error is None and self.thread is not None:
-            self.session._advance(self.thread, self.id, transcript.model, transcript.agent)
+            self.session.advance(self.thread, self.id, transcript.model, transcript.agent)
         # The view shows the final state before anyone waiting on the job is woken.
         with self._showing:
             if self._view is not None:
@@ -215,7 +245,8 @@ class Job:
                 self.id,
             ) from None
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Reply]:
+        """`await job`: its Reply, without blocking the event loop."""
         self.attach()
         return asyncio.wrap_future(self._future).__await__()
 
@@ -231,9 +262,9 @@ class Job:
             try:
                 environment_id = self.session.client.interactions.get(self.id).environment_id
             except Exception as exc:
-                raise self.session._fail(exc) from None
+                raise self.session.as_error(exc) from None
         if not environment_id:
-            raise InteractionsError("this job has no environment: only an agent's job has files")
+            raise RequestError("this job has no environment: only an agent's job has files")
         return self.session.files(environment_id)
 
     # --- display ---------------------------------------------------------------------------

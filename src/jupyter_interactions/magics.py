@@ -17,7 +17,8 @@ from traitlets import Bool, Unicode
 from .errors import InteractionsError
 from .recording import CellWatch
 from .render.live import owned_cell
-from .session import DEFAULT_THREAD, Reply, Session
+from .reply import Reply
+from .session import DEFAULT_THREAD, Session
 
 __all__ = ["InteractionMagics", "load_ipython_extension", "unload_ipython_extension"]
 

@@ -1,4 +1,5 @@
-"""Session, Thread and Reply: the Python API that the magics wrap.
+"""Session and Thread: the Python API that the magics wrap (a turn's Reply is reply.py's, a
+background Job jobs.py's).
 
 A Session is keyed to the kernel (the notebook path when Jupyter gives one), so the
 gateway's record of its threads and jobs survives a kernel restart. Threads continue through
@@ -17,13 +18,15 @@ from typing import Any
 from . import config
 from .client import LocalHeads, SessionRoutes, build_client, map_error
 from .errors import GatewayError, InteractionFailed, InteractionsError, Interrupted, RequestError
+from .jobs import Job
 from .launch import Connection, connect
 from .protocol import CELL_HEADER, TERMINAL
 from .recording import CassetteState, cassette_path
-from .render.bundle import live_bundle, provenance, reply_bundle
+from .render.bundle import live_bundle
 from .render.listing import Listing, Note
-from .render.live import LiveView, publish, rich_view
+from .render.live import LiveView, rich_view
 from .render.transcript import Part, Transcript
+from .reply import Reply, failure_message
 from .streaming import TurnStream
 from .tools import (
     MAX_TOOL_ROUNDS,
@@ -61,78 +64,6 @@ def default_model() -> str:
     return DEFAULT_GEMINI_MODEL if config.gemini_api_key() else "local"
 
 
-class Reply:
-    """The outcome of one %%interaction: answer text, transcript and provenance."""
-
-    def __init__(
-        self,
-        transcript: Transcript,
-        *,
-        thread: str | None,
-        interaction_ids: list[str],
-        session: Session | None = None,
-    ) -> None:
-        self.transcript = transcript
-        self.thread = thread
-        self.interaction_ids = interaction_ids
-        self.session = session  # the session that made it (for files())
-
-    @property
-    def id(self) -> str | None:
-        return self.interaction_ids[-1] if self.interaction_ids else None
-
-    @property
-    def text(self) -> str:
-        return self.transcript.text
-
-    @property
-    def status(self) -> str | None:
-        return self.transcript.status
-
-    @property
-    def model(self) -> str | None:
-        return self.transcript.model
-
-    @property
-    def agent(self) -> str | None:
-        return self.transcript.agent
-
-    @property
-    def environment_id(self) -> str | None:
-        """The agent's environment: its sandbox files are at client.environments.files."""
-        return self.transcript.environment_id
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return dict(self.transcript.usage)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return provenance(self.transcript, thread=self.thread, interaction_ids=self.interaction_ids)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
-        return reply_bundle(
-            self.transcript, thread=self.thread, interaction_ids=self.interaction_ids
-        )
-
-    def show(self) -> None:
-        """Publish the final display (a fresh display_data)."""
-        publish(*self._repr_mimebundle_())
-
-    def files(self) -> Any:
-        """The agent's environment files: a file browser in a widget front end, else a table."""
-        if not self.environment_id or self.session is None:
-            raise RequestError("this reply has no environment: only an agent's reply has files")
-        return self.session.files(self.environment_id)
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return f"Reply(thread={self.thread!r}, status={self.status!r}, text={text!r})"
-
-
 class Thread:
     """A named conversation in a session; `head` is the interaction the next turn continues."""
 
@@ -149,7 +80,7 @@ class Thread:
     def ask(self, input: Any, **options: Any) -> Reply:
         return self.session.ask(input, thread=self.name, **options)
 
-    def start(self, input: Any, **options: Any) -> Any:
+    def start(self, input: Any, **options: Any) -> Job:
         return self.session.start(input, thread=self.name, **options)
 
     def fork(self, from_id: str) -> None:
@@ -186,7 +117,7 @@ class Session:
         self._client: Any = None
         self._routes: SessionRoutes | LocalHeads | None = None
         self._heads: dict[str, dict[str, Any]] | None = None
-        self._jobs: dict[str, Any] = {}
+        self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self.cell: str | None = None  # the cell running now ("<count> <id>"), sent with requests
         self.last_environment_id: str | None = None  # the latest agent reply's environment
@@ -241,7 +172,7 @@ class Session:
         try:
             state = self.routes.get()
         except InteractionsError as exc:
-            raise self._fail(exc) from None
+            raise self.as_error(exc) from None
         with self._lock:
             self._heads = {t["name"]: t for t in state.get("threads", [])}
         return state
@@ -254,7 +185,10 @@ class Session:
             self._state()
         return (self._heads or {}).get(thread, {}).get("head")
 
-    def _advance(self, thread: str, head: str, model: str | None, agent: str | None) -> None:
+    def advance(self, thread: str, head: str, model: str | None, agent: str | None) -> None:
+        """Record that a turn by `model` or `agent` ended answered as `head`: the thread's next
+        turn continues from it (the gateway moved its own record already; direct mode keeps
+        the heads here)."""
         with self._lock:
             heads = self._heads if self._heads is not None else {}
             entry = heads.setdefault(thread, {"name": thread, "turns": 0})
@@ -263,7 +197,7 @@ class Session:
             if isinstance(self.routes, LocalHeads):
                 self.routes.set_head(thread, head, model=model, agent=agent, turns=entry["turns"])
 
-    def _complete_steps(self, transcript: Transcript) -> None:
+    def complete_steps(self, transcript: Transcript) -> None:
         """Fetch the finished interaction's steps when its code results may hold images
         (plots), which a stream cannot carry. Best effort: the text is already complete."""
         if not (transcript.interaction_id and transcript.done and transcript.lacks_result_images()):
@@ -273,7 +207,9 @@ class Session:
         except Exception as exc:  # the answer stands without its images
             log.debug("could not fetch the steps of %s: %s", transcript.interaction_id, exc)
 
-    def _fail(self, exc: BaseException) -> InteractionsError:
+    def as_error(self, exc: BaseException) -> InteractionsError:
+        """`exc` (from the SDK or our routes) as one of our errors, to raise. A gateway that
+        cannot be reached is forgotten, so the next call finds (or starts) one again."""
         connection = self._connection
         if connection is None:  # finding the gateway itself failed
             return exc if isinstance(exc, InteractionsError) else InteractionsError(str(exc))
@@ -392,7 +328,7 @@ class Session:
             raise InteractionFailed(
                 failure_message(transcript), transcript.interaction_id, transcript.status
             )
-        self._advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
+        self.advance(thread, transcript.interaction_id or "", transcript.model, transcript.agent)
         reply = Reply(transcript, thread=thread, interaction_ids=ids, session=self)
         if show and rich is None:
             reply.show()
@@ -422,7 +358,7 @@ class Session:
                         transcript, thread=thread, interaction_ids=ids + named, session=self
                     )
                     raise
-                self._complete_steps(transcript)
+                self.complete_steps(transcript)
                 if transcript.interaction_id:
                     ids.append(transcript.interaction_id)
                 calls = transcript.function_calls()
@@ -475,7 +411,7 @@ class Session:
         except KeyboardInterrupt:
             message = stream.stop()
         except Exception as exc:
-            raise self._fail(exc) from None
+            raise self.as_error(exc) from None
         if transcript.answered:  # it ended before the cancel: the server moved the head
             self._heads = None
         raise Interrupted(message, transcript.interaction_id) from None
@@ -495,10 +431,8 @@ class Session:
         environment: str | dict[str, Any] | None = None,
         max_output_tokens: int | None = None,
         show: bool = False,
-    ) -> Any:
+    ) -> Job:
         """Start a background interaction and return its Job at once."""
-        from .jobs import Job
-
         args, _ = self._create_args(
             input, model=model, agent=agent, thread=thread, new=new, parent=parent,
             system=system, tools=tools, agent_config=agent_config, environment=environment,
@@ -507,7 +441,7 @@ class Session:
         try:
             interaction = self.client.interactions.create(**args, background=True)
         except Exception as exc:
-            raise self._fail(exc) from None
+            raise self.as_error(exc) from None
         job = Job(
             self, interaction.id, thread=thread, model=args.get("model"), agent=args.get("agent"),
             status=interaction.status, created=interaction.created,
@@ -526,7 +460,7 @@ class Session:
         try:
             interaction = self.client.interactions.cancel(interaction_id)
         except Exception as exc:
-            error = self._fail(exc)
+            error = self.as_error(exc)
             if not isinstance(error, RequestError):
                 raise error from None
             try:  # refused: say so if it had already ended
@@ -558,7 +492,7 @@ class Session:
         try:
             return CassetteState(routes.cassette(setting))
         except GatewayError as exc:
-            raise self._fail(exc) from None
+            raise self.as_error(exc) from None
 
     def thread(self, name: str = DEFAULT_THREAD) -> Thread:
         if self._heads is None:
@@ -582,7 +516,7 @@ class Session:
                     environment_id, "", recursive=True, page_size=1000
                 )
         except Exception as exc:
-            raise self._fail(exc) from None
+            raise self.as_error(exc) from None
         rows = [
             [f.path, f.size_bytes, f.modified] for f in listing.files or [] if f.type != "directory"
         ]
@@ -625,10 +559,8 @@ class Session:
         ]  # fmt: skip
         return Listing("jobs", ["job", "status", "thread", "model/agent", "created"], rows)
 
-    def job(self, job_id: str, show: bool = False) -> Any:
+    def job(self, job_id: str, show: bool = False) -> Job:
         """The Job for an id: the live one, or a new one re-attached to the gateway's stream."""
-        from .jobs import Job
-
         job = self._jobs.get(job_id)
         if job is None:
             record = next((j for j in self.jobs() if j["id"] == job_id), {})
@@ -640,12 +572,3 @@ class Session:
             self._jobs[job_id] = job
         job.attach(show=show)
         return job
-
-
-def failure_message(transcript: Transcript) -> str:
-    where = f" (interaction {transcript.interaction_id})" if transcript.interaction_id else ""
-    if transcript.status == "cancelled":
-        return f"cancelled{where}; the thread is unchanged"
-    who = "agent" if transcript.agent else "model"
-    detail = transcript.error or f"it ended {transcript.status or 'without a result'}"
-    return f"the {who} failed: {detail}{where}; the thread is unchanged, re-run the cell to retry"

@@ -13,7 +13,8 @@ from IPython.core.error import UsageError
 from jupyter_interactions.errors import InteractionFailed
 from jupyter_interactions.render.bundle import METADATA_KEY
 from jupyter_interactions.render.job import run_seconds
-from jupyter_interactions.session import Reply, Session
+from jupyter_interactions.reply import Reply
+from jupyter_interactions.session import Session
 
 
 def sdk(gateway) -> genai.Client:
