@@ -8,25 +8,77 @@ gateway inside Jupyter Server. Names load on first use, so neither side pulls in
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a user's type checker sees; at run time __getattr__ loads them
+    from .errors import (
+        AuthError,
+        ConfigError,
+        ConflictError,
+        GatewayError,
+        InteractionFailed,
+        InteractionsError,
+        Interrupted,
+        NotFoundError,
+        RequestError,
+        SandboxError,
+        SandboxTimeout,
+        SandboxUnavailable,
+        UnsupportedError,
+        UpstreamError,
+    )
+    from .jobs import Job
+    from .reply import Reply
+    from .session import Session, Thread
 
 __version__ = "0.1.0.dev0"
 
-# Public name -> the module that defines it.
+# Public name -> the module that defines it (the TYPE_CHECKING imports above name the same).
 _PUBLIC = {
     "Session": "session",
     "Thread": "session",
-    "Reply": "session",
+    "Reply": "reply",
     "Job": "jobs",
-    "InteractionsError": "errors",
+    **dict.fromkeys(
+        [
+            "AuthError",
+            "ConfigError",
+            "ConflictError",
+            "GatewayError",
+            "InteractionFailed",
+            "InteractionsError",
+            "Interrupted",
+            "NotFoundError",
+            "RequestError",
+            "SandboxError",
+            "SandboxTimeout",
+            "SandboxUnavailable",
+            "UnsupportedError",
+            "UpstreamError",
+        ],
+        "errors",
+    ),
 }
 
 __all__ = [
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "GatewayError",
+    "InteractionFailed",
     "InteractionsError",
+    "Interrupted",
     "Job",
+    "NotFoundError",
     "Reply",
+    "RequestError",
+    "SandboxError",
+    "SandboxTimeout",
+    "SandboxUnavailable",
     "Session",
     "Thread",
+    "UnsupportedError",
+    "UpstreamError",
     "__version__",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -43,18 +95,22 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext jupyter_interactions`: register the magics (and the widgets' hooks)."""
     from .magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext jupyter_interactions`: remove what load_ipython_extension registered."""
     from .magics import unload_ipython_extension as unload
 
     unload(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    # The package root is the entry point of both sides: the one place outside the gateway
+    # that names it (the import contracts in pyproject.toml list the kernel side without it).
     from .gateway.extension import InteractionsExtension
 
     return [{"module": "jupyter_interactions.gateway.extension", "app": InteractionsExtension}]

@@ -254,8 +254,19 @@ def _server_message(exc: Any) -> str:
     return str(getattr(exc, "message", "") or exc)
 
 
-def map_error(exc: BaseException, connection: Connection) -> InteractionsError:
-    """One SDK (or transport) exception as one of ours, with a one-line message."""
+def map_error(
+    exc: BaseException, connection: Connection, interaction_id: str | None = None
+) -> InteractionsError:
+    """One SDK (or transport) exception as one of ours, with a one-line message and its
+    context: the HTTP status the server answered, and `interaction_id` (the interaction the
+    call was about), unless the error names one already."""
+    error = _mapped(exc, connection)
+    if error.interaction_id is None:
+        error.interaction_id = interaction_id
+    return error
+
+
+def _mapped(exc: BaseException, connection: Connection) -> InteractionsError:
     from ._sdk import errors as sdk
 
     if isinstance(exc, InteractionsError):
@@ -279,7 +290,10 @@ def map_error(exc: BaseException, connection: Connection) -> InteractionsError:
     if isinstance(exc, sdk.APIConnectionError):
         return GatewayError(unreachable_message(connection))
     if isinstance(exc, sdk.APIStatusError):
-        return RequestError(_server_message(exc))
+        error = RequestError(_server_message(exc))
+        if isinstance(status, int):
+            error.http_status = status  # e.g. 413 or 422, as the server answered
+        return error
     if isinstance(exc, ValueError | TypeError):
         return RequestError(str(exc))
     return InteractionsError(f"{type(exc).__name__}: {exc}")

@@ -18,10 +18,14 @@
                                       swallows the user's interrupt) that says what became
                                       of the interaction: cancelled, or still running
 
-Every message says what happened and what to do. `http_status` is what the gateway answers
-with when the error crosses the wire. `permanent` says that trying again cannot help; such
-an error never answers a status the google-genai SDK retries (408, 409, 429 and every 5xx,
-`protocol.SDK_RETRIED`), or each call would silently repeat it for ~30 s.
+Every message says what happened and what to do, and every error carries its context, so a
+caller can act without parsing the message: `http_status` (what the gateway answers with when
+the error crosses the wire; on the kernel side, the status the server answered, when one
+did), `interaction_id` (the interaction it concerns, when one does), `RequestError.field`
+(the request field at fault) and `InteractionFailed.status` (how the interaction ended).
+`permanent` says that trying again cannot help; such an error never answers a status the
+google-genai SDK retries (408, 409, 429 and every 5xx, `protocol.SDK_RETRIED`), or each call
+would silently repeat it for ~30 s.
 """
 
 from __future__ import annotations
@@ -56,49 +60,66 @@ class InteractionsError(Exception):
     # Trying again cannot help. The base class is for the unforeseen: it makes no promise.
     permanent = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, interaction_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.interaction_id = interaction_id  # the interaction it concerns, when one does
 
 
 class ConfigError(InteractionsError):
+    """A setting is missing or wrong (e.g. --direct without GEMINI_API_KEY)."""
+
     http_status = 400
     code = "failed_precondition"
     permanent = True
 
 
 class GatewayError(InteractionsError):
+    """The gateway cannot be found, started or reached; re-running the cell finds one again."""
+
     http_status = 503
     code = "unavailable"
 
 
 class RequestError(InteractionsError):
+    """The request itself is wrong; `field` names the part at fault when one is."""
+
     http_status = 400
     code = "invalid_argument"
     permanent = True
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, field: str | None = None, *, interaction_id: str | None = None
+    ) -> None:
+        super().__init__(message, interaction_id=interaction_id)
         self.field = field  # the request field at fault, e.g. "input[0].content", if one is
 
 
 class UnsupportedError(RequestError):
+    """A valid request for something this gateway does not offer."""
+
     code = "unimplemented"
 
 
 class AuthError(InteractionsError):
+    """A wrong or missing token (or Gemini key, when direct)."""
+
     http_status = 401
     code = "unauthenticated"
     permanent = True
 
 
 class NotFoundError(InteractionsError):
+    """An unknown interaction, agent, environment or file."""
+
     http_status = 404
     code = "not_found"
     permanent = True
 
 
 class ConflictError(InteractionsError):
+    """The resource is in a state that forbids this request."""
+
     http_status = 400
     code = "failed_precondition"
     permanent = True
@@ -111,8 +132,10 @@ class UpstreamError(InteractionsError):
     http_status = 502
     code = "upstream"
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, status: int | None = None, *, interaction_id: str | None = None
+    ) -> None:
+        super().__init__(message, interaction_id=interaction_id)
         if status is not None:
             self.http_status = status
         self.permanent = 400 <= self.http_status < 500 and not sdk_retries(self.http_status)
@@ -126,10 +149,11 @@ class InteractionFailed(InteractionsError):
     code = "failed_precondition"
     permanent = True
 
-    def __init__(self, message: str, interaction_id: str | None = None, status: str | None = None):
-        super().__init__(message)
-        self.interaction_id = interaction_id
-        self.status = status
+    def __init__(
+        self, message: str, interaction_id: str | None = None, status: str | None = None
+    ) -> None:
+        super().__init__(message, interaction_id=interaction_id)
+        self.status = status  # how the interaction ended: failed, cancelled, incomplete...
 
 
 class SandboxError(InteractionsError):
@@ -142,10 +166,14 @@ class SandboxError(InteractionsError):
 
 
 class SandboxUnavailable(SandboxError):
+    """No sandbox of that kind can start here."""
+
     code = "failed_precondition"
 
 
 class SandboxTimeout(SandboxError):
+    """A run or a file request exceeded its time limit."""
+
     code = "deadline_exceeded"
 
 

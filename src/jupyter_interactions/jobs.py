@@ -37,8 +37,9 @@ class JobHost(FileSource, Protocol):
         """The google-genai client the job reads its stream with."""
         ...
 
-    def as_error(self, exc: BaseException) -> InteractionsError:
-        """`exc` as one of our errors (the session may drop a gateway that is gone)."""
+    def as_error(self, exc: BaseException, interaction_id: str | None = None) -> InteractionsError:
+        """`exc` as one of our errors about `interaction_id` (the session may drop a gateway
+        that is gone)."""
         ...
 
     def complete_steps(self, transcript: Transcript) -> None:
@@ -160,10 +161,10 @@ class Job:
             except sdk.APIConnectionError as exc:
                 drops += 1
                 if drops > RECONNECTS:
-                    self._finish(self.session.as_error(exc))
+                    self._finish(self.session.as_error(exc, self.id))
                     return
             except Exception as exc:
-                self._finish(self.session.as_error(exc))
+                self._finish(self.session.as_error(exc, self.id))
                 return
             if drops > RECONNECTS:
                 break
@@ -262,7 +263,7 @@ class Job:
             try:
                 environment_id = self.session.client.interactions.get(self.id).environment_id
             except Exception as exc:
-                raise self.session.as_error(exc) from None
+                raise self.session.as_error(exc, self.id) from None
         if not environment_id:
             raise RequestError("this job has no environment: only an agent's job has files")
         return self.session.files(environment_id)

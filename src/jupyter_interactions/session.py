@@ -207,13 +207,16 @@ class Session:
         except Exception as exc:  # the answer stands without its images
             log.debug("could not fetch the steps of %s: %s", transcript.interaction_id, exc)
 
-    def as_error(self, exc: BaseException) -> InteractionsError:
-        """`exc` (from the SDK or our routes) as one of our errors, to raise. A gateway that
-        cannot be reached is forgotten, so the next call finds (or starts) one again."""
+    def as_error(self, exc: BaseException, interaction_id: str | None = None) -> InteractionsError:
+        """`exc` (from the SDK or our routes) as one of our errors, to raise, naming
+        `interaction_id` if the call was about one. A gateway that cannot be reached is
+        forgotten, so the next call finds (or starts) one again."""
         connection = self._connection
         if connection is None:  # finding the gateway itself failed
-            return exc if isinstance(exc, InteractionsError) else InteractionsError(str(exc))
-        error = map_error(exc, connection)
+            error = exc if isinstance(exc, InteractionsError) else InteractionsError(str(exc))
+            error.interaction_id = error.interaction_id or interaction_id
+            return error
+        error = map_error(exc, connection, interaction_id)
         if isinstance(error, GatewayError) and connection.origin != "explicit":
             self._forget_connection()  # the next call finds (or starts) a gateway again
         return error
@@ -244,7 +247,7 @@ class Session:
         max_output_tokens: int | None = None,
     ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
         if model and agent:
-            raise RequestError("give either a model or an agent, not both")
+            raise RequestError("give either a model or an agent, not both", "agent")
         agent = agent or (None if model else self.agent)
         model = None if agent else (model or self.model or default_model())
         args: dict[str, Any] = {"input": input}
@@ -257,7 +260,8 @@ class Session:
         elif environment is not None:
             raise RequestError(
                 "an environment is for agents: choose one, e.g. agent='local-agent' "
-                "(--agent local-agent)"
+                "(--agent local-agent)",
+                "environment",
             )
         else:
             args["model"] = model
@@ -265,10 +269,14 @@ class Session:
             if agent:
                 raise RequestError(
                     "max_output_tokens is for models; an agent's turns are capped in its "
-                    'agent_config, e.g. {"type": "dynamic", "max_output_tokens": 200}'
+                    'agent_config, e.g. {"type": "dynamic", "max_output_tokens": 200}',
+                    "max_output_tokens",
                 )
             if max_output_tokens < 1:
-                raise RequestError(f"max_output_tokens must be 1 or more, not {max_output_tokens}")
+                raise RequestError(
+                    f"max_output_tokens must be 1 or more, not {max_output_tokens}",
+                    "max_output_tokens",
+                )
             args["generation_config"] = {"max_output_tokens": max_output_tokens}
         previous = parent or (None if new else self._head(thread))
         if previous:
@@ -411,7 +419,7 @@ class Session:
         except KeyboardInterrupt:
             message = stream.stop()
         except Exception as exc:
-            raise self.as_error(exc) from None
+            raise self.as_error(exc, transcript.interaction_id) from None
         if transcript.answered:  # it ended before the cancel: the server moved the head
             self._heads = None
         raise Interrupted(message, transcript.interaction_id) from None
@@ -460,7 +468,7 @@ class Session:
         try:
             interaction = self.client.interactions.cancel(interaction_id)
         except Exception as exc:
-            error = self.as_error(exc)
+            error = self.as_error(exc, interaction_id)
             if not isinstance(error, RequestError):
                 raise error from None
             try:  # refused: say so if it had already ended

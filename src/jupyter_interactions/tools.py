@@ -39,14 +39,17 @@ def tool_declarations(tools: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[
             if tool not in BUILTIN_TOOLS:
                 raise RequestError(
                     f"unknown tool {tool!r}; use one of {sorted(BUILTIN_TOOLS)} "
-                    "or the name of a Python function"
+                    "or the name of a Python function",
+                    "tools",
                 )
             declared.append({"type": tool})
         elif callable(tool):
             declared.append(function_declaration(tool))
             functions[tool.__name__] = tool
         else:
-            raise RequestError(f"a tool must be a name, a dict or a function, not {tool!r}")
+            raise RequestError(
+                f"a tool must be a name, a dict or a function, not {tool!r}", "tools"
+            )
     return declared, functions
 
 
