@@ -21,7 +21,7 @@ import httpx2
 
 from ...config import Secret
 from ...errors import ConfigError, InteractionsError, RequestError, UpstreamError
-from ..command import is_loopback
+from ...launch import is_loopback
 from ._chat_completions import ChunkReader, chat_body
 from .base import COMMON_GENERATION_FIELDS, Model, ModelEvent, ModelRequest
 
