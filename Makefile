@@ -46,12 +46,14 @@ test: install
 	cd js && npx vitest run
 	$(PY) -m pytest
 
-# Style and types: ruff and mypy must both pass.
+# Style, types and layers: ruff, mypy (strict on the public API's modules: pyproject's mypy
+# overrides) and the import contracts (pyproject's [tool.importlinter]) must all pass.
 lint: install
 	$(PIP) install -q -e '.[lint]'
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) benchmarks/gateway.py

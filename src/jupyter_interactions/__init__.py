@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # what a user's type checker sees; at run time __getattr__ lo
     from .reply import Reply
     from .session import Session, Thread
 
-__version__ = "0.1.0.dev0"
+from .version import __version__
 
 # Public name -> the module that defines it (the TYPE_CHECKING imports above name the same).
 _PUBLIC = {

@@ -14,8 +14,8 @@ from typing import Any
 
 import tornado.web
 
-from .. import __version__
 from ..config import GatewayConfig
+from ..version import __version__
 from . import resources, validation
 from .auth import with_token_auth
 from .auth_tokens import Need
