@@ -1,0 +1,58 @@
+"""A user's type checker sees the public API's types (the package ships py.typed): mypy, run
+on a small script as a user would, reveals `Reply` and `Job`, not `Any`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+USER_SCRIPT = textwrap.dedent(
+    """
+    from jupyter_interactions import InteractionFailed, RequestError, Session
+
+    session = Session()
+    reveal_type(session.ask("x"))
+    reveal_type(session.start("x"))
+    reveal_type(session.job("some-id"))
+    reveal_type(session.job("some-id").result())
+    reveal_type(session.thread("t").ask("x"))
+    reveal_type(RequestError("no").field)
+    reveal_type(InteractionFailed("no").interaction_id)
+    """
+)
+
+# What each reveal_type names (mypy writes `str | None` or `Union[builtins.str, None]`, by version).
+EXPECTED = [
+    ("jupyter_interactions.reply.Reply",),
+    ("jupyter_interactions.jobs.Job",),
+    ("jupyter_interactions.jobs.Job",),
+    ("jupyter_interactions.reply.Reply",),
+    ("jupyter_interactions.reply.Reply",),
+    ("str", "None"),
+    ("str", "None"),
+]
+
+
+def test_a_users_type_checker_sees_reply_and_job(tmp_path):
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT)
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")  # the user's own settings: none
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+            "--config-file", str(tmp_path / "mypy.ini"),
+            "--cache-dir", str(tmp_path / "cache"), str(script),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    revealed = [line.split("Revealed type is ", 1)[1] for line in result.stdout.splitlines()
+                if "Revealed type is " in line]  # fmt: skip
+    assert len(revealed) == len(EXPECTED), result.stdout + result.stderr
+    for seen, names in zip(revealed, EXPECTED, strict=True):
+        assert all(name in seen for name in names) and "Any" not in seen, result.stdout
+    # Revealing is all the script does: under --strict, nothing it calls is untyped.
+    assert result.returncode == 0, result.stdout + result.stderr
