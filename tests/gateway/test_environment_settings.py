@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
 from tests.conftest import GatewayProcess, start_gateway
 
+from jupyter_interactions._sdk import errors
 from jupyter_interactions.sandbox.isolation import available_tiers
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import httpx2 as httpx
 import pytest
-from google.genai import _interactions as errors
 from tests.extension_server import ExtensionServer, extension_server
 
+from jupyter_interactions._sdk import errors
 from jupyter_interactions.errors import AuthError
 from jupyter_interactions.session import Session
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx2 as httpx
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 
 def raw(gateway, method, path, token=True, **kwargs):

@@ -7,7 +7,8 @@ import asyncio
 import json
 
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 WEATHER = {
     "type": "function",

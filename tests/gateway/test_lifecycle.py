@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from google.genai import _interactions as errors
 
+from jupyter_interactions._sdk import errors
 from jupyter_interactions.launch import is_loopback, serve_command
 
 

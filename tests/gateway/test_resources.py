@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
-from google.genai import _interactions as errors
 from google.genai import errors as classic_errors
+
+from jupyter_interactions._sdk import errors
 
 
 async def test_agents_crud(api):

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import tornado.httpserver
 import tornado.web
-from google.genai import _interactions as errors
 from tests.gateway.fake_google import serving
+
+from jupyter_interactions._sdk import errors
 
 WEATHER = {
     "type": "function",

@@ -20,9 +20,10 @@ from urllib.parse import quote, urlsplit
 import httpx2 as httpx
 import pytest
 import pytest_asyncio
-from google.genai import _interactions as errors
 from google.genai import errors as classic_errors
 from tests.conftest import GatewayProcess
+
+from jupyter_interactions._sdk import errors
 
 SCRIPTED = {"type": "dynamic", "model": "scripted"}
 MANY = 10_000

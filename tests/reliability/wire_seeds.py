@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
-from google.genai._interactions import APIError
+
+from jupyter_interactions._sdk import errors
 
 # Headers the transport adds by itself, or that the fuzzer sets (auth).
 _DROPPED = {
@@ -85,7 +86,7 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
         it.create(
             model="echo", input=[{"text": "see"}, {"type": "image", "uri": "https://x/y.png"}]
         )
-    except APIError:
+    except errors.APIError:
         pass
     it.create(
         model="echo",
@@ -115,7 +116,7 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
         pass
     try:
         it.cancel(first.id)  # finished: a 400, still a request the SDK sends
-    except APIError:
+    except errors.APIError:
         pass
     gone = it.create(model="echo", input="to delete", store=True)
     it.delete(gone.id)
@@ -123,7 +124,7 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
     it.auth_tokens.delete(first.id, token.auth_token)
     try:
         it.auth_tokens.create(first.id, expire_time="2099-01-01T00:00:00Z")  # past 20 h: a 400
-    except APIError:
+    except errors.APIError:
         pass
 
     environment = sdk.environments.create(
@@ -178,7 +179,7 @@ def _calls(sdk: Any) -> dict[str, list[str]]:
                 tools=[MCP, {"type": "code_execution"}],
                 extra_headers=SESSION,
             )
-        except APIError:
+        except errors.APIError:
             pass
     return {
         "{interaction}": [first.id, paused.id, background.id, gone.id],

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
 from tests.gateway.test_http import raw
 from tests.gateway.test_validation import refused
 from tests.replay.conftest import (
@@ -22,6 +21,8 @@ from tests.replay.conftest import (
     fence,
     session_client,
 )
+
+from jupyter_interactions._sdk import errors
 
 MAKE_FILE = fence(
     "open('made.txt', 'w').write('on google')\n"

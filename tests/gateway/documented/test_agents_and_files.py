@@ -12,8 +12,9 @@ import uuid
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
 from tests.gateway.documented.gateways import client, docs_gateway, fence
+
+from jupyter_interactions._sdk import errors
 
 __all__ = ["client", "docs_gateway"]  # the fixtures these examples use
 

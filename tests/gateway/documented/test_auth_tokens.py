@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 
 def refused(call: Any, *args: Any, **kwargs: Any) -> None:

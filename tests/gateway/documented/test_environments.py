@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
 from google.genai import interactions as itypes
 from tests.gateway.documented.gateways import client, docs_gateway, fence, wait_for
+
+from jupyter_interactions._sdk import errors
 
 __all__ = ["client", "docs_gateway"]  # the fixtures these examples use
 

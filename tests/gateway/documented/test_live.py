@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import websockets
 from google import genai
-from google.genai import _interactions as errors
 from google.genai import interactions as sdk
 from tests.extension_server import extension_server
 
+from jupyter_interactions._sdk import errors
 from jupyter_interactions.errors import RequestError
 from jupyter_interactions.gateway.emitter import Emitter
 from jupyter_interactions.gateway.live import LiveConversation

@@ -12,7 +12,8 @@ import base64
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from google.genai import _interactions as errors
 from pydantic import BaseModel, Field
+
+from jupyter_interactions._sdk import errors
 
 
 class Ingredient(BaseModel):

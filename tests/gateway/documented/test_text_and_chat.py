@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 
 def test_simple_text_with_the_local_model(client: Any) -> None:

@@ -15,11 +15,12 @@ import pytest
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-from google.genai import _interactions as errors
 from google.genai import interactions as itypes
 from tests.gateway.documented.gateways import fence
 from tests.gateway.fake_google import serving
 from tests.gateway.mcp_weather import mcp_weather
+
+from jupyter_interactions._sdk import errors
 
 __all__ = ["mcp_weather"]
 

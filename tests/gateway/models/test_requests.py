@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
+
+from jupyter_interactions._sdk import errors
 
 TOOLS = [
     {"type": "function", "name": "add", "parameters": {"type": "object"}},

@@ -9,8 +9,8 @@ import secrets
 from typing import Any
 
 import pytest
-from google.genai import _interactions as errors
 
+from jupyter_interactions._sdk import errors
 from jupyter_interactions.errors import RequestError
 from jupyter_interactions.gateway.models import ModelRegistry
 
