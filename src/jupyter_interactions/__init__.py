@@ -10,28 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import errors
+from .version import __version__
+
 if TYPE_CHECKING:  # what a user's type checker sees; at run time __getattr__ loads them
-    from .errors import (
-        AuthError,
-        ConfigError,
-        ConflictError,
-        GatewayError,
-        InteractionFailed,
-        InteractionsError,
-        Interrupted,
-        NotFoundError,
-        RequestError,
-        SandboxError,
-        SandboxTimeout,
-        SandboxUnavailable,
-        UnsupportedError,
-        UpstreamError,
-    )
+    from .errors import *  # noqa: F403  (every error class: errors.__all__)
     from .jobs import Job
     from .reply import Reply
     from .session import Session, Thread
-
-from .version import __version__
 
 # Public name -> the module that defines it (the TYPE_CHECKING imports above name the same).
 _PUBLIC = {
@@ -39,50 +25,19 @@ _PUBLIC = {
     "Thread": "session",
     "Reply": "reply",
     "Job": "jobs",
-    **dict.fromkeys(
-        [
-            "AuthError",
-            "ConfigError",
-            "ConflictError",
-            "GatewayError",
-            "InteractionFailed",
-            "InteractionsError",
-            "Interrupted",
-            "NotFoundError",
-            "RequestError",
-            "SandboxError",
-            "SandboxTimeout",
-            "SandboxUnavailable",
-            "UnsupportedError",
-            "UpstreamError",
-        ],
-        "errors",
-    ),
+    **dict.fromkeys(errors.__all__, "errors"),
 }
 
 __all__ = [
-    "AuthError",
-    "ConfigError",
-    "ConflictError",
-    "GatewayError",
-    "InteractionFailed",
-    "InteractionsError",
-    "Interrupted",
     "Job",
-    "NotFoundError",
     "Reply",
-    "RequestError",
-    "SandboxError",
-    "SandboxTimeout",
-    "SandboxUnavailable",
     "Session",
     "Thread",
-    "UnsupportedError",
-    "UpstreamError",
     "__version__",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
+__all__ += errors.__all__
 
 
 def __getattr__(name: str) -> Any:
