@@ -1,6 +1,6 @@
-"""Wire facts both sides share: interaction statuses, the rule for a thread's head, timestamps,
-the HTTP statuses the google-genai SDK retries, JSON as strict as the wire's, and the cell
-header and cassette folder of record and replay.
+"""Wire facts both sides share: interaction statuses, the rule for a thread's head, a step
+result's text, timestamps, the HTTP statuses the google-genai SDK retries, JSON as strict as
+the wire's, and the cell header and cassette folder of record and replay.
 
 The kernel side and the gateway import these; neither keeps a copy. The gateway owns the
 head rule (it stores the head), and the kernel follows the same rule for its local view, so
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -41,6 +42,18 @@ def total_tokens(usage: dict[str, Any] | None) -> int:
         usage.get("total_tokens")
         or (usage.get("total_input_tokens") or 0) + (usage.get("total_output_tokens") or 0)
     )
+
+
+def result_text(result: Any, blocks_text: Callable[[list[Any]], str]) -> str:
+    """The text of a step's `result` (a function's or code's output) as the wire carries it:
+    a string as it is, a list of content blocks through `blocks_text` (each side reads blocks
+    its own way: the gateway's text-only model is told what media it cannot see, a display
+    joins the texts), any other JSON value dumped with sorted keys."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, list):
+        return blocks_text(result)
+    return json.dumps(result, sort_keys=True)
 
 
 def now() -> str:

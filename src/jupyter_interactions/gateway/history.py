@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from ..errors import RequestError
+from ..protocol import result_text
 from .models.base import Message, ToolCall
 
 STEP_TYPES = frozenset(
@@ -155,11 +155,7 @@ def content_text(content: Any) -> str:
 
 
 def _result_text(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    if isinstance(result, list):
-        return content_text(result)
-    return json.dumps(result, sort_keys=True)
+    return result_text(result, content_text)
 
 
 def messages_from_steps(steps: list[dict[str, Any]]) -> list[Message]:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import PAUSED, STOPPED_EARLY, TERMINAL, moves_head
+from ..protocol import PAUSED, STOPPED_EARLY, TERMINAL, moves_head, result_text
 
 
 @dataclass
@@ -273,11 +273,7 @@ def _images_of(result: Any) -> list[dict[str, str]]:
 
 
 def _result_text(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    if isinstance(result, list):
-        return _text_of(result)
-    return json.dumps(result, sort_keys=True) if result is not None else ""
+    return "" if result is None else result_text(result, _text_of)
 
 
 def _apply_delta(part: Part, delta: dict[str, Any]) -> None:
