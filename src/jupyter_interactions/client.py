@@ -85,12 +85,15 @@ class SessionRoutes:
         return response.json() if response.content else {}
 
     def get(self) -> dict[str, Any]:
+        """The session's record: {key, threads, jobs} (empty if the gateway has none)."""
         return self._call("GET")
 
     def set_head(self, thread: str, head: str | None) -> None:
+        """Point `thread` at `head` (None: its next turn starts anew)."""
         self._call("PUT", f"/threads/{urllib.parse.quote(thread, safe='')}", {"head": head})
 
     def delete(self, thread: str | None = None) -> None:
+        """Forget one thread, or all of the session's threads."""
         suffix = f"/threads/{urllib.parse.quote(thread, safe='')}" if thread else "/threads"
         self._call("DELETE", suffix)
 
@@ -104,6 +107,7 @@ class SessionRoutes:
         return SessionEvents(self, last_event_id)
 
     def close(self) -> None:
+        """Close the HTTP connections."""
         self._http.close()
 
 
@@ -152,6 +156,7 @@ class SessionEvents:
             self._response.close()
 
     def close(self) -> None:
+        """Stop the stream (from any thread): iterating it then ends."""
         self._response.close()
 
 
@@ -174,10 +179,12 @@ class LocalHeads:
         return read_json(self.path) or {}
 
     def get(self) -> dict[str, Any]:
+        """The session's record as SessionRoutes.get gives it (no jobs in direct mode)."""
         threads = self._load().get(self.key, {})
         return {"key": self.key, "threads": list(threads.values()), "jobs": []}
 
     def set_head(self, thread: str, head: str | None, **fields: Any) -> None:
+        """Point `thread` at `head`, keeping `fields` (model, agent, turns) beside it."""
         data = self._load()
         threads = data.setdefault(self.key, {})
         entry = threads.get(thread) or {"name": thread, "turns": 0}
@@ -186,6 +193,7 @@ class LocalHeads:
         self._save(data)
 
     def delete(self, thread: str | None = None) -> None:
+        """Forget one thread, or all of this key's threads."""
         data = self._load()
         if thread is None:
             data.pop(self.key, None)
@@ -200,7 +208,7 @@ class LocalHeads:
         tmp.replace(self.path)
 
     def close(self) -> None:
-        pass
+        """Nothing to close (the file is written at each change)."""
 
 
 # --- error mapping: the one place SDK errors become ours ---------------------------------
@@ -232,6 +240,7 @@ def _auth_message(connection: Connection) -> str:
 
 
 def unreachable_message(connection: Connection) -> str:
+    """What to tell the user when `connection` cannot be reached."""
     if connection.direct:
         return f"cannot reach Google's service at {connection.base_url}; check the network"
     if connection.origin == "explicit":

@@ -78,15 +78,19 @@ class Thread:
         self.updated: str | None = record.get("updated")
 
     def ask(self, input: Any, **options: Any) -> Reply:
+        """One turn in this thread: `Session.ask(input, thread=name, **options)`."""
         return self.session.ask(input, thread=self.name, **options)
 
     def start(self, input: Any, **options: Any) -> Job:
+        """A background turn in this thread: `Session.start(input, thread=name, **options)`."""
         return self.session.start(input, thread=self.name, **options)
 
     def fork(self, from_id: str) -> None:
+        """Continue this thread from the earlier interaction `from_id`."""
         self.session.fork(self.name, from_id)
 
     def reset(self) -> None:
+        """Forget this thread: its next turn starts a new conversation."""
         self.session.reset(self.name)
 
     def __repr__(self) -> str:
@@ -133,6 +137,8 @@ class Session:
 
     @property
     def connection(self) -> Connection:
+        """Where interactions go: found (or a gateway started) on first use, and again after
+        the gateway it named went away."""
         with self._lock:
             self._drop_if_gone()
             if self._connection is None:
@@ -141,6 +147,7 @@ class Session:
 
     @property
     def client(self) -> Any:
+        """The google-genai client for the connection (built once per connection)."""
         with self._lock:
             self._drop_if_gone()
             if self._client is None:
@@ -149,6 +156,7 @@ class Session:
 
     @property
     def routes(self) -> SessionRoutes | LocalHeads:
+        """The gateway's record of this session's threads and jobs (direct: a local file)."""
         with self._lock:
             self._drop_if_gone()
             if self._routes is None:
@@ -160,6 +168,7 @@ class Session:
             return self._routes
 
     def close(self) -> None:
+        """Stop following jobs (they go on server-side) and close the connections."""
         for job in list(self._jobs.values()):
             job.detach()
         if self._routes is not None:
@@ -503,15 +512,18 @@ class Session:
             raise self.as_error(exc) from None
 
     def thread(self, name: str = DEFAULT_THREAD) -> Thread:
+        """The thread `name` as last known (its head, model or agent, turns)."""
         if self._heads is None:
             self._state()
         return Thread(self, name, (self._heads or {}).get(name))
 
     def threads(self) -> list[Thread]:
+        """This session's threads as the gateway has them now, by name."""
         self._state()
         return [Thread(self, name, record) for name, record in sorted((self._heads or {}).items())]
 
     def threads_table(self) -> Listing:
+        """The threads as a table (thread, head, model/agent, turns, updated)."""
         rows = [[t.name, t.head, t.agent or t.model, t.turns, t.updated] for t in self.threads()]
         return Listing("threads", ["thread", "head", "model/agent", "turns", "updated"], rows)
 
@@ -560,6 +572,7 @@ class Session:
         return list(records.values())
 
     def jobs_table(self) -> Listing:
+        """The jobs as a table (job, status, thread, model/agent, created)."""
         rows = [
             [j["id"], j.get("status"), j.get("thread"), j.get("agent") or j.get("model"),
              j.get("created")]
