@@ -1,8 +1,9 @@
 """jupyter-interactions: models and agents from Jupyter cells, through the Interactions API.
 
 `%load_ext jupyter_interactions` registers the magics; the server extension mounts the
-gateway inside Jupyter Server. Names load on first use, so neither side pulls in the other
-(the gateway never imports IPython) and importing the package stays cheap.
+gateway inside Jupyter Server. Session, Thread, Reply and Job load on first use (the error
+classes, which are cheap, at once), so neither side pulls in the other (the gateway never
+imports IPython) and importing the package stays cheap.
 """
 
 from __future__ import annotations
