@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -79,6 +81,11 @@ def _serve(
 ) -> Iterator[RunningServer]:
     root.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{kind}.log"
+    # Kernels on ipc sockets, not TCP ports: a port the kernel manager picked and released is
+    # taken by another test run's kernel on a busy machine now and then, and that kernel dies
+    # at start ("Address already in use"). A short path: Unix sockets allow ~100 bytes.
+    sockets = tempfile.mkdtemp(prefix="ji-ipc-")
+    argv = [*argv, "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}/kernel"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
     # Keep the servers' config and runtime files out of the user's ~/.jupyter.
     env["JUPYTER_CONFIG_DIR"] = str(root.parent / f"{kind}-config")
@@ -98,6 +105,7 @@ def _serve(
         yield RunningServer(url=url, token=token, root_dir=root, kind=kind)
     finally:
         _stop(proc)
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def jupyter_server(base: Path) -> contextlib.AbstractContextManager[RunningServer]:

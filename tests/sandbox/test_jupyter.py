@@ -333,9 +333,13 @@ class CuttableLink:
     """A loopback TCP relay in front of a server: the test can drop its connections (as a
     proxy's idle timeout does) or take it down and bring it back (as an outage does)."""
 
-    def __init__(self, target: RunningServer) -> None:
+    def __init__(self, target: RunningServer, drop_websockets: int = 0) -> None:
         self.target_port = int(target.url.rsplit(":", 1)[1].strip("/"))
         self.port = 0
+        # The first `drop_websockets` kernel websockets are dropped once the server has
+        # accepted them, before any message: as a server that gives up on a slow kernel does.
+        self.drop_websockets = drop_websockets
+        self.dropped = 0
         self._listener: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
         self._relays: set[asyncio.Task[None]] = set()
@@ -355,6 +359,14 @@ class CuttableLink:
         task.add_done_callback(self._relays.discard)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._open |= {writer, up_writer}
+        if self.dropped < self.drop_websockets and await self._accepted_websocket(
+            reader, writer, up_reader, up_writer
+        ):
+            self.dropped += 1
+            for end in (writer, up_writer):
+                end.transport.abort()
+                self._open.discard(end)
+            return
 
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
@@ -368,6 +380,23 @@ class CuttableLink:
                 self._open.discard(sink)
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    @staticmethod
+    async def _accepted_websocket(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Relay one request's head and, if it opens a kernel websocket, the server's 101;
+        True then (nothing more is relayed), else the request goes on as usual."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        up_writer.write(head)
+        if b"/channels?" not in head.split(b"\r\n", 1)[0]:
+            return False
+        writer.write(await up_reader.readuntil(b"\r\n\r\n"))
+        await writer.drain()
+        return True
 
     def cut(self) -> None:
         for writer in list(self._open):
@@ -404,6 +433,23 @@ async def test_a_dropped_connection_is_reopened_and_an_outage_is_clear(
             await sandbox.run("print(kept)")
         await link.up()
         assert (await sandbox.run("print(kept)")).stdout == "9\n"
+    finally:
+        await sandbox.stop()
+        await link.down()
+
+
+async def test_a_kernel_websocket_dropped_while_the_kernel_starts_is_reopened(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = CuttableLink(server, drop_websockets=2)
+    await link.up()
+    sandbox = JupyterSandbox(link.url, token=server.token, env_id=uuid.uuid4().hex[:8])
+    try:
+        with caplog.at_level("INFO", logger="jupyter_interactions.sandbox.jupyter"):
+            await sandbox.start()
+        assert link.dropped == 2
+        assert caplog.text.count("reconnected to kernel") == 2
+        assert (await sandbox.run("print(6 * 7)")).stdout == "42\n"
     finally:
         await sandbox.stop()
         await link.down()

@@ -197,21 +197,21 @@ class JupyterSandbox(Sandbox):
 
     async def _wait_ready(self) -> None:
         """Ask for kernel_info until it comes: a request sent while a kernel restarts can be
-        lost, so one request with a long wait may never be answered."""
+        lost, so one request with a long wait may never be answered. A websocket the server
+        closes meanwhile is reopened while the kernel is still there (a server gives up on a
+        slow kernel's socket after its kernel_info_timeout, 60 s by default)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         while True:
-            channel = self._live_channel()
+            channel = await self._connected()
             if channel.kernel_state == "dead":
                 raise SandboxError(
                     f"the kernel on {self._api.shown} died and the server could not restart "
                     "it; start a new sandbox, and check the server's log"
                 )
+            exchange = None
             try:
                 exchange = channel.request("shell", "kernel_info_request", {})
-            except KernelLost as exc:
-                raise self._disconnected(exc) from None
-            try:
                 await asyncio.wait_for(kernel_info(exchange), min(2.0, self.start_timeout))
                 return
             except (asyncio.TimeoutError, KernelLost) as exc:
@@ -222,7 +222,8 @@ class JupyterSandbox(Sandbox):
                         "server's log"
                     ) from None
             finally:
-                channel.forget(exchange)
+                if exchange is not None:
+                    channel.forget(exchange)
 
     async def _choose_files(self) -> SandboxFiles:
         mode = self.files_mode

@@ -267,8 +267,11 @@ class KernelChannel:
             assert self._connection is not None, "connect() first"
             self._connection.write_message(json.dumps(message))
         except WebSocketClosedError:
+            # Tornado may know the socket is closed before its close callback has run: the
+            # channel is lost from now on either way, so the next run reconnects.
             self._exchanges.pop(msg_id, None)
-            raise KernelLost("the websocket to the kernel is closed") from None
+            self.lost = self.lost or KernelLost("the websocket to the kernel is closed")
+            raise self.lost from None
         return exchange
 
     def forget(self, exchange: Exchange) -> None:
