@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from jupyter_interactions.gateway.store import Store
+from jupyter_interactions.gateway.state.store import Store
 
 
 @pytest.fixture

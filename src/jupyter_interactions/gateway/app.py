@@ -18,7 +18,7 @@ from ..config import GatewayConfig
 from ..version import __version__
 from . import resources, validation
 from .auth import with_token_auth
-from .auth_tokens import Need
+from .state.auth_tokens import Need
 from .engine import Upstream
 from .live import LiveHandler, open_live
 from .replay.routes import CassetteHandler

@@ -37,7 +37,7 @@ from .models import ModelRegistry
 from .models.base import Message, Model, ToolSpec
 from .placement import Environments, Placement
 from .run import Run, frame_from_stored
-from .store import RESTARTED_ERROR, Store
+from .state.store import RESTARTED_ERROR, Store
 from .upstream import runs_on_google
 
 log = logging.getLogger(__name__)

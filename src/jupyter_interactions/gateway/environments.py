@@ -29,7 +29,7 @@ from ..sandbox.directory import DirectoryFiles, in_file_thread
 from ..sandbox.egress import Allowlist
 from .engine import new_id, now
 from .sandboxes import SandboxSetup
-from .store import Store
+from .state.store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google's service

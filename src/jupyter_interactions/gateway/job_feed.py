@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 
 from ..protocol import total_tokens
 from .run import Run
-from .store import Store
+from .state.store import Store
 
 KEEP = 256  # changes kept per session, for resume
 # se_<epoch: 8 hex digits>_<n>; 18 digits always fit an int64

@@ -26,7 +26,7 @@ import tornado.websocket
 
 from ..errors import InteractionsError, RequestError, UnsupportedError
 from ..protocol import STOPPED_EARLY
-from .auth_tokens import Need
+from .state.auth_tokens import Need
 from .emitter import Emitter
 from .history import content_text
 from .model_turn import model_request, stream_turn

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..errors import RequestError
 from ..sandbox.egress import Allowlist
 from .capabilities import Plan
-from .store import Store
+from .state.store import Store
 
 __all__ = ["FRESH_ENVIRONMENT", "Environments", "Placement", "agent_environment"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..protocol import now
 from .emitter import Emitter
-from .store import Store
+from .state.store import Store
 
 log = logging.getLogger(__name__)
 

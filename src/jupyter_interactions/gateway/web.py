@@ -24,14 +24,14 @@ from tornado.iostream import StreamClosedError
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
 from .agents import AGENT_NAME, LocalAgent
-from .auth_tokens import AuthTokens, Grant, Need
+from .state.auth_tokens import AuthTokens, Grant, Need
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
 from .replay import Cassettes
 from .runtime import DataDirLock
 from .sandboxes import LiveSandboxes
-from .store import Store
+from .state.store import Store
 from .uploads import Uploads
 from .upstream import GoogleUpstream
 from .validation import routes, rules

@@ -26,7 +26,7 @@ from typing import Any
 from ...config import GatewayConfig
 from ...errors import ConfigError, NotFoundError, RequestError
 from ...protocol import notebook_cassette
-from ..store import Store
+from ..state.store import Store
 from .cassette import Cassette
 from .matching import Request, cell_label, no_match_message, request_of
 from .player import EnvironmentAliases, Player

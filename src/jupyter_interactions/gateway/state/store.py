@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import GatewayError
+from ...errors import GatewayError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import NotFoundError, RequestError
+from ...errors import NotFoundError, RequestError
 from .store import Store
 
 PREFIX = "auth_tokens/"

@@ -1,0 +1,1 @@
+"""What the gateway keeps: the SQLite store, thread heads, agents and auth tokens (a leaf)."""
