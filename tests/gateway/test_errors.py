@@ -23,7 +23,7 @@ from jupyter_interactions import errors
 from jupyter_interactions.config import GatewayConfig, Secret
 from jupyter_interactions.gateway.auth import with_token_auth
 from jupyter_interactions.gateway.logs import Redact
-from jupyter_interactions.gateway.upstream_files import ask_google
+from jupyter_interactions.gateway.upstream.files import ask_google
 from jupyter_interactions.gateway.web import BaseHandler, GatewayState
 from jupyter_interactions.protocol import sdk_retries
 

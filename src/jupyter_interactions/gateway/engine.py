@@ -38,7 +38,7 @@ from .models.base import Message, Model, ToolSpec
 from .placement import Environments, Placement
 from .run import Run, frame_from_stored
 from .state.store import RESTARTED_ERROR, Store
-from .upstream import runs_on_google
+from .upstream.forward import runs_on_google
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ import tornado.websocket
 
 from ..errors import InteractionsError, RequestError, UnsupportedError
 from ..protocol import STOPPED_EARLY
-from .state.auth_tokens import Need
 from .emitter import Emitter
 from .history import content_text
 from .model_turn import model_request, stream_turn
 from .models.base import Message, Model
+from .state.auth_tokens import Need
 from .validation import bodies, rules, strict_json
 from .validation.strict_json import INT64_MAX
 from .web import BaseHandler

@@ -14,8 +14,8 @@ from .capabilities import check_tools
 from .engine import new_id, now
 from .environments import file_resource
 from .tar_download import directory_tar
-from .upstream import runs_on_google
-from .upstream_files import UpstreamFiles
+from .upstream.files import UpstreamFiles
+from .upstream.forward import runs_on_google
 from .validation import routes
 from .validation.rules import MAX_PAGE
 from .web import BaseHandler

@@ -21,7 +21,7 @@ from ..sandbox.base import FileInfo, clean_relative
 from ..sandbox.directory import DirectoryFiles
 from .engine import new_id
 from .environments import EnvironmentManager, lives_upstream
-from .upstream_files import no_uploads
+from .upstream.files import no_uploads
 
 __all__ = ["Uploads"]
 

@@ -24,16 +24,16 @@ from tornado.iostream import StreamClosedError
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
 from .agents import AGENT_NAME, LocalAgent
-from .state.auth_tokens import AuthTokens, Grant, Need
 from .engine import Engine, Upstream
 from .environments import EnvironmentManager
 from .models import ModelRegistry
 from .replay import Cassettes
 from .runtime import DataDirLock
 from .sandboxes import LiveSandboxes
+from .state.auth_tokens import AuthTokens, Grant, Need
 from .state.store import Store
 from .uploads import Uploads
-from .upstream import GoogleUpstream
+from .upstream.forward import GoogleUpstream
 from .validation import routes, rules
 
 log = logging.getLogger("jupyter_interactions.gateway")

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any, Protocol
 
 from ..emitter import Emitter
-from ..upstream import Relay, UpstreamRun
+from ..upstream.forward import Relay, UpstreamRun
 from .cassette import Cassette, Entry
 
 MAX_GAP_SECONDS = 2.0  # no single pause of a replay is longer, whatever was recorded

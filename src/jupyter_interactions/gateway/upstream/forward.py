@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import GatewayConfig
-from ..errors import UpstreamError
-from .emitter import Emitter
-from .upstream_files import UpstreamFiles, ask_google
+from ...config import GatewayConfig
+from ...errors import UpstreamError
+from .files import UpstreamFiles, ask_google
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,21 @@ GOOGLE_AGENT_PREFIXES = ("antigravity-", "deep-research-")
 # our chain ids, which mean nothing upstream (the engine keeps only Google's environments).
 _LOCAL_ONLY = frozenset({"stream", "background", "previous_interaction_id", "store"})
 _RESUME_ATTEMPTS = 3
+
+
+class Emitter(Protocol):
+    """What forwarding reports through: the run's event emitter (runs/emitter.py), seen from
+    here as this protocol so that upstream/ stays a leaf."""
+
+    status: str | None
+
+    def start(self, step: dict[str, Any]) -> int: ...
+    def delta(self, index: int, delta: dict[str, Any]) -> None: ...
+    def stop(self, index: int, **extra: Any) -> None: ...
+    def close_all(self) -> None: ...
+    def error(self, code: str, message: str) -> None: ...
+    def add_usage(self, input_tokens: int = 0, output_tokens: int = 0, **other: int) -> None: ...
+    async def drain(self) -> None: ...
 
 
 def runs_on_google(model: str | None, agent: str | None) -> bool:
@@ -114,7 +128,7 @@ class GoogleUpstream:
     async def run(
         self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
     ) -> UpstreamRun:
-        from .._sdk import errors as sdk_errors
+        from ..._sdk import errors as sdk_errors
 
         request = {k: v for k, v in body.items() if k not in _LOCAL_ONLY}
         if previous_upstream_id:

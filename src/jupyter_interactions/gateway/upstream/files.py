@@ -10,14 +10,14 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from ..errors import (
+from ...errors import (
     ConfigError,
     InteractionsError,
     NotFoundError,
     UnsupportedError,
     UpstreamError,
 )
-from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
+from ...sandbox.base import FileInfo, SandboxFiles, clean_relative
 
 __all__ = ["UpstreamFiles", "ask_google", "no_uploads"]
 
@@ -69,7 +69,7 @@ async def ask_google(method: Any, *args: Any, **kwargs: Any) -> Any:
     retry it for half a minute (a 502 would be)."""
     from google.genai import errors as transfer_errors  # downloads use the classic client
 
-    from .._sdk import errors as sdk_errors
+    from ..._sdk import errors as sdk_errors
 
     try:
         return await method(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""Google's service: forwarding interactions there, and its environments' files (a leaf)."""
