@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from .models import ModelRegistry
 from .models.base import Message, Model, ToolSpec
 from .placement import Environments, Placement
 from .run import Run, frame_from_stored
+from .state.ids import new_id
 from .state.store import RESTARTED_ERROR, Store
 from .upstream.forward import runs_on_google
 
@@ -54,10 +54,6 @@ _ECHOED = (
     "labels",
     "environment",
 )
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
 
 
 def without_env_values(environment: dict[str, Any]) -> dict[str, Any]:

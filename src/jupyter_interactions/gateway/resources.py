@@ -8,11 +8,12 @@ import contextlib
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
+from ..protocol import now
 from ..sandbox.base import SandboxFiles, clean_relative
 from . import catalog
 from .capabilities import check_tools
-from .engine import new_id, now
 from .environments import file_resource
+from .state.ids import new_id
 from .tar_download import directory_tar
 from .upstream.files import UpstreamFiles
 from .upstream.forward import runs_on_google

@@ -19,8 +19,8 @@ from pathlib import Path
 from ..errors import NotFoundError, RequestError
 from ..sandbox.base import FileInfo, clean_relative
 from ..sandbox.directory import DirectoryFiles
-from .engine import new_id
 from .environments import EnvironmentManager, lives_upstream
+from .state.ids import new_id
 from .upstream.files import no_uploads
 
 __all__ = ["Uploads"]

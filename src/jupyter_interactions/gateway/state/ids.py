@@ -1,0 +1,10 @@
+"""Ids the gateway mints for what it stores: `int_…`, `env_…`, `agent_…`, uploads."""
+
+from __future__ import annotations
+
+import secrets
+
+
+def new_id(prefix: str) -> str:
+    """`prefix` and 16 random hex digits, e.g. `int_9f3c…`."""
+    return f"{prefix}_{secrets.token_hex(8)}"
