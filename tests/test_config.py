@@ -58,7 +58,7 @@ def test_repr_hides_every_secret(config_file, monkeypatch):
 
 
 def test_sandbox_limits_come_from_the_config_file() -> None:
-    from jupyter_interactions.gateway.sandboxes import configured_limits
+    from jupyter_interactions.gateway.environments.sandboxes import configured_limits
 
     limits = configured_limits(GatewayConfig(sandbox_options={"limits": {"cpu_seconds": 30}}))
     assert limits.cpu_seconds == 30 and limits.wall_seconds == Limits().wall_seconds

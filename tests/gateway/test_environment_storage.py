@@ -21,10 +21,10 @@ import pytest
 
 from jupyter_interactions.config import GatewayConfig
 from jupyter_interactions.errors import SandboxError
-from jupyter_interactions.gateway.environments import EnvironmentManager
-from jupyter_interactions.gateway.sandboxes import LiveSandboxes
+from jupyter_interactions.gateway.environments.manager import EnvironmentManager
+from jupyter_interactions.gateway.environments.sandboxes import LiveSandboxes
+from jupyter_interactions.gateway.environments.tar_download import directory_tar
 from jupyter_interactions.gateway.state.store import Store
-from jupyter_interactions.gateway.tar_download import directory_tar
 from jupyter_interactions.sandbox import disk
 from jupyter_interactions.sandbox.base import Limits
 from jupyter_interactions.sandbox.pool import WarmPool

@@ -24,6 +24,7 @@ from ..errors import RequestError, SandboxError
 from ..sandbox.base import RunError, RunResult
 from .emitter import Emitter
 from .engine import AgentContext
+from .environments.sandboxes import Lease, LiveSandboxes
 from .mcp import McpTools
 from .model_turn import generation_settings, stream_turn
 from .models.base import (
@@ -33,7 +34,6 @@ from .models.base import (
     ToolCall,
     ToolSpec,
 )
-from .sandboxes import Lease, LiveSandboxes
 
 __all__ = ["AGENT_NAME", "RUN_CODE", "Budget", "LocalAgent"]
 

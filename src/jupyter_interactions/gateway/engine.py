@@ -28,13 +28,13 @@ from ..errors import (
 from ..protocol import moves_head, now
 from .capabilities import Plan, check_request
 from .emitter import Emitter
+from .environments.placement import Environments, Placement
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .job_feed import JobFeed
 from .mcp import McpServer
 from .model_turn import generation_settings, model_turn, tool_specs
 from .models import ModelRegistry
 from .models.base import Message, Model, ToolSpec
-from .placement import Environments, Placement
 from .run import Run, frame_from_stored
 from .state.ids import new_id
 from .state.store import RESTARTED_ERROR, Store
@@ -180,7 +180,7 @@ class Engine:
 
         previous_id = body.get("previous_interaction_id")
         plan = self._plan(body, execute)
-        environment = await self.placement.config(body, execute[0], execute[2], plan)
+        environment = await self.placement.config(body, execute[0], execute[2], plan.code_execution)
         if plan.mcp:
             plan.check_reach(await self.placement.allowlist(environment))
 

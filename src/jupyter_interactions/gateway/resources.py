@@ -12,9 +12,9 @@ from ..protocol import now
 from ..sandbox.base import SandboxFiles, clean_relative
 from . import catalog
 from .capabilities import check_tools
-from .environments import file_resource
+from .environments.manager import file_resource
+from .environments.tar_download import directory_tar
 from .state.ids import new_id
-from .tar_download import directory_tar
 from .upstream.files import UpstreamFiles
 from .upstream.forward import runs_on_google
 from .validation import routes

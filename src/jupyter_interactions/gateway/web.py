@@ -25,14 +25,14 @@ from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
 from .agents import AGENT_NAME, LocalAgent
 from .engine import Engine, Upstream
-from .environments import EnvironmentManager
+from .environments.manager import EnvironmentManager
+from .environments.sandboxes import LiveSandboxes
+from .environments.uploads import Uploads
 from .models import ModelRegistry
 from .replay import Cassettes
 from .runtime import DataDirLock
-from .sandboxes import LiveSandboxes
 from .state.auth_tokens import AuthTokens, Grant, Need
 from .state.store import Store
-from .uploads import Uploads
 from .upstream.forward import GoogleUpstream
 from .validation import routes, rules
 

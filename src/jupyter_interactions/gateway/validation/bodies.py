@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import RequestError
-from ..placement import FRESH_ENVIRONMENT
+from ..environments.placement import FRESH_ENVIRONMENT
 from . import rules
 from .strict_json import INT64_MAX, INT64_MIN, field_name, walk
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from ...errors import RequestError
 from ...protocol import CELL_HEADER
-from ..environments import MODES
+from ..environments.manager import MODES
 from ..job_feed import EVENT_ID
 from ..replay import MODES as CASSETTE_MODES
 from . import bodies, rules

@@ -16,12 +16,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NotFoundError, RequestError
-from ..sandbox.base import FileInfo, clean_relative
-from ..sandbox.directory import DirectoryFiles
-from .environments import EnvironmentManager, lives_upstream
-from .state.ids import new_id
-from .upstream.files import no_uploads
+from ...errors import NotFoundError, RequestError
+from ...sandbox.base import FileInfo, clean_relative
+from ...sandbox.directory import DirectoryFiles
+from ..state.ids import new_id
+from ..upstream.files import no_uploads
+from .manager import EnvironmentManager, lives_upstream
 
 __all__ = ["Uploads"]
 

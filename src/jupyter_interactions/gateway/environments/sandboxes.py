@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import GatewayConfig
-from ..errors import ConfigError, SandboxError
-from ..sandbox import registry
-from ..sandbox.base import Limits, Sandbox, SandboxFiles
-from ..sandbox.directory import DirectoryFiles
-from ..sandbox.disk import IMAGE, DiskQuotas
-from ..sandbox.egress import Allowlist
+from ...config import GatewayConfig
+from ...errors import ConfigError, SandboxError
+from ...sandbox import registry
+from ...sandbox.base import Limits, Sandbox, SandboxFiles
+from ...sandbox.directory import DirectoryFiles
+from ...sandbox.disk import IMAGE, DiskQuotas
+from ...sandbox.egress import Allowlist
 
 __all__ = ["Lease", "LiveSandboxes", "SandboxSetup"]
 

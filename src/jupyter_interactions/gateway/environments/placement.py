@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import RequestError
-from ..sandbox.egress import Allowlist
-from .capabilities import Plan
-from .state.store import Store
+from ...errors import RequestError
+from ...sandbox.egress import Allowlist
+from ..state.store import Store
 
 __all__ = ["FRESH_ENVIRONMENT", "Environments", "Placement", "agent_environment"]
 
@@ -66,20 +65,22 @@ class Placement:
         self.store = store
         self.environments = environments
 
-    async def config(self, body: dict[str, Any], kind: str, definition: Any, plan: Plan) -> Any:
+    async def config(
+        self, body: dict[str, Any], kind: str, definition: Any, code_execution: bool
+    ) -> Any:
         """Where a local run works, as config (nothing is created yet): an agent always has
         an environment, a model call one if it asked or runs code. Continuing a
         conversation continues in its sandbox too."""
         requested = body.get("environment")
         if kind == "upstream":
             return requested
-        sandboxed = kind == "agent" or plan.code_execution
+        sandboxed = kind == "agent" or code_execution
         previous_id = body.get("previous_interaction_id")
         if requested is None and previous_id and sandboxed:
             requested = await self._previous(previous_id)
         if kind == "agent":
             return agent_environment(requested, definition)
-        if requested is None and plan.code_execution:
+        if requested is None and code_execution:
             return FRESH_ENVIRONMENT
         return requested
 

@@ -15,9 +15,9 @@ import tarfile
 from collections.abc import AsyncGenerator
 from typing import BinaryIO
 
-from ..errors import NotFoundError, RequestError
-from ..sandbox.base import FileInfo, SandboxFiles, clean_relative
-from ..sandbox.directory import DirectoryFiles, in_file_thread
+from ...errors import NotFoundError, RequestError
+from ...sandbox.base import FileInfo, SandboxFiles, clean_relative
+from ...sandbox.directory import DirectoryFiles, in_file_thread
 
 __all__ = ["directory_tar"]
 

@@ -22,15 +22,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, RequestError, UnsupportedError
-from ..protocol import now
-from ..sandbox import safe_files
-from ..sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
-from ..sandbox.directory import DirectoryFiles, in_file_thread
-from ..sandbox.egress import Allowlist
+from ...errors import NotFoundError, RequestError, UnsupportedError
+from ...protocol import now
+from ...sandbox import safe_files
+from ...sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
+from ...sandbox.directory import DirectoryFiles, in_file_thread
+from ...sandbox.egress import Allowlist
+from ..state.ids import new_id
+from ..state.store import Store
 from .sandboxes import SandboxSetup
-from .state.ids import new_id
-from .state.store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google's service
