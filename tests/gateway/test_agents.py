@@ -414,8 +414,8 @@ async def test_local_model_takes_a_short_agent_turn(aio: Any) -> None:
 async def test_output_from_another_thread_reaches_the_stream_in_order() -> None:
     """Sandboxes may call on_output from a worker thread: the deltas still land on the loop,
     in order, and nothing arrives after the step has ended."""
-    from jupyter_interactions.gateway.agents import _OutputSink
-    from jupyter_interactions.gateway.emitter import Emitter
+    from jupyter_interactions.gateway.runs.emitter import Emitter
+    from jupyter_interactions.gateway.runs.local_agent import _OutputSink
 
     published: list[dict[str, Any]] = []
     threads: set[int] = set()

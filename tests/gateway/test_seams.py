@@ -15,7 +15,7 @@ from tornado.web import Application
 
 from jupyter_interactions.config import GatewayConfig, Secret
 from jupyter_interactions.gateway.app import GatewayState, make_handlers
-from jupyter_interactions.gateway.engine import AgentContext
+from jupyter_interactions.gateway.runs.engine import AgentContext
 from jupyter_interactions.gateway.upstream.forward import UpstreamRun
 
 PREFIX = "/user/me/interactions"

@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 from tests.gateway.test_http import raw
 
-from jupyter_interactions.gateway.job_feed import PROGRESS_SECONDS
+from jupyter_interactions.gateway.runs.job_feed import PROGRESS_SECONDS
 
 WORDS = " ".join(f"w{i}" for i in range(400))  # `slow`: 20 s, one word per 50 ms
 

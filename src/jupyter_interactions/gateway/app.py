@@ -18,9 +18,9 @@ from ..config import GatewayConfig
 from ..version import __version__
 from . import resources, validation
 from .auth import with_token_auth
-from .engine import Upstream
 from .live import LiveHandler, open_live
 from .replay.routes import CassetteHandler
+from .runs.engine import Upstream
 from .state.auth_tokens import Need
 from .validation import routes
 from .web import BaseHandler, GatewayState, LimitedBodies, NotFoundHandler, access_log

@@ -26,10 +26,10 @@ import tornado.websocket
 
 from ..errors import InteractionsError, RequestError, UnsupportedError
 from ..protocol import STOPPED_EARLY
-from .emitter import Emitter
-from .history import content_text
-from .model_turn import model_request, stream_turn
 from .models.base import Message, Model
+from .runs.emitter import Emitter
+from .runs.history import content_text
+from .runs.model_turn import model_request, stream_turn
 from .state.auth_tokens import Need
 from .validation import bodies, rules, strict_json
 from .validation.strict_json import INT64_MAX

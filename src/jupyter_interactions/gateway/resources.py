@@ -10,10 +10,10 @@ from typing import Any
 from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
 from ..protocol import now
 from ..sandbox.base import SandboxFiles, clean_relative
-from . import catalog
-from .capabilities import check_tools
 from .environments.manager import file_resource
 from .environments.tar_download import directory_tar
+from .runs import catalog
+from .runs.capabilities import check_tools
 from .state.ids import new_id
 from .upstream.files import UpstreamFiles
 from .upstream.forward import runs_on_google

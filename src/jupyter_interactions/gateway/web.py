@@ -23,13 +23,13 @@ from tornado.iostream import StreamClosedError
 
 from ..config import GatewayConfig
 from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
-from .agents import AGENT_NAME, LocalAgent
-from .engine import Engine, Upstream
 from .environments.manager import EnvironmentManager
 from .environments.sandboxes import LiveSandboxes
 from .environments.uploads import Uploads
 from .models import ModelRegistry
 from .replay import Cassettes
+from .runs.engine import Engine, Upstream
+from .runs.local_agent import AGENT_NAME, LocalAgent
 from .runtime import DataDirLock
 from .state.auth_tokens import AuthTokens, Grant, Need
 from .state.store import Store

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..history import input_steps
+from ..runs.history import input_steps
 from .cassette import Entry
 
 NOT_MATCHED = frozenset(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from ..emitter import Emitter
+from ..runs.emitter import Emitter
 from ..upstream.forward import Relay, UpstreamRun
 from .cassette import Cassette, Entry
 

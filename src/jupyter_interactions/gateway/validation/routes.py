@@ -12,8 +12,8 @@ from urllib.parse import unquote
 from ...errors import RequestError
 from ...protocol import CELL_HEADER
 from ..environments.manager import MODES
-from ..job_feed import EVENT_ID
 from ..replay import MODES as CASSETTE_MODES
+from ..runs.job_feed import EVENT_ID
 from . import bodies, rules
 from .strict_json import loads
 

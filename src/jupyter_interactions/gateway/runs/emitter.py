@@ -20,7 +20,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..protocol import PAUSED, strict_loads
+from ...protocol import PAUSED, strict_loads
 
 Publish = Callable[[dict[str, Any]], None]
 

@@ -20,9 +20,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..protocol import now
+from ...protocol import now
+from ..state.store import Store
 from .emitter import Emitter
-from .state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import base64
 import binascii
 from typing import Any
 
-from ..errors import RequestError
-from ..protocol import result_text
-from .models.base import Message, ToolCall
+from ...errors import RequestError
+from ...protocol import result_text
+from ..models.base import Message, ToolCall
 
 STEP_TYPES = frozenset(
     {

@@ -29,12 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RequestError, UnsupportedError
-from ..sandbox.egress import Allowlist
+from ...errors import RequestError, UnsupportedError
+from ...sandbox.egress import Allowlist
+from ..models.base import TEXT_ONLY, Model, ModelRequest
 from .history import input_steps, readable_document
 from .mcp import McpServer, mcp_servers, reach_refusal
 from .model_turn import model_request
-from .models.base import TEXT_ONLY, Model, ModelRequest
 
 __all__ = ["TEXT_ONLY", "Plan", "check_request", "check_tools"]
 

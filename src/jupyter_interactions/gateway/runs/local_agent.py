@@ -20,20 +20,20 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import RequestError, SandboxError
-from ..sandbox.base import RunError, RunResult
-from .emitter import Emitter
-from .engine import AgentContext
-from .environments.sandboxes import Lease, LiveSandboxes
-from .mcp import McpTools
-from .model_turn import generation_settings, stream_turn
-from .models.base import (
+from ...errors import RequestError, SandboxError
+from ...sandbox.base import RunError, RunResult
+from ..environments.sandboxes import Lease, LiveSandboxes
+from ..models.base import (
     Message,
     Model,
     ModelRequest,
     ToolCall,
     ToolSpec,
 )
+from .emitter import Emitter
+from .engine import AgentContext
+from .mcp import McpTools
+from .model_turn import generation_settings, stream_turn
 
 __all__ = ["AGENT_NAME", "RUN_CODE", "Budget", "LocalAgent"]
 

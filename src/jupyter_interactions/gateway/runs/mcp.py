@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ..errors import ConfigError, RequestError
-from ..sandbox.egress import Allowlist
+from ...errors import ConfigError, RequestError
+from ...sandbox.egress import Allowlist
+from ..models.base import Message, ToolCall, ToolSpec
 from .emitter import Emitter
-from .models.base import Message, ToolCall, ToolSpec
 
 __all__ = ["McpServer", "McpTools", "mcp_servers", "reach_refusal"]
 

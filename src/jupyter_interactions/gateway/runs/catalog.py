@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TypedDict
 
-from .models import ModelRegistry
+from ..models import ModelRegistry
 
 HERE = "runs on this gateway"
 FORWARDED = "forwarded to Google's service with the gateway's key"

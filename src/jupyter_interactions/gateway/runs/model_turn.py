@@ -8,10 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import RequestError, UnsupportedError
-from .emitter import Emitter
-from .history import content_text
-from .models.base import (
+from ...errors import RequestError, UnsupportedError
+from ..models.base import (
     Finish,
     Message,
     Model,
@@ -23,6 +21,8 @@ from .models.base import (
     ToolSpec,
     Usage,
 )
+from .emitter import Emitter
+from .history import content_text
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from ..protocol import total_tokens
+from ...protocol import total_tokens
+from ..state.store import Store
 from .run import Run
-from .state.store import Store
 
 KEEP = 256  # changes kept per session, for resume
 # se_<epoch: 8 hex digits>_<n>; 18 digits always fit an int64

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import GatewayConfig
-from ..errors import (
+from ...config import GatewayConfig
+from ...errors import (
     ConfigError,
     ConflictError,
     InteractionsError,
@@ -25,20 +25,20 @@ from ..errors import (
     RequestError,
     UnsupportedError,
 )
-from ..protocol import moves_head, now
+from ...protocol import moves_head, now
+from ..environments.placement import Environments, Placement
+from ..models import ModelRegistry
+from ..models.base import Message, Model, ToolSpec
+from ..state.ids import new_id
+from ..state.store import RESTARTED_ERROR, Store
+from ..upstream.forward import runs_on_google
 from .capabilities import Plan, check_request
 from .emitter import Emitter
-from .environments.placement import Environments, Placement
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .job_feed import JobFeed
 from .mcp import McpServer
 from .model_turn import generation_settings, model_turn, tool_specs
-from .models import ModelRegistry
-from .models.base import Message, Model, ToolSpec
 from .run import Run, frame_from_stored
-from .state.ids import new_id
-from .state.store import RESTARTED_ERROR, Store
-from .upstream.forward import runs_on_google
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Running interactions: the engine, its executors (model, agent, upstream), events, history."""
