@@ -16,15 +16,16 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-import jupyter_interactions.gateway.app
+import jupyter_interactions.gateway.http.app
 import jupyter_interactions.sandbox.jupyter
 import jupyter_interactions.sandbox.local  # noqa: F401  (their errors join the tree)
 from jupyter_interactions import errors
 from jupyter_interactions.config import GatewayConfig, Secret
-from jupyter_interactions.gateway.auth import with_token_auth
+from jupyter_interactions.gateway.http.auth import with_token_auth
+from jupyter_interactions.gateway.http.base import BaseHandler
 from jupyter_interactions.gateway.logs import Redact
 from jupyter_interactions.gateway.upstream.files import ask_google
-from jupyter_interactions.gateway.web import BaseHandler, GatewayState
+from jupyter_interactions.gateway.wiring import GatewayState
 from jupyter_interactions.protocol import sdk_retries
 
 TOKEN = "test-token"

@@ -14,9 +14,10 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 
 from jupyter_interactions.config import GatewayConfig, Secret
-from jupyter_interactions.gateway.app import GatewayState, make_handlers
-from jupyter_interactions.gateway.runs.engine import AgentContext
+from jupyter_interactions.gateway.http.app import make_handlers
+from jupyter_interactions.gateway.runs.executors import AgentContext
 from jupyter_interactions.gateway.upstream.forward import UpstreamRun
+from jupyter_interactions.gateway.wiring import GatewayState
 
 PREFIX = "/user/me/interactions"
 

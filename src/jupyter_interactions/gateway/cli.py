@@ -22,14 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tornado.netutil import bind_sockets
-
 from ..config import GatewayConfig, Secret, gateway_data_dir
 from ..errors import InteractionsError
 from ..launch import is_loopback, running_gateways, same_dir
 from ..protocol import now
-from .app import make_app
-from .idle import Activity, CountingHTTPServer, stop_when_idle
+from .http.app import make_app
+from .http.idle import Activity, listen, stop_when_idle
 from .logs import setup_logging
 from .runtime import write_runtime_file
 
@@ -42,12 +40,8 @@ async def serve(config: GatewayConfig, idle_exit: float = 0.0) -> None:
     state = app.settings["interactions_state"]
     await state.start()  # takes the data dir, or refuses: before anything is published
     activity = Activity()
-    # The app answers any body past the limit with a 400 that says so (web.LimitedBodies).
-    server = CountingHTTPServer(app, xheaders=False)
-    server.activity = activity
-    sockets = bind_sockets(config.port, config.host)
-    server.add_sockets(sockets)
-    port = sockets[0].getsockname()[1]
+    # The app answers any body past the limit with a 400 that says so (http/base.LimitedBodies).
+    server, port = listen(app, config.host, config.port, activity)
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}/"
     if not is_loopback(config.host):

@@ -18,9 +18,9 @@ from tests.extension_server import extension_server
 
 from jupyter_interactions._sdk import errors
 from jupyter_interactions.errors import RequestError
-from jupyter_interactions.gateway.live import LiveConversation
 from jupyter_interactions.gateway.models.echo import EchoModel
 from jupyter_interactions.gateway.runs.emitter import Emitter
+from jupyter_interactions.gateway.runs.live import LiveConversation
 
 
 async def until_stop(connection: Any) -> list[Any]:

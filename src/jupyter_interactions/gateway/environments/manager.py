@@ -30,7 +30,8 @@ from ...sandbox.directory import DirectoryFiles, in_file_thread
 from ...sandbox.egress import Allowlist
 from ..state.ids import new_id
 from ..state.store import Store
-from .sandboxes import SandboxSetup
+from ..upstream.forward import GoogleUpstream
+from .sandboxes import LiveSandboxes, SandboxSetup
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google's service
@@ -172,13 +173,19 @@ def lives_upstream(resource: dict[str, Any]) -> bool:
 
 
 class EnvironmentManager:
-    def __init__(self, data_dir: Path, store: Store) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        store: Store,
+        live: LiveSandboxes | None = None,
+        upstream: GoogleUpstream | None = None,
+    ) -> None:
         self.base = Path(data_dir) / "environments"
         self.store = store
-        # The live sandboxes (gateway/sandboxes.py) and Google's service (upstream.py), once
-        # the gateway wires them in.
-        self.live: Any = None
-        self.upstream: Any = None
+        # The live sandboxes (sandboxes.py), and Google's service (upstream/forward.py) when
+        # the gateway forwards there; None where a test or tool needs only the files.
+        self.live = live
+        self.upstream = upstream
 
     def root(self, environment_id: str) -> Path:
         if not _ID.match(environment_id):

@@ -26,6 +26,7 @@ from typing import Any
 from ...config import GatewayConfig
 from ...errors import ConfigError, NotFoundError, RequestError
 from ...protocol import notebook_cassette
+from ..runs.executors import Route, UpstreamRoute
 from ..state.store import Store
 from .cassette import Cassette
 from .matching import Request, cell_label, no_match_message, request_of
@@ -147,8 +148,8 @@ class Cassettes:
         body: dict[str, Any],
         session: str | None,
         cell: str | None,
-        route: Callable[[], Awaitable[Any]],
-    ) -> Any:
+        route: Callable[[], Awaitable[Route]],
+    ) -> Route:
         """Where a new interaction runs: `route()` (the engine's own choice), or a recording."""
         chosen = await self.active(session)
         if chosen is None or chosen.mode in ("record", "off"):
@@ -173,7 +174,7 @@ class Cassettes:
         player = Player(
             entry, chosen.cassette, chosen.aliases, self.environments, self.config.replay_pacing
         )
-        return ("upstream", player, None)
+        return UpstreamRoute(player)
 
     def started(
         self, run: Any, body: dict[str, Any], session: str | None, cell: str | None

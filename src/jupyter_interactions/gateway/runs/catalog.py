@@ -10,9 +10,11 @@ Google lists them: the ones this gateway would forward).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from ..models import ModelRegistry
+from ..state.agents import AgentResource
 
 HERE = "runs on this gateway"
 FORWARDED = "forwarded to Google's service with the gateway's key"
@@ -45,7 +47,7 @@ def local_models(models: ModelRegistry) -> list[ModelEntry]:
     return entries
 
 
-def local_agents(builtin: dict[str, Any], custom: list[dict[str, Any]]) -> list[ModelEntry]:
+def local_agents(builtin: dict[str, Any], custom: Sequence[AgentResource]) -> list[ModelEntry]:
     entries = []
     for name, runner in sorted(builtin.items()):
         entries.append(entry("agents", name, f"{HERE} ({_summary(type(runner))})"))

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from ...config import GatewayConfig
 from ...errors import (
@@ -25,19 +23,30 @@ from ...errors import (
     RequestError,
     UnsupportedError,
 )
-from ...protocol import moves_head, now
+from ...protocol import now
 from ..environments.placement import Environments, Placement
 from ..models import ModelRegistry
-from ..models.base import Message, Model, ToolSpec
+from ..state.agents import AgentResource, Agents
 from ..state.ids import new_id
 from ..state.store import RESTARTED_ERROR, Store
+from ..state.threads import Threads
 from ..upstream.forward import runs_on_google
-from .capabilities import Plan, check_request
-from .emitter import Emitter
+from .capabilities import Plan, check_tools
+from .executors import (
+    AgentContext,
+    AgentRoute,
+    AgentRunner,
+    Execution,
+    LiveTurns,
+    ModelRoute,
+    Route,
+    RouteHook,
+    Upstream,
+    UpstreamRoute,
+)
 from .history import content_text, input_steps, messages_from_steps, pending_calls
 from .job_feed import JobFeed
-from .mcp import McpServer
-from .model_turn import generation_settings, model_turn, tool_specs
+from .model_turn import generation_settings, tool_specs
 from .run import Run, frame_from_stored
 
 log = logging.getLogger(__name__)
@@ -63,66 +72,10 @@ def without_env_values(environment: dict[str, Any]) -> dict[str, Any]:
     return {**environment, "env": dict.fromkeys(environment["env"], "***")}
 
 
-class Upstream(Protocol):
-    """Forwarding to Google's service (written in upstream.py on top of this seam)."""
-
-    def handles(self, model: str | None, agent: str | None) -> bool:
-        """True if the upstream can run this id (one the engine does not serve itself)."""
-
-    async def run(
-        self, body: dict[str, Any], previous_upstream_id: str | None, emitter: Emitter
-    ) -> Any:
-        """Run the interaction upstream, reporting steps through `emitter` (set
-        `emitter.status` for a final status other than completed/requires_action); return
-        its `id` upstream (kept for the next turn's `previous_upstream_id`) and the
-        `environment_id` of the sandbox it ran in there, if any (an `UpstreamRun`)."""
-
-    async def models(self) -> list[tuple[str, str]]:
-        """The ids Google lists that would be forwarded, as ("models"|"agents", id)."""
-
-
-@dataclass
-class AgentContext:
-    """What an agent runner gets for one interaction."""
-
-    interaction_id: str
-    agent: str
-    body: dict[str, Any]
-    messages: tuple[Message, ...]
-    emitter: Emitter
-    models: ModelRegistry
-    config: GatewayConfig
-    system_instruction: str | None = None
-    tools: tuple[ToolSpec, ...] = ()
-    definition: dict[str, Any] | None = None  # the custom Agent resource, if agent= names one
-    environment_id: str | None = None
-    environment_root: Path | None = None  # the environment's directory; code runs in workspace/
-    extra: dict[str, Any] = field(default_factory=dict)
-    # A model call whose tools run here (code_execution, mcp_server) runs as a tool loop:
-    # its own model and generation_config instead of an agent_config's.
-    model: str | None = None
-    generation: dict[str, Any] | None = None
-    code_execution: bool = True
-    mcp: tuple[McpServer, ...] = ()
-
-
-class LiveTurns(Protocol):
-    """The turns of a live interaction (live.py): it answers inputs as they come, on one model,
-    until the client completes it."""
-
-    async def run(
-        self, model: Model, body: dict[str, Any], messages: list[Message], emitter: Emitter
-    ) -> str:
-        """Answer each input in turn; return the final status."""
-
-
-class AgentRunner(Protocol):
-    async def run(self, ctx: AgentContext) -> None:
-        """Do the work, reporting through ctx.emitter; set ctx.emitter.status to end other
-        than completed (requires_action is derived from unanswered function_call steps)."""
-
-
 class Engine:
+    """Runs interactions and answers for them. Built once (wiring.py) with every service it
+    uses; nothing is set on it afterwards."""
+
     def __init__(
         self,
         config: GatewayConfig,
@@ -130,6 +83,13 @@ class Engine:
         models: ModelRegistry,
         upstream: Upstream | None = None,
         environments: Environments | None = None,
+        *,
+        agents: Mapping[str, AgentRunner] | None = None,
+        tool_runner: AgentRunner | None = None,
+        open_live: Callable[[dict[str, Any], bool], LiveTurns | None] | None = None,
+        cassettes: RouteHook | None = None,
+        threads: Threads | None = None,
+        saved_agents: Agents | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -137,16 +97,18 @@ class Engine:
         self.upstream = upstream
         self.environments = environments
         self.placement = Placement(store, environments)
-        self.agents: dict[str, AgentRunner] = {}
+        self.agents: dict[str, AgentRunner] = dict(agents or {})
         # (body, required) -> the turns of a live interaction, if the body is one (live.py).
-        self.open_live: Callable[[dict[str, Any], bool], LiveTurns | None] | None = None
+        self.open_live = open_live
         # Runs a model call whose tools run here (code_execution, mcp_server): the local
         # agent's loop, with the model's own settings.
-        self.tool_runner: AgentRunner | None = None
+        self.tool_runner = tool_runner
         self.runs: dict[str, Run] = {}
         # Record and replay (replay/service.py): may serve a create from a cassette, and
         # follows each run of a session that records.
-        self.cassettes: Any = None
+        self.cassettes = cassettes
+        self.threads = threads or Threads(store)
+        self.saved_agents = saved_agents or Agents(store)
         self.job_feed = JobFeed(store, self.runs)  # each session's job changes, as events
 
     # -- create --------------------------------------------------------------------------------
@@ -169,18 +131,20 @@ class Engine:
                 f"live interactions run on this gateway's own models, not {model or agent!r}; "
                 f"use one of {self.models.names()}"
             )
-        route = functools.partial(self._route, body, model, agent)
+        choose = functools.partial(self._route, model, agent)
         cassettes = self.cassettes
-        execute = await (cassettes.route(body, session, cell, route) if cassettes else route())
+        route = await (cassettes.route(body, session, cell, choose) if cassettes else choose())
         turns = None
-        if execute[0] == "model" and self.open_live is not None:
+        if route.kind == "model" and self.open_live is not None:
             turns = self.open_live(body, live)  # refuses a live setup the model cannot honour
         if live and turns is None:
             raise UnsupportedError("this gateway serves no live interactions")
 
         previous_id = body.get("previous_interaction_id")
-        plan = self._plan(body, execute)
-        environment = await self.placement.config(body, execute[0], execute[2], plan.code_execution)
+        plan = route.plan(body)  # refuses what the target cannot honour (capabilities.py)
+        environment = await self.placement.config(
+            body, route.kind, route.definition, plan.code_execution
+        )
         if plan.mcp:
             plan.check_reach(await self.placement.allowlist(environment))
 
@@ -203,7 +167,7 @@ class Engine:
         resource.update({k: body[k] for k in _ECHOED if body.get(k) is not None})
         if isinstance(resource.get("environment"), dict):
             resource["environment"] = without_env_values(resource["environment"])
-        if execute[0] == "upstream":
+        if route.kind == "upstream":
             body = await self.placement.for_upstream(body, resource)
         elif environment is not None:
             resource["environment_id"] = await self.placement.resolve(environment)
@@ -222,13 +186,20 @@ class Engine:
         if body.get("background") and session and stored:
             self.store.add_job(run.id, session, thread, created)
             self.job_feed.watch(run, session)
-        context = {
-            "history": history,
-            "input": new_input,
-            "previous_upstream_id": previous_upstream_id,
-            "plan": plan,
-        }
-        run.task = asyncio.create_task(self._execute(run, execute, body, context))
+        execution = Execution(
+            run=run,
+            body=body,
+            history=history,
+            input=new_input,
+            previous_upstream_id=previous_upstream_id,
+            plan=plan,
+            agent_context=functools.partial(
+                self._agent_context, run, body, history, new_input, plan
+            ),
+            tool_runner=self.tool_runner,
+            environments=self.environments,
+        )
+        run.task = asyncio.create_task(self._execute(route, execution))
         run.task.add_done_callback(lambda task: self._task_done(run, task))
         if cassettes is not None:
             cassettes.started(run, body, session, cell)
@@ -239,19 +210,20 @@ class Engine:
             await saved  # a background job is on disk before its id is handed out
         return run
 
-    async def _route(self, body: dict[str, Any], model: str | None, agent: str | None) -> Any:
+    async def _route(self, model: str | None, agent: str | None) -> Route:
         """Decide where this runs; fail fast (before any event) when it cannot run. What is
         served here runs here; any other id goes to Google's service when there is a key."""
         upstream = self.upstream
         forwarding = upstream is not None and upstream.handles(model, agent)
         if agent:
             if agent in self.agents:
-                return ("agent", self.agents[agent], None)
-            definition = await self.store.get_resource("agents", agent)
+                return AgentRoute(self.agents[agent])
+            definition = await self.saved_agents.find(agent)
             if definition is not None and definition.get("base_agent") in self.agents:
-                return ("agent", self.agents[definition["base_agent"]], definition)
+                return AgentRoute(self.agents[definition["base_agent"]], definition)
             if forwarding:
-                return ("upstream", upstream, None)
+                assert upstream is not None
+                return UpstreamRoute(upstream)
             if runs_on_google(None, agent):
                 raise ConfigError(
                     f"agent {agent!r} runs on Google's service: set GEMINI_API_KEY for the "
@@ -265,28 +237,37 @@ class Engine:
             )
         assert model is not None
         if self.models.serves(model):
-            return ("model", self.models.get(model), None)
+            return ModelRoute(self.models.get(model))
         if forwarding:
-            return ("upstream", upstream, None)
+            assert upstream is not None
+            return UpstreamRoute(upstream)
         if self.models.forwards(model) or runs_on_google(model, None):
             raise ConfigError(
                 f"model {model!r} runs on Google's service: set GEMINI_API_KEY for the "
                 "gateway, or use model='local' offline"
             )
-        return ("model", self.models.get(model), None)  # the registry's "unknown model" 400
+        return ModelRoute(self.models.get(model))  # the registry's "unknown model" 400
 
-    def _plan(self, body: dict[str, Any], execute: Any) -> Plan:
-        """Refuse what the target cannot honour (capabilities.py); Google decides for itself."""
-        kind, target, definition = execute
-        if kind == "upstream":
-            return Plan()
-        if kind == "model":
-            return check_request(body, who=f"model {body['model']!r}", model=target)
-        who = f"agent {body['agent']!r}"
-        if definition is not None:
-            who += f" (built on {definition['base_agent']!r})"
-        tools = body.get("tools") or (definition or {}).get("tools")
-        return check_request(body, who=who, tools=tools)
+    async def check_agent(self, agent: dict[str, Any]) -> None:
+        """Everything a custom agent will need when invoked, checked before it is saved: a
+        local base agent, tools it can run, and a base environment whose sources, network and
+        mode this gateway can honour."""
+        base = agent.get("base_agent")
+        local = sorted(self.agents)
+        if not isinstance(base, str) or base not in local:
+            where = ""
+            if isinstance(base, str) and runs_on_google(None, base):
+                where = f" {base!r} runs on Google's service (save such agents there);"
+            raise UnsupportedError(
+                f"base_agent must be a local agent here ({', '.join(local)});{where} "
+                "e.g. base_agent='local-agent'"
+            )
+        plan = check_tools(agent.get("tools"), f"an agent built on {base!r}")
+        environment = agent.get("base_environment")
+        if self.environments is not None:
+            await self.environments.check_config(environment)
+        if plan.mcp:
+            plan.check_reach(await self.placement.allowlist(environment))
 
     async def _history(self, previous_id: str) -> tuple[list[dict[str, Any]], str | None, int]:
         if previous_id in self.runs:
@@ -310,34 +291,14 @@ class Engine:
 
     # -- execution -----------------------------------------------------------------------------
 
-    async def _execute(
-        self, run: Run, execute: Any, body: dict[str, Any], context: dict[str, Any]
-    ) -> None:
-        emitter = run.emitter
+    async def _execute(self, route: Route, execution: Execution) -> None:
+        run = execution.run
         shown = ("id", "status", "object", "created", "model", "agent", "environment_id")
         created = {k: run.resource[k] for k in shown if k in run.resource}
-        emitter.created(created)
-        kind, target, definition = execute
+        run.emitter.created(created)
         status: str | None = None
         try:
-            if kind == "model" and context["plan"].needs_loop and self.tool_runner is not None:
-                ctx = self._agent_context(run, body, context, None)
-                await self.tool_runner.run(ctx)
-                status = emitter.status
-            elif kind == "model":
-                messages = messages_from_steps(context["history"] + context["input"])
-                turns = model_turn if run.live is None else run.live.run
-                status = await turns(target, body, messages, emitter)
-            elif kind == "agent":
-                await target.run(self._agent_context(run, body, context, definition))
-                status = emitter.status
-            else:
-                ran = await target.run(body, context["previous_upstream_id"], emitter)
-                run.row["upstream_id"] = ran.id
-                if ran.environment_id and self.environments is not None:
-                    await self.environments.adopt_upstream(ran.environment_id)
-                    run.resource["environment_id"] = ran.environment_id
-                status = emitter.status
+            status = await route.execute(execution)
         except asyncio.CancelledError:
             status = self._cancelled_status(run)
         except InteractionsError as exc:
@@ -348,7 +309,13 @@ class Engine:
         self._finish(run, status)
 
     def _agent_context(
-        self, run: Run, body: dict[str, Any], context: dict[str, Any], definition: Any
+        self,
+        run: Run,
+        body: dict[str, Any],
+        history: list[dict[str, Any]],
+        new_input: list[dict[str, Any]],
+        plan: Plan,
+        definition: AgentResource | None,
     ) -> AgentContext:
         environment_id = run.resource.get("environment_id")
         root = None
@@ -358,13 +325,12 @@ class Engine:
         if definition and definition.get("system_instruction") and not system:
             system = definition["system_instruction"]
         tools = body.get("tools") or (definition or {}).get("tools")
-        plan: Plan = context["plan"]
         model = run.resource.get("model")
         return AgentContext(
             interaction_id=run.id,
             agent=run.resource.get("agent") or "",
             body=body,
-            messages=tuple(messages_from_steps(context["history"] + context["input"])),
+            messages=tuple(messages_from_steps(history + new_input)),
             emitter=run.emitter,
             models=self.models,
             config=self.config,
@@ -414,16 +380,8 @@ class Engine:
         emitter.completed(final)
         run.persist()
         session, thread = run.row.get("session"), run.row.get("thread")
-        if session and thread and moves_head(status) and run.store is not None:
-            self.store.set_thread(
-                session,
-                thread,
-                run.id,
-                run.resource.get("model"),
-                run.resource.get("agent"),
-                run.chain_length,
-                run.resource["updated"],
-            )
+        if session and thread and run.store is not None:
+            self.threads.advance(session, thread, run.resource, status, run.chain_length)
 
     def _task_done(self, run: Run, task: asyncio.Task[None]) -> None:
         # A task cancelled before it ever started never reached _execute's handlers.

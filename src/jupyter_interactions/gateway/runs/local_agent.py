@@ -31,7 +31,7 @@ from ..models.base import (
     ToolSpec,
 )
 from .emitter import Emitter
-from .engine import AgentContext
+from .executors import AgentContext
 from .mcp import McpTools
 from .model_turn import generation_settings, stream_turn
 

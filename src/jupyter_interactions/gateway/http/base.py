@@ -1,4 +1,4 @@
-"""The HTTP layer every route shares: `GatewayState`, and `BaseHandler` with size limits, the
+"""The HTTP layer every route shares: `BaseHandler` with size limits, the
 reference's error shape, strict JSON answers and SSE framing; `LimitedBodies` answers bodies
 over the limit in that error shape, and `access_log` logs without queries.
 
@@ -21,83 +21,16 @@ import tornado.web
 from tornado import httputil
 from tornado.iostream import StreamClosedError
 
-from ..config import GatewayConfig
-from ..errors import AuthError, InteractionsError, NotFoundError, RequestError
-from .environments.manager import EnvironmentManager
-from .environments.sandboxes import LiveSandboxes
-from .environments.uploads import Uploads
-from .models import ModelRegistry
-from .replay import Cassettes
-from .runs.engine import Engine, Upstream
-from .runs.local_agent import AGENT_NAME, LocalAgent
-from .runtime import DataDirLock
-from .state.auth_tokens import AuthTokens, Grant, Need
-from .state.store import Store
-from .upstream.forward import GoogleUpstream
-from .validation import routes, rules
+from ...errors import AuthError, InteractionsError, NotFoundError, RequestError
+from ..runs.engine import Engine
+from ..state.auth_tokens import Grant, Need
+from ..validation import rules
+from ..wiring import GatewayState
+from . import requests as routes
 
-log = logging.getLogger("jupyter_interactions.gateway")
 # Bodies past the limit are read (and dropped) up to this size, so that the client, which
 # sends its whole body before it reads, gets the JSON answer; beyond it, tornado's own.
 DRAIN_LIMIT = 1 << 30
-
-
-class GatewayState:
-    """Everything the handlers share. Build it, `await start()`, mount the handlers."""
-
-    def __init__(self, config: GatewayConfig, upstream: Upstream | None = None) -> None:
-        self.config = config
-        self.store = Store(config.data_dir)
-        self.models = ModelRegistry(config.models)
-        self.environments = EnvironmentManager(config.data_dir, self.store)
-        self.uploads = Uploads(config.data_dir, self.environments)
-        if upstream is None:
-            upstream = GoogleUpstream(config)
-        self.upstream = upstream
-        self.environments.upstream = upstream if isinstance(upstream, GoogleUpstream) else None
-        self.engine = Engine(config, self.store, self.models, upstream, self.environments)
-        # Agents' sandboxes: one live per environment; a pool starts kernels ahead of use.
-        self.sandboxes = LiveSandboxes(config, pool_factory=lambda: _warm_pool(config))
-        self.environments.live = self.sandboxes
-        self.engine.agents[AGENT_NAME] = LocalAgent(self.sandboxes, self.environments)
-        self.auth_tokens = AuthTokens(self.store)
-        self.engine.tool_runner = self.engine.agents[AGENT_NAME]  # code_execution on models
-        self.cassettes = Cassettes(config, self.store, self.environments)
-        self.engine.cassettes = self.cassettes
-        self.recovered: list[str] = []
-        self.owner = DataDirLock(config.data_dir)
-        self.started = False
-
-    async def start(self) -> None:
-        # One process owns a data dir, so recovery only ever touches what this one ran.
-        self.owner.acquire()
-        self.recovered = await self.store.open()
-        await self.auth_tokens.load()
-        await self.uploads.start()
-        if self.recovered:
-            log.warning(
-                "marked %d interaction(s) failed: they were running when the gateway stopped",
-                len(self.recovered),
-            )
-        self.started = True
-
-    async def stop(self) -> None:
-        self.started = False
-        await self.engine.shutdown()
-        await self.cassettes.close()
-        await self.sandboxes.close()
-        aclose = getattr(self.upstream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        await self.store.close()
-        self.owner.release()
-
-
-def _warm_pool(config: GatewayConfig) -> Any:
-    # Imported on first need: jupyter_client loads with the first agent, not at startup.
-    from ..sandbox.pool import WarmPool
-
-    return WarmPool(size=config.warm_pool_size, base_dir=config.data_dir / "sandboxes")
 
 
 def _error_body(code: str, message: str) -> str:

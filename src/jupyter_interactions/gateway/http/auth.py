@@ -14,7 +14,7 @@ from typing import Any
 
 import tornado.web
 
-from .web import BaseHandler
+from .base import BaseHandler
 
 __all__ = ["TokenAuth", "behind", "with_token_auth"]
 

@@ -14,16 +14,18 @@ from typing import Any
 
 import tornado.web
 
-from ..config import GatewayConfig
-from ..version import __version__
-from . import resources, validation
+from ...config import GatewayConfig
+from ...version import __version__
+from .. import validation
+from ..runs.executors import Upstream
+from ..state.auth_tokens import Need
+from ..wiring import GatewayState
+from . import requests as routes
+from . import resources
 from .auth import with_token_auth
-from .live import LiveHandler, open_live
-from .replay.routes import CassetteHandler
-from .runs.engine import Upstream
-from .state.auth_tokens import Need
-from .validation import routes
-from .web import BaseHandler, GatewayState, LimitedBodies, NotFoundHandler, access_log
+from .base import BaseHandler, LimitedBodies, NotFoundHandler, access_log
+from .cassette import CassetteHandler
+from .live import LiveHandler
 
 __all__ = ["API_VERSIONS", "GatewayState", "make_app", "make_handlers"]
 
@@ -102,9 +104,6 @@ Mount = Callable[[type[BaseHandler]], type[tornado.web.RequestHandler]]
 
 def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_auth) -> list[Any]:
     """URL specs for every route, under `prefix` (e.g. "" or "/user/me/interactions")."""
-    # The live route and live interactions come together: with it mounted, the engine opens
-    # a live interaction for a create that asks for one (live.py).
-    state.engine.open_live = open_live
     validation.preload()  # google-genai's request types, for the first create to check
     p = prefix.rstrip("/")
     # Vertex-style clients put a project and location after the version; they mean nothing here.

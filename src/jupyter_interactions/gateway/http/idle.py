@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 log = logging.getLogger("jupyter_interactions.gateway")
 
@@ -69,3 +70,13 @@ async def stop_when_idle(
         # A few checks per idle period: a gateway stops at most a quarter period late.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(min(seconds - idle, seconds / 4), 0.05))
+
+
+def listen(app: Any, host: str, port: int, activity: Activity) -> tuple[CountingHTTPServer, int]:
+    """Serve `app` on host:port (0 picks a free port), counting connections into `activity`;
+    returns the server and the port it listens on."""
+    server = CountingHTTPServer(app, xheaders=False)
+    server.activity = activity
+    sockets = bind_sockets(port, host)
+    server.add_sockets(sockets)
+    return server, sockets[0].getsockname()[1]

@@ -7,8 +7,8 @@ session's finished interactions are written.
 
 from __future__ import annotations
 
-from ..validation import routes
-from ..web import BaseHandler
+from . import requests as routes
+from .base import BaseHandler
 
 
 class CassetteHandler(BaseHandler):

@@ -14,8 +14,8 @@ from ...protocol import CELL_HEADER
 from ..environments.manager import MODES
 from ..replay import MODES as CASSETTE_MODES
 from ..runs.job_feed import EVENT_ID
-from . import bodies, rules
-from .strict_json import loads
+from ..validation import bodies, rules
+from ..validation.strict_json import loads
 
 __all__ = [
     "CassetteChoice",

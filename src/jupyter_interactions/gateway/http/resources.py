@@ -7,19 +7,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..errors import ConflictError, NotFoundError, RequestError, UnsupportedError
-from ..protocol import now
-from ..sandbox.base import SandboxFiles, clean_relative
-from .environments.manager import file_resource
-from .environments.tar_download import directory_tar
-from .runs import catalog
-from .runs.capabilities import check_tools
-from .state.ids import new_id
-from .upstream.files import UpstreamFiles
-from .upstream.forward import runs_on_google
-from .validation import routes
-from .validation.rules import MAX_PAGE
-from .web import BaseHandler
+from ...errors import NotFoundError, RequestError
+from ...sandbox.base import SandboxFiles, clean_relative
+from ..environments.manager import file_resource
+from ..environments.tar_download import directory_tar
+from ..runs import catalog
+from ..upstream.files import UpstreamFiles
+from ..validation.rules import MAX_PAGE
+from . import requests as routes
+from .base import BaseHandler
 
 
 def _paged(
@@ -39,57 +35,20 @@ def _paged(
 class AgentsHandler(BaseHandler):
     async def get(self) -> None:
         page = routes.listing(self.request)
-        agents = await self.state.store.list_resources("agents", page.offset, page.size + 1)
+        agents = await self.state.agents.list(page.offset, page.size + 1)
         self.send_json(_paged("agents", agents, page))
 
     async def post(self) -> None:
         agent = await routes.create_agent(self.request)
-        agent_id = str(agent.get("id") or new_id("agent"))
-        if await self.state.store.get_resource("agents", agent_id) is not None:
-            raise ConflictError(
-                f"agent {agent_id!r} already exists; delete it first or pick another id"
-            )
-        await self._check_definition(agent)
-        agent.update({"id": agent_id, "created": now()})
-        await self.state.store.put_resource("agents", agent)
-        self.send_json(agent)
-
-    async def _check_definition(self, agent: dict[str, Any]) -> None:
-        """Everything the saved agent will need when invoked, checked now: a local base
-        agent, tools it can run, and a base environment whose sources, network and mode
-        this gateway can honour."""
-        base = agent.get("base_agent")
-        local = sorted(self.state.engine.agents)
-        if not isinstance(base, str) or base not in local:
-            where = ""
-            if isinstance(base, str) and runs_on_google(None, base):
-                where = f" {base!r} runs on Google's service (save such agents there);"
-            raise UnsupportedError(
-                f"base_agent must be a local agent here ({', '.join(local)});{where} "
-                "e.g. base_agent='local-agent'"
-            )
-        plan = check_tools(agent.get("tools"), f"an agent built on {base!r}")
-        environment = agent.get("base_environment")
-        await self.state.environments.check_config(environment)
-        if plan.mcp:
-            plan.check_reach(await self.state.engine.placement.allowlist(environment))
+        self.send_json(await self.state.agents.create(agent, self.engine.check_agent))
 
 
 class AgentHandler(BaseHandler):
-    async def _agent(self, agent_id: str) -> dict[str, Any]:
-        agent = await self.state.store.get_resource("agents", agent_id)
-        if agent is None:
-            raise NotFoundError(
-                f"agent {agent_id!r} not found; list them with client.agents.list()"
-            )
-        return agent
-
     async def get(self, agent_id: str) -> None:
-        self.send_json(await self._agent(routes.agent(self.request, agent_id)))
+        self.send_json(await self.state.agents.get(routes.agent(self.request, agent_id)))
 
     async def delete(self, agent_id: str) -> None:
-        await self._agent(routes.agent(self.request, agent_id))
-        await self.state.store.delete_resource("agents", agent_id)
+        await self.state.agents.delete(routes.agent(self.request, agent_id))
         self.send_json({})
 
 
@@ -101,7 +60,7 @@ class ModelsHandler(BaseHandler):
 
     async def entries(self) -> list[catalog.ModelEntry]:
         engine = self.engine
-        custom = await self.state.store.list_resources("agents", 0, MAX_PAGE)
+        custom = await self.state.agents.list(0, MAX_PAGE)
         google = await engine.upstream.models() if engine.upstream is not None else []
         return [
             *catalog.local_models(engine.models),
@@ -241,35 +200,15 @@ class SessionEventsHandler(BaseHandler):
 
 class ThreadsHandler(BaseHandler):
     async def delete(self, key: str) -> None:
-        await self.state.store.delete_threads(routes.session(self.request, key))
+        await self.state.threads.delete(routes.session(self.request, key))
         self.send_json({})
 
 
 class ThreadHandler(BaseHandler):
     async def put(self, key: str, name: str) -> None:
         wanted = routes.put_thread(self.request, key, name)
-        key, name, head = wanted.session, wanted.name, wanted.head
-        if head is None:
-            await self.state.store.set_thread(key, name, None, None, None, 0, now())
-            self.send_json({"name": name, "head": None})
-            return
-        chain = await self.state.store.chain(head)
-        if not chain or chain[-1]["id"] != head:
-            raise NotFoundError(f"interaction {head!r} not found; it cannot be a thread head")
-        resource = chain[-1]["resource"]
-        thread = {
-            "name": name,
-            "head": head,
-            "model": resource.get("model"),
-            "agent": resource.get("agent"),
-            "turns": len(chain),
-            "updated": now(),
-        }
-        await self.state.store.set_thread(
-            key, name, head, thread["model"], thread["agent"], len(chain), thread["updated"]
-        )
-        self.send_json(thread)
+        self.send_json(await self.state.threads.point(wanted.session, wanted.name, wanted.head))
 
     async def delete(self, key: str, name: str) -> None:
-        await self.state.store.delete_threads(*routes.thread(self.request, key, name))
+        await self.state.threads.delete(*routes.thread(self.request, key, name))
         self.send_json({})

@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, handlers, auth shells, SSE and error mapping (the only tornado user)."""
