@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...errors import GatewayError
 
@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS auth_tokens (
 """
 
 Write = Callable[[sqlite3.Connection], Any]
+T = TypeVar("T")
 # What a write or read may hand back to the event loop: nothing that holds SQLite state.
 _SQLITE_OBJECTS = (sqlite3.Cursor, sqlite3.Connection)
 # Plain JSON resources by id. environment_variables are never served: they may be secrets;
@@ -200,7 +201,7 @@ class Store:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor, _plain, fn, *args
@@ -217,7 +218,7 @@ class Store:
             "or fix that directory's permissions, then try again"
         )
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         # Reads go through the same thread, after any queued writes: read-your-writes.
         await self.flush()
         return await self._call(fn, self._conn)
@@ -514,7 +515,7 @@ class Store:
 # -- on the store thread only ------------------------------------------------------------------
 
 
-def _plain(fn: Callable[..., Any], *args: Any) -> Any:
+def _plain(fn: Callable[..., T], *args: Any) -> T:
     """Run `fn` here and refuse a result that holds SQLite state (see the module docstring)."""
     value = fn(*args)
     if isinstance(value, _SQLITE_OBJECTS):
