@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from ...sandbox import safe_files
 from ...sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
 from ...sandbox.directory import DirectoryFiles, in_file_thread
 from ...sandbox.egress import Allowlist
-from ..state.ids import new_id
+from ..state.stamps import new_id, rfc3339
 from ..state.store import Store
 from ..upstream.forward import GoogleUpstream
 from .sandboxes import LiveSandboxes, SandboxSetup
@@ -39,10 +38,6 @@ UPSTREAM_SANDBOX = "google"  # the `sandbox` of environments that live on Google
 ON_DEMAND, SELF_HOSTED = "on_demand", "self_hosted"
 MODES = (ON_DEMAND, SELF_HOSTED)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-
-def rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def file_resource(info: FileInfo) -> dict[str, Any]:

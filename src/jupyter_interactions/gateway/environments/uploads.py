@@ -19,7 +19,7 @@ from pathlib import Path
 from ...errors import NotFoundError, RequestError
 from ...sandbox.base import FileInfo, clean_relative
 from ...sandbox.directory import DirectoryFiles
-from ..state.ids import new_id
+from ..state.stamps import new_id
 from ..upstream.files import no_uploads
 from .manager import EnvironmentManager, lives_upstream
 

@@ -27,7 +27,7 @@ from ...protocol import now
 from ..environments.placement import Environments, Placement
 from ..models import ModelRegistry
 from ..state.agents import AgentResource, Agents
-from ..state.ids import new_id
+from ..state.stamps import new_id
 from ..state.store import RESTARTED_ERROR, Store
 from ..state.threads import Threads
 from ..upstream.forward import runs_on_google

@@ -8,7 +8,7 @@ from typing import Any, TypedDict, cast
 
 from ...errors import ConflictError, NotFoundError
 from ...protocol import now
-from .ids import new_id
+from .stamps import new_id
 from .store import Store
 
 

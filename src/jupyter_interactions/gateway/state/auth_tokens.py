@@ -17,10 +17,11 @@ import hashlib
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ...errors import NotFoundError, RequestError
+from .stamps import rfc3339
 from .store import Store
 
 PREFIX = "auth_tokens/"
@@ -61,10 +62,6 @@ class Grant:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.removeprefix(PREFIX).encode()).hexdigest()
-
-
-def _timestamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _expiry(value: Any, now: float) -> float:
@@ -137,12 +134,12 @@ class AuthTokens:
             interaction_id=interaction_id,
             scope=scope,
             expires=_expiry(body.get("expire_time"), now),
-            created=_timestamp(now),
+            created=rfc3339(now),
             uses=_uses(body.get("uses")),
         )
         await self._store.put_resource(TABLE, asdict(grant))
         self._grants[grant.id] = grant
-        token = {"auth_token": PREFIX + secret, "expires_at": _timestamp(grant.expires)}
+        token = {"auth_token": PREFIX + secret, "expires_at": rfc3339(grant.expires)}
         return {**token, "scope": scope, **({"uses": grant.uses} if grant.uses else {})}
 
     async def delete(self, interaction_id: str, token: str) -> None:
