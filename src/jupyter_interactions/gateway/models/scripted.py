@@ -19,7 +19,6 @@ ids included; token counts are whitespace-separated words.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,29 +33,15 @@ from .base import (
     ToolCall,
     Usage,
 )
+from .code_fences import Language, fenced_code
 from .echo import answer_pieces
 
 TOOL = "run_code"
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)
-_LANGUAGES = {
-    "": "python",
-    "python": "python",
-    "py": "python",
-    "python3": "python",
-    "bash": "bash",
-    "sh": "bash",
-    "shell": "bash",
-}
 
 
-def code_blocks(text: str) -> list[tuple[str, str]]:
-    """The runnable fenced blocks of `text`, in order, as (language, code)."""
-    blocks = []
-    for match in _FENCE.finditer(text):
-        language = _LANGUAGES.get(match[1].lower())
-        if language is not None:
-            blocks.append((language, match[2].rstrip("\n")))
-    return blocks
+def code_blocks(text: str) -> list[tuple[Language, str]]:
+    """The runnable fenced blocks of a user's message, in order: a bare ``` fence is Python."""
+    return fenced_code(text, bare="python")
 
 
 class ScriptedModel(Model):
@@ -103,7 +88,7 @@ def _plural(count: int) -> str:
     return f"{count} code block" + ("" if count == 1 else "s")
 
 
-def _summary(blocks: list[tuple[str, str]], results: list[Message]) -> str:
+def _summary(blocks: list[tuple[Language, str]], results: list[Message]) -> str:
     if not blocks:
         return "No code blocks to run."
     text = f"Ran {_plural(len(blocks))}."
@@ -116,7 +101,7 @@ def _summary(blocks: list[tuple[str, str]], results: list[Message]) -> str:
     return f"{text} Last output:\n```\n{last}\n```"
 
 
-def _plan(blocks: list[tuple[str, str]]) -> str:
+def _plan(blocks: list[tuple[Language, str]]) -> str:
     if not blocks:
         return "No code blocks to run."
     shown = "\n".join(f"```{language}\n{code}\n```" for language, code in blocks)

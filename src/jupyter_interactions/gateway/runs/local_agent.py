@@ -14,11 +14,10 @@ import asyncio
 import base64
 import contextlib
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ...errors import RequestError, SandboxError
 from ...sandbox.base import RunError, RunResult
@@ -30,6 +29,7 @@ from ..models.base import (
     ToolCall,
     ToolSpec,
 )
+from ..models.code_fences import LANGUAGES, Language, fenced_code
 from .emitter import Emitter
 from .executors import AgentContext
 from .mcp import McpTools
@@ -67,25 +67,6 @@ print(2 + 2)
 ```
 You will then see its output and can take another step. Save files the user asked for in \
 the working directory. When you are done, answer in plain text, without code blocks."""
-
-Language = Literal["python", "bash"]
-_LANGUAGES: dict[str, Language] = {"python": "python", "python3": "python", "py": "python"}
-_LANGUAGES.update({"bash": "bash", "sh": "bash", "shell": "bash"})
-# Only blocks tagged with a language run: a bare ``` fence is how answers quote output.
-_TAGGED_FENCE = re.compile(
-    r"^[ \t]*```[ \t]*(python3?|py|bash|sh|shell)[ \t]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)",
-    re.S | re.M | re.I,
-)
-
-
-def fenced_code(text: str) -> list[tuple[Language, str]]:
-    """The runnable (language, code) blocks of a text answer: the code block protocol."""
-    blocks = []
-    for match in _TAGGED_FENCE.finditer(text):
-        code = match[2].rstrip()
-        if code.strip():
-            blocks.append((_LANGUAGES[match[1].lower()], code))
-    return blocks
 
 
 @dataclass(frozen=True)
@@ -216,7 +197,10 @@ class _Loop:
                 text, calls, reason = await self._model_turn()
                 self._check_tokens()
                 if not calls and not self.structured and self.acquiring is not None:
-                    calls = [self._protocol_call(lang, code) for lang, code in fenced_code(text)]
+                    calls = [
+                        self._protocol_call(lang, code)
+                        for lang, code in fenced_code(text, unclosed=True)
+                    ]
                 if not calls:
                     if reason == "length":
                         self.emitter.status = "incomplete"
@@ -291,7 +275,7 @@ class _Loop:
     async def _run_code(self, call: ToolCall) -> Message:
         self._take_step()
         remaining = self._remaining()
-        language = _LANGUAGES.get(str(call.arguments.get("language") or "python").lower())
+        language = LANGUAGES.get(str(call.arguments.get("language") or "python").lower())
         code = str(call.arguments.get("code") or "")
         lease, note = await self._lease()
         emitter = self.emitter
