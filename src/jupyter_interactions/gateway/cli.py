@@ -4,7 +4,7 @@
 publishes its URL and token in its own runtime file, `jupyter-interactions-gateway-<pid>.json`
 (mode 0600 from the moment it exists, removed on exit), so kernels find it. It owns its data
 dir (see runtime.py): a second gateway on the same dir refuses to start. Started by a kernel
-(`--auto`), it exits once idle (see idle.py). Logs go to stderr (a file is made 0600) and never
+(`--auto`), it exits once idle (see http/idle.py). Logs go to stderr (a file is made 0600) and never
 contain the token or a key (logs.py).
 """
 

@@ -4,7 +4,7 @@ turned into an environment of this gateway (or passed on to Google's service).
 `"remote"` asks for a fresh sandbox; an environment id reuses one; an object makes one (or,
 naming `environment_id`, adds to that one). A saved agent starts each run from a fresh copy
 of its `base_environment`. `Placement.config` decides without making anything, so that
-everything can be checked (capabilities.py) before anything is stored; `resolve` then makes
+everything can be checked (runs/capabilities.py) before anything is stored; `resolve` then makes
 or updates the environment.
 """
 

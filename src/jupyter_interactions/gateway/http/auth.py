@@ -1,4 +1,4 @@
-"""Auth shells: a route (web.BaseHandler) mounted behind the auth of whoever serves it.
+"""Auth shells: a route (base.BaseHandler) mounted behind the auth of whoever serves it.
 
 `behind(shell, route)` puts a shell in front of a route, one class per pair; the shell
 answers `authenticate()` and `auth_hint()`. `TokenAuth` is the standalone gateway's shell

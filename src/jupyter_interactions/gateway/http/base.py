@@ -96,7 +96,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(self.request.body or b"") > limit:
             raise too_large(limit)
 
-    # -- requests (each route's entry in validation.routes checks all of it) --------------------
+    # -- requests (each route's entry in requests.py checks all of it) --------------------
 
     def json_body(self) -> dict[str, Any]:
         """The body as a strict JSON object (empty is `{}`), for a route without an entry."""

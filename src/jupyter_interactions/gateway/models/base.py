@@ -105,7 +105,7 @@ class Model(ABC):
     foreground stream).
 
     What a request may ask of an adapter is declared here, and refused by the gateway
-    (capabilities.py: a 400 before anything runs) rather than dropped: the `input_modalities`
+    (runs/capabilities.py: a 400 before anything runs) rather than dropped: the `input_modalities`
     it reads, the `generation_fields` of `generation_config` it honours, `tool_choices`
     modes, and whether it can hold its answer to a JSON schema (`structured_output`), also in
     a turn that offers function tools (`schema_with_tools`).

@@ -23,7 +23,7 @@ _TIMESTAMPS = ("created", "updated")
 
 
 class Followed(Protocol):
-    """What the recorder reads of a run (gateway/run.py's `Run`)."""
+    """What the recorder reads of a run (runs/run.py's `Run`)."""
 
     id: str
     row: dict[str, Any]

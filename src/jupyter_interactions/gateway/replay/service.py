@@ -115,7 +115,7 @@ class Cassettes:
         return found
 
     async def set(self, session: str, mode: str, path: str | None) -> dict[str, Any]:
-        """Set a session's mode (from the kernel, as validation.routes.set_cassette checked it:
+        """Set a session's mode (from the kernel, as http/requests.set_cassette checked it:
         one of MODES, with a path unless "off"); returns its state."""
         if mode == "off" or path is None:
             self._kernel[session] = None

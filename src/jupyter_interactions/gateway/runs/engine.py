@@ -98,7 +98,7 @@ class Engine:
         self.environments = environments
         self.placement = Placement(store, environments)
         self.agents: dict[str, AgentRunner] = dict(agents or {})
-        # (body, required) -> the turns of a live interaction, if the body is one (live.py).
+        # (body, required) -> the turns of a live interaction, if the body is one (runs/live.py).
         self.open_live = open_live
         # Runs a model call whose tools run here (code_execution, mcp_server): the local
         # agent's loop, with the model's own settings.
@@ -121,7 +121,7 @@ class Engine:
         live: bool = False,
         cell: str | None = None,
     ) -> Run:
-        """Start an interaction. It is live (it waits for input; see live.py) when `live`, or
+        """Start an interaction. It is live (it waits for input; see runs/live.py) when `live`, or
         when `open_live` finds that the body asks for one. The route that calls this has
         checked `body` (validation.bodies.interaction_body): exactly one of model or agent."""
         model, agent = body.get("model"), body.get("agent")

@@ -241,7 +241,7 @@ def _agent_config(config: Any, where: str) -> None:
 
 
 def _environment(environment: Any, where: str) -> None:
-    """What the SDK's types leave open in every form of an environment (placement.py):
+    """What the SDK's types leave open in every form of an environment (environments/placement.py):
     "remote" or an id; an object's environment_id and from_environment ids; its inline
     sources' target paths."""
     if isinstance(environment, str):
