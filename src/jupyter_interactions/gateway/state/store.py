@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from ...errors import GatewayError
 
@@ -104,6 +104,23 @@ _SQLITE_OBJECTS = (sqlite3.Cursor, sqlite3.Connection)
 # Plain JSON resources by id. environment_variables are never served: they may be secrets;
 # auth_tokens are keyed by the SHA-256 of the token (auth_tokens.py), never the token.
 RESOURCE_TABLES = ("agents", "environments", "environment_variables", "auth_tokens")
+
+
+class ChainLink(TypedDict):
+    """One stored interaction of a conversation: what continuing from it needs."""
+
+    id: str
+    resource: dict[str, Any]  # the interaction as the wire shows it
+    input: Any  # the request's input, as sent
+    previous_id: str | None
+    upstream_id: str | None  # its id on Google's service, when it ran there
+
+
+class InteractionRow(ChainLink):
+    """A stored interaction, with the kernel session and thread that made it."""
+
+    session: str | None
+    thread: str | None
 
 
 class Store:
@@ -326,8 +343,8 @@ class Store:
 
         return self.submit(write)
 
-    async def get_interaction(self, interaction_id: str) -> dict[str, Any] | None:
-        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    async def get_interaction(self, interaction_id: str) -> InteractionRow | None:
+        def read(conn: sqlite3.Connection) -> InteractionRow | None:
             row = conn.execute(
                 "SELECT resource, input, previous_id, upstream_id, session, thread "
                 "FROM interactions WHERE id = ?",
@@ -347,12 +364,12 @@ class Store:
 
         return await self._read(read)
 
-    async def chain(self, interaction_id: str, limit: int = 10_000) -> list[dict[str, Any]]:
+    async def chain(self, interaction_id: str, limit: int = 10_000) -> list[ChainLink]:
         """The interaction and its ancestors, oldest first. Stops at a missing link, which the
         caller sees as a chain whose first element has a previous_id."""
 
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
+        def read(conn: sqlite3.Connection) -> list[ChainLink]:
+            out: list[ChainLink] = []
             current: str | None = interaction_id
             while current and len(out) < limit:
                 row = conn.execute(
