@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from ...config import GatewayConfig
 from ...errors import ConfigError, NotFoundError, RequestError
 from ...protocol import notebook_cassette
-from ..runs.executors import Route, UpstreamRoute
+from ..runs.executors import Choose, Route, UpstreamRoute
 from ..state.store import Store
 from .cassette import Cassette
 from .matching import Request, cell_label, no_match_message, request_of
@@ -148,7 +147,7 @@ class Cassettes:
         body: dict[str, Any],
         session: str | None,
         cell: str | None,
-        route: Callable[[], Awaitable[Route]],
+        route: Choose,
     ) -> Route:
         """Where a new interaction runs: `route()` (the engine's own choice), or a recording."""
         chosen = await self.active(session)

@@ -169,6 +169,8 @@ class UpstreamRoute:
 
 
 Route = ModelRoute | AgentRoute | UpstreamRoute
+Choose = Callable[[], Awaitable[Route]]
+"""The engine's own choice of route, made only when called."""
 
 
 class RouteHook(Protocol):
@@ -176,11 +178,7 @@ class RouteHook(Protocol):
     the engine's own route, and follows each run of a session that records."""
 
     async def route(
-        self,
-        body: dict[str, Any],
-        session: str | None,
-        cell: str | None,
-        route: Callable[[], Awaitable[Route]],
+        self, body: dict[str, Any], session: str | None, cell: str | None, route: Choose
     ) -> Route: ...
 
     def started(

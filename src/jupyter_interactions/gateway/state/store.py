@@ -352,15 +352,7 @@ class Store:
             ).fetchone()
             if row is None:
                 return None
-            return {
-                "id": interaction_id,
-                "resource": json.loads(row[0]),
-                "input": json.loads(row[1]) if row[1] is not None else None,
-                "previous_id": row[2],
-                "upstream_id": row[3],
-                "session": row[4],
-                "thread": row[5],
-            }
+            return {**_link(interaction_id, row), "session": row[4], "thread": row[5]}
 
         return await self._read(read)
 
@@ -379,15 +371,7 @@ class Store:
                 ).fetchone()
                 if row is None:
                     break
-                out.append(
-                    {
-                        "id": current,
-                        "resource": json.loads(row[0]),
-                        "input": json.loads(row[1]) if row[1] is not None else None,
-                        "previous_id": row[2],
-                        "upstream_id": row[3],
-                    }
-                )
+                out.append(_link(current, row))
                 current = row[2]
             out.reverse()
             return out
@@ -538,6 +522,17 @@ def _plain(fn: Callable[..., T], *args: Any) -> T:
     if isinstance(value, _SQLITE_OBJECTS):
         raise TypeError(f"a store call returned {type(value).__name__}; return plain values")
     return value
+
+
+def _link(interaction_id: str, row: tuple[Any, ...]) -> ChainLink:
+    """An interaction read as (resource, input, previous_id, upstream_id, ...)."""
+    return {
+        "id": interaction_id,
+        "resource": json.loads(row[0]),
+        "input": json.loads(row[1]) if row[1] is not None else None,
+        "previous_id": row[2],
+        "upstream_id": row[3],
+    }
 
 
 def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
