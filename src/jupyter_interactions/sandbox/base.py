@@ -115,11 +115,17 @@ class RunResult:
         for bundle in self.outputs:
             if "text/plain" in bundle:
                 parts.append(str(bundle["text/plain"]) + "\n")
-        if self.error is not None:
-            parts.append(f"{self.error.name}: {self.error.value}\n")
-        if self.timed_out:
-            parts.append("[stopped: the run exceeded its time limit]\n")
+        parts.extend(self.closing_lines())
         return "".join(p for p in parts if p)
+
+    def closing_lines(self) -> list[str]:
+        """How the run ended, as the last lines of its account: the error, the time-out."""
+        lines = []
+        if self.error is not None:
+            lines.append(f"{self.error.name}: {self.error.value}\n")
+        if self.timed_out:
+            lines.append("[stopped: the run exceeded its time limit]\n")
+        return lines
 
 
 EntryType = Literal["file", "directory", "symlink", "fifo", "socket", "device", "other"]

@@ -423,10 +423,7 @@ def _tail(result: RunResult) -> tuple[str, list[dict[str, Any]]]:
         else:
             if "text/plain" in bundle:
                 parts.append(str(bundle["text/plain"]) + "\n")
-    if result.error is not None:
-        parts.append(f"{result.error.name}: {result.error.value}\n")
-    if result.timed_out:
-        parts.append("[stopped: the run exceeded its time limit]\n")
+    parts.extend(result.closing_lines())
     return "".join(parts), images
 
 
