@@ -20,8 +20,8 @@ from .. import validation
 from ..runs.executors import Upstream
 from ..state.auth_tokens import Need
 from ..wiring import GatewayState
+from . import agents, environments, sessions
 from . import requests as routes
-from . import resources
 from .auth import with_token_auth
 from .base import BaseHandler, LimitedBodies, NotFoundHandler, access_log
 from .cassette import CassetteHandler
@@ -118,19 +118,19 @@ def make_handlers(prefix: str, state: GatewayState, mount: Mount = with_token_au
         (f"{p}/{v}/interactions/{one}/auth_tokens/?", AuthTokensHandler),
         (f"{p}/{v}/interactions/{one}/auth_tokens/{one}", AuthTokenHandler),
         (f"{p}/{v}/interactions/{one}", InteractionHandler),
-        (f"{p}/{v}/agents/?", resources.AgentsHandler),
-        (f"{p}/{v}/agents/{one}", resources.AgentHandler),
-        (f"{p}/{v}/environments/?", resources.EnvironmentsHandler),
-        (f"{p}/{v}/environments/{one}/files/?(.*)", resources.FilesHandler),
-        (f"{p}/{v}/environments/{one}", resources.EnvironmentHandler),
-        (f"{p}/upload/{v}/environments/{one}/files/(.*)", resources.UploadHandler),
-        (f"{p}/{v}/sessions/{one}/threads/?", resources.ThreadsHandler),
-        (f"{p}/{v}/sessions/{one}/threads/{one}", resources.ThreadHandler),
+        (f"{p}/{v}/agents/?", agents.AgentsHandler),
+        (f"{p}/{v}/agents/{one}", agents.AgentHandler),
+        (f"{p}/{v}/environments/?", environments.EnvironmentsHandler),
+        (f"{p}/{v}/environments/{one}/files/?(.*)", environments.FilesHandler),
+        (f"{p}/{v}/environments/{one}", environments.EnvironmentHandler),
+        (f"{p}/upload/{v}/environments/{one}/files/(.*)", environments.UploadHandler),
+        (f"{p}/{v}/sessions/{one}/threads/?", sessions.ThreadsHandler),
+        (f"{p}/{v}/sessions/{one}/threads/{one}", sessions.ThreadHandler),
         (f"{p}/{v}/sessions/{one}/cassette", CassetteHandler),
-        (f"{p}/{v}/sessions/{one}/events", resources.SessionEventsHandler),
-        (f"{p}/{v}/sessions/{one}", resources.SessionHandler),
-        (f"{p}/{v}/models/?", resources.ModelsHandler),
-        (f"{p}/{v}/models/{one}", resources.ModelHandler),
+        (f"{p}/{v}/sessions/{one}/events", sessions.SessionEventsHandler),
+        (f"{p}/{v}/sessions/{one}", sessions.SessionHandler),
+        (f"{p}/{v}/models/?", agents.ModelsHandler),
+        (f"{p}/{v}/models/{one}", agents.ModelHandler),
         (f"{p}/.*", NotFoundHandler),
     ]
     return [tornado.web.url(pattern, mount(handler), kw) for pattern, handler in routes]

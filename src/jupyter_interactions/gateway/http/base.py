@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, ClassVar
 
 import tornado.web
@@ -39,6 +39,17 @@ def _error_body(code: str, message: str) -> str:
 
 def too_large(limit: int) -> RequestError:
     return RequestError(f"request body larger than {limit} bytes; send less at once")
+
+
+def paged(
+    key: str, items: Sequence[Any], page: routes.Page, token_key: str = "next_page_token"
+) -> dict[str, Any]:
+    """`items` holds up to size+1 entries: one more than asked says there is a next page.
+    `token_key` is the answer's name for the next page's token (models.list's is camelCase)."""
+    body: dict[str, Any] = {key: items[: page.size]}
+    if len(items) > page.size:
+        body[token_key] = str(page.offset + page.size)
+    return body
 
 
 class BaseHandler(tornado.web.RequestHandler):

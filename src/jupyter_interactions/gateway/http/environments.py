@@ -1,88 +1,18 @@
-"""Routes beside interactions: agents CRUD, environments CRUD, environment files (list,
-download, resumable upload), the models list, and the kernel-keyed session views (threads,
-jobs and the stream of job changes)."""
+"""Routes of environments (`client.environments.create/get/list/delete`) and their files:
+listing, downloading (a file, or a directory as a tar) and Google's resumable upload."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any
 
-from ...errors import NotFoundError, RequestError
+from ...errors import RequestError
 from ...sandbox.base import SandboxFiles, clean_relative
 from ..environments.manager import file_resource
 from ..environments.tar_download import directory_tar
-from ..runs import catalog
 from ..upstream.files import UpstreamFiles
-from ..validation.rules import MAX_PAGE
 from . import requests as routes
-from .base import BaseHandler
-
-
-def _paged(
-    key: str, items: list[Any], page: routes.Page, token_key: str = "next_page_token"
-) -> dict[str, Any]:
-    """`items` holds up to size+1 entries: one more than asked says there is a next page.
-    `token_key` is the answer's name for the next page's token (models.list's is camelCase)."""
-    body: dict[str, Any] = {key: items[: page.size]}
-    if len(items) > page.size:
-        body[token_key] = str(page.offset + page.size)
-    return body
-
-
-# -- agents ----------------------------------------------------------------------------------------
-
-
-class AgentsHandler(BaseHandler):
-    async def get(self) -> None:
-        page = routes.listing(self.request)
-        agents = await self.state.agents.list(page.offset, page.size + 1)
-        self.send_json(_paged("agents", agents, page))
-
-    async def post(self) -> None:
-        agent = await routes.create_agent(self.request)
-        self.send_json(await self.state.agents.create(agent, self.engine.check_agent))
-
-
-class AgentHandler(BaseHandler):
-    async def get(self, agent_id: str) -> None:
-        self.send_json(await self.state.agents.get(routes.agent(self.request, agent_id)))
-
-    async def delete(self, agent_id: str) -> None:
-        await self.state.agents.delete(routes.agent(self.request, agent_id))
-        self.send_json({})
-
-
-# -- models: what this gateway runs (client.models.list / get) ---------------------------------
-
-
-class ModelsHandler(BaseHandler):
-    """Google's shape: `{"models": [...], "nextPageToken"}`."""
-
-    async def entries(self) -> list[catalog.ModelEntry]:
-        engine = self.engine
-        custom = await self.state.agents.list(0, MAX_PAGE)
-        google = await engine.upstream.models() if engine.upstream is not None else []
-        return [
-            *catalog.local_models(engine.models),
-            *catalog.local_agents(engine.agents, custom),
-            *catalog.forwarded(google),
-        ]
-
-    async def get(self) -> None:
-        page = await routes.list_models(self.request)
-        entries = (await self.entries())[page.offset : page.offset + page.size + 1]
-        self.send_json(_paged("models", entries, page, "nextPageToken"))
-
-
-class ModelHandler(ModelsHandler):
-    async def get(self, name: str) -> None:  # type: ignore[override]
-        name = routes.model(self.request, name)
-        for entry in await self.entries():
-            if entry["displayName"] == name:
-                self.send_json(entry)
-                return
-        raise NotFoundError(f"model {name!r} is not served here; client.models.list() lists them")
-
+from .base import BaseHandler, paged
 
 # -- environments and their files -----------------------------------------------------------------
 
@@ -92,7 +22,7 @@ class EnvironmentsHandler(BaseHandler):
         wanted = routes.list_environments(self.request)
         page = wanted.page
         environments = await self.state.environments.list(page.offset, page.size + 1, wanted.mode)
-        self.send_json(_paged("environments", environments, page))
+        self.send_json(paged("environments", environments, page))
 
     async def post(self) -> None:
         body = await routes.create_environment(self.request)
@@ -123,7 +53,7 @@ class FilesHandler(BaseHandler):
         entries = await files.list(read.path, recursive=read.recursive)
         page = read.page
         listed = [file_resource(e) for e in entries[page.offset : page.offset + page.size + 1]]
-        self.send_json(_paged("files", listed, page))
+        self.send_json(paged("files", listed, page))
 
     async def _download(self, files: SandboxFiles, path: str, recursive: bool) -> None:
         """A file's bytes; a directory as a POSIX tar (uncompressed) of its regular files,
@@ -179,36 +109,3 @@ class UploadHandler(BaseHandler):
         # Without a status header the SDK retries the chunk; "final" makes it read the error.
         self.set_header("X-Goog-Upload-Status", "final")
         super().write_error(status_code, **kwargs)
-
-
-# -- sessions: thread heads and jobs, keyed by notebook path or kernel id ------------------------
-
-
-class SessionHandler(BaseHandler):
-    async def get(self, key: str) -> None:
-        self.send_json(await self.state.store.session(routes.session(self.request, key)))
-
-
-class SessionEventsHandler(BaseHandler):
-    """The session's background jobs (`session.jobs`), then each change (`job.updated`), as
-    SSE; resumed after `last_event_id` (query) or `Last-Event-ID` (header)."""
-
-    async def get(self, key: str) -> None:
-        follow = routes.session_events(self.request, key)
-        await self.send_events(self.engine.job_feed.follow(follow.session, follow.last_event_id))
-
-
-class ThreadsHandler(BaseHandler):
-    async def delete(self, key: str) -> None:
-        await self.state.threads.delete(routes.session(self.request, key))
-        self.send_json({})
-
-
-class ThreadHandler(BaseHandler):
-    async def put(self, key: str, name: str) -> None:
-        wanted = routes.put_thread(self.request, key, name)
-        self.send_json(await self.state.threads.point(wanted.session, wanted.name, wanted.head))
-
-    async def delete(self, key: str, name: str) -> None:
-        await self.state.threads.delete(*routes.thread(self.request, key, name))
-        self.send_json({})
