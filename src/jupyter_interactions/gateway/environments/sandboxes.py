@@ -35,7 +35,8 @@ from ...sandbox.egress import Allowlist
 
 __all__ = ["Lease", "LiveSandboxes", "SandboxSetup"]
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.sandboxes")
 
 PROBE_SECONDS = 10.0
 LOST_VARIABLES = (

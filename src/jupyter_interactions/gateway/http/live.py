@@ -32,7 +32,8 @@ from ..validation import bodies, rules, strict_json
 from ..validation.strict_json import INT64_MAX
 from .base import BaseHandler
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.live")
 
 # The fields of `interaction.create` (the SDK's CreateInteractionEvent); tools are refused
 # by open_live with its reason.

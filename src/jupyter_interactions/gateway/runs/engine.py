@@ -49,7 +49,8 @@ from .job_feed import JobFeed
 from .model_turn import generation_settings, tool_specs
 from .run import Run, frame_from_stored
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.engine")
 
 _ECHOED = (
     "agent_config",

@@ -37,7 +37,8 @@ from .model_turn import generation_settings, stream_turn
 
 __all__ = ["AGENT_NAME", "RUN_CODE", "Budget", "LocalAgent"]
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.agents")
 
 AGENT_NAME = "local-agent"
 DEFAULT_MODEL = "local"

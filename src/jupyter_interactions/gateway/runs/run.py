@@ -24,7 +24,8 @@ from ...protocol import now
 from ..state.store import Store
 from .emitter import Emitter
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.run")
 
 # A producer more than this many events ahead of the store waits for it to catch up.
 MAX_UNCOMMITTED = 1000

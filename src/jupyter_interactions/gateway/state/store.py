@@ -28,7 +28,8 @@ from typing import Any, TypedDict, TypeVar
 
 from ...errors import GatewayError
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.store")
 
 SCHEMA_VERSION = 1
 DB_NAME = "gateway.sqlite3"

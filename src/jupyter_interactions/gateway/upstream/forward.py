@@ -20,7 +20,8 @@ from ...config import GatewayConfig
 from ...errors import UpstreamError
 from .files import UpstreamFiles, ask_google
 
-log = logging.getLogger(__name__)
+# The name its log lines have always carried (servers' logs and filters match it).
+log = logging.getLogger("jupyter_interactions.gateway.upstream")
 
 GOOGLE_AGENT_PREFIXES = ("antigravity-", "deep-research-")
 # Fields of our create body that Google must not see: transport flags we set ourselves and
