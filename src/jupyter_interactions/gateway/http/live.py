@@ -6,7 +6,8 @@ background=True)` without `input`, or on the socket by an `interaction.create` e
 `input` event is one turn: a `user_input` step, then the model's steps, streamed as they
 come. `interaction.complete` ends it `completed` after the turn under way, `interaction.cancel`
 ends it `cancelled` at once, and `interaction.disconnect` (or a dropped socket) leaves it
-waiting for a later `connect(id)`; with no input for `IDLE_SECONDS` it ends `incomplete`.
+waiting for a later `connect(id)`; with no input for `IDLE_SECONDS` (runs/live.py) it ends
+`incomplete`.
 
 Everything goes through the interaction's event log, so `get(id, stream=True)` follows the
 same conversation over SSE, and the socket is that log in the live vocabulary (no status
