@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.ipc_kernels import ipc_kernel_options
+
 STARTUP_SECONDS = 180.0  # a hang bound; a loaded 2-core machine took over 60 s
 
 
@@ -54,43 +56,44 @@ def extension_server(
         JUPYTER_INTERACTIONS_DATA_DIR=str(root / "server-data"),
         JUPYTER_INTERACTIONS_CONFIG=str(root / "none.json"),
     )
-    with log.open("w") as log_handle:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "jupyter_server",
-                "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
-                f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
-                f"--ServerApp.root_dir={root}",
-                *([f"--PasswordIdentityProvider.hashed_password={passwd(password)}"]
-                  if password else []),
-            ],
-            env=env, stdout=log_handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        info_file = runtime / f"jpserver-{proc.pid}.json"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        # jupyter_server writes its info file in place, not atomically: wait until it parses.
-        while not (info := _server_info(info_file)):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "jupyter server did not start"
-            time.sleep(0.1)
-        server = ExtensionServer(proc.pid, info["url"], token, runtime, log, password)
-        while True:  # the start hook opens the store just after the server listens
-            try:
-                health = urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
-                if json.loads(health)["ok"] or not ready:
-                    break
-            except (OSError, ValueError):  # not up yet, or not the gateway answering yet
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield server
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with ipc_kernel_options() as kernel_options:  # removed after the server stopped
+        with log.open("w") as log_handle:
+            proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "jupyter_server",
+                    "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
+                    f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
+                    f"--ServerApp.root_dir={root}", *kernel_options,
+                    *([f"--PasswordIdentityProvider.hashed_password={passwd(password)}"]
+                      if password else []),
+                ],
+                env=env, stdout=log_handle, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            info_file = runtime / f"jpserver-{proc.pid}.json"
+            deadline = time.monotonic() + STARTUP_SECONDS
+            # jupyter_server writes its info file in place, not atomically: wait until it parses.
+            while not (info := server_info(info_file)):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "jupyter server did not start"
+                time.sleep(0.1)
+            server = ExtensionServer(proc.pid, info["url"], token, runtime, log, password)
+            while True:  # the start hook opens the store just after the server listens
+                try:
+                    health = urllib.request.urlopen(f"{server.gateway_url}health", timeout=2).read()
+                    if json.loads(health)["ok"] or not ready:
+                        break
+                except (OSError, ValueError):  # not up yet, or not the gateway answering yet
+                    pass
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            yield server
+        finally:
+            proc.terminate()
+            proc.wait(20)
 
 
-def _server_info(info_file: Path) -> dict[str, Any] | None:
+def server_info(info_file: Path) -> dict[str, Any] | None:
     """The server's jpserver-<pid>.json once it is whole, else None."""
     try:
         info: dict[str, Any] = json.loads(info_file.read_text())

@@ -5,6 +5,7 @@ Skipped, saying why, where Chromium or Playwright is missing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 from tests.conftest import end_process, write_test_models
+from tests.extension_server import server_info
+from tests.ipc_kernels import ipc_kernel_options
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 STARTUP_SECONDS = 90.0
@@ -78,22 +81,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     _settings(base / "config")
     token = secrets.token_hex(16)
     log = (base / "lab.log").open("w")
+    kernels = contextlib.ExitStack()
+    kernel_options = kernels.enter_context(ipc_kernel_options())
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
             "--ip=127.0.0.1", "--port=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", *kernel_options,
         ],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        info = base / "runtime" / f"jpserver-{proc.pid}.json"
+        info_file = base / "runtime" / f"jpserver-{proc.pid}.json"
         deadline = time.monotonic() + STARTUP_SECONDS
-        while not info.exists():
+        # Written in place, not atomically: wait until it parses.
+        while not (info := server_info(info_file)):
             assert proc.poll() is None, (base / "lab.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "JupyterLab did not start"
             time.sleep(0.2)
-        url = json.loads(info.read_text())["url"]
+        url = info["url"]
         while True:
             try:
                 urllib.request.urlopen(f"{url}interactions/health", timeout=2).read()
@@ -105,6 +111,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         end_process(proc, 30)
         log.close()
+        kernels.close()
 
 
 @pytest.fixture(scope="module")

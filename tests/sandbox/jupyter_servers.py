@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.ipc_kernels import ipc_kernel_options
 
 STARTUP_SECONDS = 60.0
 
@@ -81,31 +80,25 @@ def _serve(
 ) -> Iterator[RunningServer]:
     root.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{kind}.log"
-    # Kernels on ipc sockets, not TCP ports: a port the kernel manager picked and released is
-    # taken by another test run's kernel on a busy machine now and then, and that kernel dies
-    # at start ("Address already in use"). A short path: Unix sockets allow ~100 bytes.
-    sockets = tempfile.mkdtemp(prefix="ji-ipc-")
-    argv = [*argv, "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}/kernel"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
     # Keep the servers' config and runtime files out of the user's ~/.jupyter.
     env["JUPYTER_CONFIG_DIR"] = str(root.parent / f"{kind}-config")
     env["JUPYTER_RUNTIME_DIR"] = str(root.parent / f"{kind}-runtime")
-    with log.open("wb") as log_handle:
-        proc = subprocess.Popen(
-            argv,
-            cwd=root,
-            env=env,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
+    with contextlib.ExitStack() as stack:
+        kernel_options = stack.enter_context(ipc_kernel_options())
+        with log.open("wb") as log_handle:
+            proc = subprocess.Popen(
+                [*argv, *kernel_options],
+                cwd=root,
+                env=env,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stack.callback(_stop, proc)  # before the kernels' socket directory goes
+        url = f"http://127.0.0.1:{port}/"
         _wait_until_up(proc, url, token, log)
         yield RunningServer(url=url, token=token, root_dir=root, kind=kind)
-    finally:
-        _stop(proc)
-        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def jupyter_server(base: Path) -> contextlib.AbstractContextManager[RunningServer]:
