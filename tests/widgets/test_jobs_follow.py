@@ -103,3 +103,30 @@ def test_a_turn_after_an_unsettled_job_continues_from_the_servers_head(
     # No page ever said it ended (the tab was closed): the kernel asks the server.
     after = session.ask("two", model="echo", thread="u")  # (not shown: no view of its own)
     assert session.client.interactions.get(after.id).previous_interaction_id == job.id
+
+
+def test_a_kernel_followed_job_is_pushed_every_event_in_order_and_settles(
+    session, follower, views, monkeypatch
+) -> None:
+    from jupyter_interactions.widgets.run import RunView
+
+    messages: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        RunView, "send", lambda self, content, buffers=None: messages.append(content)
+    )
+    follower("kernel")  # no page: a kernel thread reads the stream and forwards its payloads
+    words = " ".join(f"k{i}" for i in range(12))
+    job = session.start(words, model="slow", thread="k", show=True)
+    (view,) = views
+    assert view.interaction_ids == [job.id] and not job.following()
+    wait_for(job.done)
+    assert job.result().text.split() == words.split() and not job.following()
+    # What the view was pushed is the stream, decoded, in order, each event once.
+    with session.client.interactions.get(job.id, stream=True) as stream:
+        expected = [(e.event_type, e.event_id) for e in stream]
+    pushed = [event for m in messages for event in m["events"]]
+    assert all(m["type"] == "events" and m["id"] == job.id for m in messages)
+    assert [(e["event_type"], e["event_id"]) for e in pushed] == expected
+    deltas = [e["delta"]["text"] for e in pushed if e["event_type"] == "step.delta"]
+    assert "".join(deltas).split() == words.split()
+    assert view.snapshots and view.snapshots[-1]["status"] == "completed"

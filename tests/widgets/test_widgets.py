@@ -117,3 +117,21 @@ def test_agent_panel_pickers_list_what_the_gateway_runs(session: Any) -> None:
     assert "local-agent" in panel.agents
     assert not [name for name in panel.models + panel.agents if "/" in name]
     panel.close()
+
+
+def test_raw_payloads_are_decoded_together_in_order() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.messages: list[dict[str, Any]] = []
+
+        def send(self, content: Any, buffers: Any = None) -> None:
+            self.messages.append(content)
+
+    sink, pusher = Sink(), Pusher(rate=20)
+    # A foreground turn's event (decoded), then two a follower read raw off the stream.
+    raw = [b'{"event_id":"ev_2"}', b'{"event_id": "ev_3", "n": [1]}']
+    pusher.push_all(sink, "int_1", [{"event_id": "ev_1"}, *raw])
+    pusher.flush()
+    events = [e for m in sink.messages for e in m["events"]]
+    assert events == [{"event_id": "ev_1"}, {"event_id": "ev_2"}, {"event_id": "ev_3", "n": [1]}]
+    assert len(sink.messages) == pusher.sent == 1  # one message for the three

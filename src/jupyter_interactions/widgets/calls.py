@@ -8,10 +8,12 @@ is one small function over the session's client, shared by every widget that nee
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import CallError, ViewWidget
 from .pusher import PUSHER
+from .sse import EventStream, event_id, event_type
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -53,40 +56,67 @@ def follow_in_kernel(
     """Follow an interaction's stream in a worker and push its events to `widget`, coalesced
     with every other followed view (pusher.py); resumes after drops from the last event.
     `on_status(interaction_id, status)` runs as its status changes, `on_end(interaction_id)`
-    once it has ended."""
+    once it has ended. The events are forwarded as the raw payloads read (sse.py): only the
+    interaction-level ones (a status, the end: a few per stream) are decoded here."""
 
     def run() -> None:
         last, drops = last_event_id, 0
-        while drops <= RECONNECTS:
-            ended = False
-            try:
-                stream = session.client.interactions.get(
-                    interaction_id, stream=True, last_event_id=last
-                )
-                with stream as events:
-                    for event in events:
-                        data = wire(event)
-                        last = data.get("event_id") or last
+        with PUSHER.following():
+            while drops <= RECONNECTS:
+                ended = False
+                try:
+                    for payloads in event_bursts(session, interaction_id, last):
+                        last = event_id(payloads[-1]) or last
                         drops = 0
-                        PUSHER.push(widget, interaction_id, data)
-                        status = (data.get("interaction") or {}).get("status") or data.get("status")
-                        if on_status is not None and status:
-                            on_status(interaction_id, status)
-                        kind = data.get("event_type")
-                        ended = ended or kind in ("interaction.completed", "error")
-            except Exception:
-                pass  # a drop: resumed below from the last event seen
-            if ended:
-                PUSHER.flush()
-                if on_end is not None:
-                    on_end(interaction_id)
-                return
-            drops += 1
-            time.sleep(min(0.2 * drops, 2.0))
+                        PUSHER.push_all(widget, interaction_id, payloads)
+                        for payload in payloads:
+                            kind = event_type(payload)
+                            if not kind.startswith("interaction.") and kind != "error":
+                                continue  # a step's event: the view's business only
+                            data = json.loads(payload)
+                            status = (data.get("interaction") or {}).get("status") or data.get(
+                                "status"
+                            )
+                            if on_status is not None and status:
+                                on_status(interaction_id, status)
+                            ended = ended or kind in ("interaction.completed", "error")
+                except Exception:
+                    pass  # a drop: resumed below from the last event seen
+                if ended:
+                    PUSHER.flush()
+                    if on_end is not None:
+                        on_end(interaction_id)
+                    return
+                drops += 1
+                time.sleep(min(0.2 * drops, 2.0))
 
     worker = threading.Thread(target=run, name=f"view-{interaction_id}", daemon=True)
     worker.start()
     return worker
+
+
+def event_bursts(
+    session: Session, interaction_id: str, last_event_id: str | None
+) -> Iterator[list[bytes]]:
+    """The interaction's events from `last_event_id` on, as raw payloads in bursts read once
+    per pusher turn. Google's service directly goes through the SDK (its URL and auth are
+    the SDK's to know), one event at a time."""
+    connection = session.connection
+    if connection.direct:
+        stream = session.client.interactions.get(
+            interaction_id, stream=True, last_event_id=last_event_id
+        )
+        with stream as events:
+            for event in events:
+                yield [json.dumps(wire(event)).encode()]
+        return
+    query = {"stream": "true", **({"last_event_id": last_event_id} if last_event_id else {})}
+    url = (
+        f"{connection.base_url}v1/interactions/{urllib.parse.quote(interaction_id, safe='')}"
+        f"?{urllib.parse.urlencode(query)}"
+    )
+    headers = {"x-goog-api-key": str(connection.token or ""), **dict(connection.headers)}
+    yield from EventStream(url, headers).bursts(PUSHER.turn)
 
 
 def serve_interactions(widget: ViewWidget, session: Session) -> None:
