@@ -66,17 +66,10 @@ def follow_in_kernel(
                 ended = False
                 try:
                     for payloads in event_bursts(session, interaction_id, last):
-                        last = event_id(payloads[-1]) or last
+                        last = next(filter(None, map(event_id, reversed(payloads))), last)
                         drops = 0
                         PUSHER.push_all(widget, interaction_id, payloads)
-                        for payload in payloads:
-                            kind = event_type(payload)
-                            if not kind.startswith("interaction.") and kind != "error":
-                                continue  # a step's event: the view's business only
-                            data = json.loads(payload)
-                            status = (data.get("interaction") or {}).get("status") or data.get(
-                                "status"
-                            )
+                        for kind, status in interaction_news(payloads):
                             if on_status is not None and status:
                                 on_status(interaction_id, status)
                             ended = ended or kind in ("interaction.completed", "error")
@@ -93,6 +86,16 @@ def follow_in_kernel(
     worker = threading.Thread(target=run, name=f"view-{interaction_id}", daemon=True)
     worker.start()
     return worker
+
+
+def interaction_news(payloads: list[bytes]) -> Iterator[tuple[str, str | None]]:
+    """(event type, status) of each interaction-level event among `payloads` (a few a
+    stream: only these are decoded); a step's events are the view's business only."""
+    for payload in payloads:
+        kind = event_type(payload)
+        if kind.startswith("interaction.") or kind == "error":
+            data = json.loads(payload)
+            yield kind, (data.get("interaction") or {}).get("status") or data.get("status")
 
 
 def event_bursts(
