@@ -78,3 +78,7 @@ def test_a_refused_request_says_what_the_server_answered() -> None:
     with serve([b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nno such 1"]) as url:
         with pytest.raises(StreamRefused, match="404 Not Found no such 1"):
             EventStream(url, {})
+    json_answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}"
+    with serve([json_answer]) as url:
+        with pytest.raises(StreamRefused, match=r"not an event stream \(application/json\)"):
+            EventStream(url, {})

@@ -79,6 +79,9 @@ class EventStream:
         if code != "200":
             raise StreamRefused(f"{status} {self._raw[:200].decode('utf-8', 'replace')}")
         headers = {k.strip().lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+        kind = headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            raise StreamRefused(f"the answer is not an event stream ({kind or 'no content type'})")
         return "chunked" in headers.get("transfer-encoding", "").lower()
 
     def bursts(self, pace: Callable[[], float]) -> Iterator[list[bytes]]:
