@@ -13,7 +13,9 @@
    read by another process standing in for the browser (targets: kernel CPU under 2% of a
    core, a trivial cell under 1.05x). Followed by the kernel (no page access), it reads the
    streams and pushes coalesced events to the views (target under 1.2x). Beside them, the
-   control: the 20 jobs stream into another process (what machine load alone costs).
+   control: the 20 jobs stream into another process (what machine load alone costs). The
+   page's stand-in starts following each view as it shows, as a page does (handed all 20 ids
+   at once after the last job started, it read their backlogs during the measured cells).
 
    These rows measure the kernel, not the machine. On 2 shared cores the gateway's streams,
    the page and the kernel compete, and other work comes and goes, so:
@@ -243,12 +245,11 @@ def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) 
                             f"%%interaction --model slow --background --thread {job} --out {job}"
                         )
                         run(f"{magic}\n{words}")
-                    if scenario == "browser":
-                        printed.clear()
-                        run(f"print(' '.join(job.id for job in [{', '.join(names)}]))")
-                        for job_id in "".join(printed).split():
-                            page.stdin.write(job_id + "\n")
-                        page.stdin.flush()
+                        if scenario == "browser":  # the page follows a view once it shows
+                            printed.clear()
+                            run(f"print({job}.id)")
+                            page.stdin.write("".join(printed).strip() + "\n")
+                            page.stdin.flush()
                 loaded = [run("x = 1") for _ in range(cells)]
                 cpu, wall = cpu_seconds(kernel_pid), time.monotonic()
                 time.sleep(2.0)  # nothing run: only the kernel's followers (if any) use its CPU
