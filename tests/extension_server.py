@@ -61,7 +61,8 @@ def extension_server(
             proc = subprocess.Popen(
                 [
                     sys.executable, "-m", "jupyter_server",
-                    "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--no-browser", "--allow-root",
+                    "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
+                    "--no-browser", "--allow-root",
                     f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
                     f"--ServerApp.root_dir={root}", *kernel_options,
                     *([f"--PasswordIdentityProvider.hashed_password={passwd(password)}"]
