@@ -56,9 +56,15 @@ def result_text(result: Any, blocks_text: Callable[[list[Any]], str]) -> str:
     return json.dumps(result, sort_keys=True)
 
 
+def timestamp(epoch: float) -> str:
+    """`epoch` as the wire writes times (`created`, `updated`, `expire_time`): UTC, to the
+    second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 def now() -> str:
-    """A timestamp as the wire writes them (`created`, `updated`): UTC, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """The present as the wire writes times."""
+    return timestamp(time.time())
 
 
 # google-genai retries these statuses, and every 5xx, for ~30 s before it raises (3.6.1:

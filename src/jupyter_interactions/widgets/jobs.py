@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..client import SessionRoutes
 from ..errors import InteractionsError
+from ..protocol import now
 from ..render.listing import Listing
 from .base import ViewWidget, asset
 from .calls import RECONNECTS, serve_files, serve_interactions
@@ -86,7 +86,7 @@ class JobBoard(ViewWidget):
             return
         with self.hold_sync():
             self.rows = rows
-            self.as_of = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.as_of = now()
 
     def _follow(self, events: Iterator[dict[str, Any]]) -> None:
         """Apply each change; after a drop, resume from the last event seen."""

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import NotFoundError, RequestError, UnsupportedError
-from ...protocol import now
+from ...protocol import now, timestamp
 from ...sandbox import safe_files
 from ...sandbox.base import WORKSPACE, FileInfo, SandboxFiles, clean_relative
 from ...sandbox.directory import DirectoryFiles, in_file_thread
 from ...sandbox.egress import Allowlist
-from ..state.stamps import new_id, rfc3339
+from ..state.stamps import new_id
 from ..state.store import Store
 from ..upstream.forward import GoogleUpstream
 from .sandboxes import LiveSandboxes, SandboxSetup
@@ -47,7 +47,7 @@ def file_resource(info: FileInfo) -> dict[str, Any]:
         "type": info.type,
         "size_bytes": str(info.size),
         "mime_type": info.mime_type,
-        "modified": rfc3339(info.modified),
+        "modified": timestamp(info.modified),
     }
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ...errors import NotFoundError, RequestError
-from .stamps import rfc3339
+from ...protocol import timestamp
 from .store import Store
 
 PREFIX = "auth_tokens/"
@@ -134,12 +134,12 @@ class AuthTokens:
             interaction_id=interaction_id,
             scope=scope,
             expires=_expiry(body.get("expire_time"), now),
-            created=rfc3339(now),
+            created=timestamp(now),
             uses=_uses(body.get("uses")),
         )
         await self._store.put_resource(TABLE, asdict(grant))
         self._grants[grant.id] = grant
-        token = {"auth_token": PREFIX + secret, "expires_at": rfc3339(grant.expires)}
+        token = {"auth_token": PREFIX + secret, "expires_at": timestamp(grant.expires)}
         return {**token, "scope": scope, **({"uses": grant.uses} if grant.uses else {})}
 
     async def delete(self, interaction_id: str, token: str) -> None:
