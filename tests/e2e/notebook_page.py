@@ -50,6 +50,7 @@ class NotebookPage:
         cell = self.cell(index)
         prompt = cell.locator(".jp-InputPrompt")
         for _attempt in range(3):
+            self.no_dialog()
             cell.locator(".jp-InputArea-editor").click()
             self.page.keyboard.press("Shift+Enter")
             try:
@@ -72,6 +73,16 @@ class NotebookPage:
                 self.page.screenshot(path=str(FAILURES / f"cell-{index}.png"))
                 raise
         return self.output(index)
+
+    def no_dialog(self) -> None:
+        """Fail with its text (and a screenshot) if a JupyterLab dialog covers the page, rather
+        than time out on a click it swallows: a full run once failed so, with no trace of
+        which dialog it was."""
+        dialog = self.page.locator(".jp-Dialog")
+        if dialog.count() and dialog.first.is_visible():
+            self.page.screenshot(path=str(FAILURES / "dialog.png"))
+            text = " | ".join(dialog.first.inner_text().split("\n"))
+            raise AssertionError(f"a JupyterLab dialog covers the notebook: {text}")
 
     def menu(self, *labels: str) -> None:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=labels[0]).first.click()
