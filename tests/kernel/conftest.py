@@ -377,3 +377,17 @@ def kernel(gateway, isolated, request) -> Iterator[Kernel]:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+@pytest.fixture
+def session(gateway, isolated, monkeypatch, request) -> Iterator[Any]:
+    """A Session on the shared gateway, its notebook named after the test module
+    (test_model_options.py: model-options.ipynb); closed at the end."""
+    from jupyter_interactions.session import Session
+
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
+    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    session = Session(f"{name}.ipynb")
+    yield session
+    session.close()

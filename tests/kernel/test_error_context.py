@@ -4,25 +4,13 @@ and every error class is exported from the package."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import jupyter_interactions
 from jupyter_interactions import errors
 from jupyter_interactions.errors import NotFoundError, RequestError
-from jupyter_interactions.session import Session
 
 MISSING = "int_00000000000000ff"  # shaped like the gateway's ids; no such interaction
-
-
-@pytest.fixture
-def session(gateway, isolated, monkeypatch) -> Iterator[Session]:
-    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
-    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
-    session = Session("error-context.ipynb")
-    yield session
-    session.close()
 
 
 @pytest.mark.parametrize(

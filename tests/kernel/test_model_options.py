@@ -10,7 +10,6 @@ import pytest
 from google import genai
 
 from jupyter_interactions.errors import InteractionFailed, RequestError
-from jupyter_interactions.session import Session
 
 BLOCK = "```python\nprint(1)\n```\n"
 
@@ -18,15 +17,6 @@ BLOCK = "```python\nprint(1)\n```\n"
 def run_code(code: str, language: str = "python") -> str:
     """Run a piece of code (here: pretend to)."""
     return f"ran {len(code)} characters of {language}"
-
-
-@pytest.fixture
-def session(gateway, isolated, monkeypatch) -> Iterator[Session]:
-    monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
-    monkeypatch.setenv("JUPYTER_INTERACTIONS_TOKEN", gateway.token)
-    session = Session("model-options.ipynb")
-    yield session
-    session.close()
 
 
 @pytest.fixture
