@@ -5,7 +5,6 @@ Skipped, saying why, where Chromium or Playwright is missing."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -81,37 +80,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     _settings(base / "config")
     token = secrets.token_hex(16)
     log = (base / "lab.log").open("w")
-    kernels = contextlib.ExitStack()
-    kernel_options = kernels.enter_context(ipc_kernel_options())
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-            "--ip=127.0.0.1", "--port=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", *kernel_options,
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        info_file = base / "runtime" / f"jpserver-{proc.pid}.json"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        # Written in place, not atomically: wait until it parses.
-        while not (info := server_info(info_file)):
-            assert proc.poll() is None, (base / "lab.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "JupyterLab did not start"
-            time.sleep(0.2)
-        url = info["url"]
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}interactions/health", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (base / "lab.log").read_text()[-3000:]
+    with ipc_kernel_options() as kernel_options:  # removed after the server stopped
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                "--ip=127.0.0.1", "--port=0", f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", *kernel_options,
+            ],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            info_file = base / "runtime" / f"jpserver-{proc.pid}.json"
+            deadline = time.monotonic() + STARTUP_SECONDS
+            # Written in place, not atomically: wait until it parses.
+            while not (info := server_info(info_file)):
+                assert proc.poll() is None, (base / "lab.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "JupyterLab did not start"
                 time.sleep(0.2)
-        yield Lab(url, token, root, proc)
-    finally:
-        end_process(proc, 30)
-        log.close()
-        kernels.close()
+            url = info["url"]
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}interactions/health", timeout=2).read()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, (base / "lab.log").read_text()[-3000:]
+                    time.sleep(0.2)
+            yield Lab(url, token, root, proc)
+        finally:
+            end_process(proc, 30)
+            log.close()
 
 
 @pytest.fixture(scope="module")
