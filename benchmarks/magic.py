@@ -10,29 +10,32 @@
 
 3. Widgets: the same 20 background jobs shown as run views. Followed by the page (as in
    JupyterLab with the server extension), the kernel does nothing per event: the streams are
-   read by another process standing in for the browser (targets: kernel CPU under 2% of a
-   core, a trivial cell under 1.05x). Followed by the kernel (no page access), it reads the
-   streams and pushes coalesced events to the views (target under 1.2x). Beside them, the
-   control: the 20 jobs stream into another process (what machine load alone costs). The
-   page's stand-in starts following each view as it shows, as a page does (handed all 20 ids
-   at once after the last job started, it read their backlogs during the measured cells).
+   read by another process standing in for the browser, as its EventSource and the view's
+   JSON.parse do (targets: kernel CPU under 2% of a core, a trivial cell under 1.05x).
+   Followed by the kernel (no page access), it reads the streams and pushes coalesced events
+   to the views (target under 1.2x). Beside them, the control: the 20 jobs stream into
+   another process (what machine load alone costs). The page's stand-in starts following
+   each view as it shows, as a page does (handed all 20 ids at once after the last job
+   started, it read their backlogs during the measured cells).
 
    These rows measure the kernel, not the machine. On 2 shared cores the gateway's streams,
    the page and the kernel compete, and other work comes and goes, so:
    - the two sides of each ratio are interleaved rounds (cells with no jobs, then cells
-     while the jobs stream; six rounds per row, rows in turn) and each ratio is the median
+     while the jobs stream; ten rounds per row, rows in turn) and each ratio is the median
      of all loaded cells over the median of all idle ones; the spread printed beside it is
-     the p25-p75 of the six rounds' own ratios, and each side's cell p50 [p25-p75];
+     the p25-p75 of the ten rounds' own ratios, and each side's cell p50 [p25-p75];
    - they run twice: pinned, the kernel under test (and this driver, whose cells alternate
      with it) on CPU 0 and everything the kernel is not responsible for (the gateway, the
      page's stand-in, the control's process) on CPU 1 (sched_setaffinity on every thread):
      the targets are read on these; and unpinned, every process on every CPU: what a user
      on a 2-core laptop feels. The control is in both;
    - the kernel's CPU is utime+stime of its process (all its threads) from /proc, over 2 s
-     with no cell running while the jobs stream.
+     with no cell running while the jobs stream; beside it, the kernel's CPU a trivial cell,
+     loaded vs idle (what the kernel itself spent on the cells, which other work on the
+     machine changes far less than their wall time).
    The load average is printed at the start and the end, and around each placement.
 
-Run: .venv/bin/python benchmarks/magic.py [--runs N]
+Run: .venv/bin/python benchmarks/magic.py [--runs N] [--widgets-only]
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ def overhead(gateway, runs: int) -> tuple[float, float]:
 
 
 ROUNDS = 3
-WIDGET_ROUNDS = 6  # idle, loaded, idle, loaded...: the shared machine's drift cancels
+WIDGET_ROUNDS = 10  # idle, loaded, idle, loaded...: the shared machine's drift cancels
 CONTROL = """
 import sys
 from jupyter_interactions.session import Session
@@ -129,13 +132,21 @@ session.close()
 """
 
 
+# The page's stand-in reads each stream as a browser's EventSource does, and decodes each
+# event's data as the view's JSON.parse does; not through the SDK, whose per-event models cost
+# about 300 us an event (12% of a core for these 400 events a second) that no browser spends.
 BROWSER = """
-import sys, threading
+import json, sys, threading, urllib.request
 from jupyter_interactions.session import Session
-session = Session("benchmark-browser")
+connection = Session("benchmark-browser").connection
+headers = {"x-goog-api-key": str(connection.token or ""), **dict(connection.headers)}
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 def follow(job_id):
-    for _ in session.client.interactions.get(job_id, stream=True):
-        pass
+    url = f"{connection.base_url}v1/interactions/{job_id}?stream=true"
+    with opener.open(urllib.request.Request(url, headers=headers)) as response:
+        for line in response:
+            if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                json.loads(line[5:])
 print("ready", flush=True)
 for line in sys.stdin:
     threading.Thread(target=follow, args=(line.strip(),), daemon=True).start()
@@ -213,6 +224,15 @@ def stop(proc: subprocess.Popen[str]) -> None:
 SCENARIOS = ("control", "browser", "kernel")
 
 
+def cells_with_cpu(run, kernel_pid: int, cells: int, cpu: list[float]) -> list[float]:
+    """`cells` trivial cells' times; the kernel's CPU seconds a cell over them go to `cpu`
+    (what the kernel itself spent, which other work on the machine does not change much)."""
+    before = cpu_seconds(kernel_pid)
+    times = [run("x = 1") for _ in range(cells)]
+    cpu.append((cpu_seconds(kernel_pid) - before) / cells)
+    return times
+
+
 def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) -> dict:
     """Per placement (pinned, unpinned) and scenario, interleaved rounds of `cells` trivial
     cells with no jobs, then `cells` while `jobs` background jobs stream, then the kernel's
@@ -227,11 +247,14 @@ def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) 
         page = placement.spawn([sys.executable, "-c", BROWSER], env)
         assert page.stdout is not None and page.stdin is not None
         assert page.stdout.readline().strip() == "ready"
-        samples = {s: {"idle": [], "loaded": [], "rounds": [], "cpu": []} for s in SCENARIOS}
+        samples = {
+            s: {"idle": [], "loaded": [], "rounds": [], "cpu": [], "cell_cpu": ([], [])}
+            for s in SCENARIOS
+        }
         for round_ in range(WIDGET_ROUNDS):
             for scenario in SCENARIOS:
                 got = samples[scenario]
-                idle = [run("x = 1") for _ in range(cells)]
+                idle = cells_with_cpu(run, kernel_pid, cells, got["cell_cpu"][0])
                 load = None
                 names = [f"{scenario[0]}{name[0]}{round_}_{i}" for i in range(jobs)]
                 if scenario == "control":
@@ -250,7 +273,7 @@ def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) 
                             run(f"print({job}.id)")
                             page.stdin.write("".join(printed).strip() + "\n")
                             page.stdin.flush()
-                loaded = [run("x = 1") for _ in range(cells)]
+                loaded = cells_with_cpu(run, kernel_pid, cells, got["cell_cpu"][1])
                 cpu, wall = cpu_seconds(kernel_pid), time.monotonic()
                 time.sleep(2.0)  # nothing run: only the kernel's followers (if any) use its CPU
                 got["cpu"].append((cpu_seconds(kernel_pid) - cpu) / (time.monotonic() - wall))
@@ -268,7 +291,7 @@ def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) 
     return rows
 
 
-def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
+def responsiveness(gateway, runs: int, widgets_only: bool, jobs: int = 20) -> dict:
     """p50 of a trivial cell: alone; while `jobs` background jobs stream into this kernel;
     and, as a control, while the same jobs stream into another process (machine load only)."""
     from jupyter_client.manager import KernelManager
@@ -308,7 +331,7 @@ def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
         idle_cpu: list[float] = []
         streaming = jobs
         per_round = max(runs // ROUNDS, 5)
-        for round_ in range(ROUNDS):  # interleaved rounds: the machine's load drifts
+        for round_ in range(0 if widgets_only else ROUNDS):  # interleaved: the load drifts
             alone += [run("x = 1") for _ in range(per_round)]
 
             control = subprocess.Popen(
@@ -342,6 +365,8 @@ def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
         widgets = widget_rows(
             run, printed, pid, gateway.proc.pid, env, words, jobs, max(runs // WIDGET_ROUNDS, 5)
         )
+        if widgets_only:
+            return {"widgets": widgets}
         return {
             "widgets": widgets,
             "alone": p50(alone),
@@ -358,16 +383,22 @@ def responsiveness(gateway, runs: int, jobs: int = 20) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=240)  # fewer gave p50s 0.1x apart
+    parser.add_argument("--widgets-only", action="store_true", help="only the widget rows")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ji-bench-"))
     os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
     print(f"load average at the start: {load_average()}")
     gateway = start_gateway(root)
     try:
-        magic_ms, sdk_ms = overhead(gateway, args.runs)
-        cells = responsiveness(gateway, args.runs)
+        if not args.widgets_only:
+            magic_ms, sdk_ms = overhead(gateway, args.runs)
+        cells = responsiveness(gateway, args.runs, args.widgets_only)
     finally:
         gateway.stop()
+    if args.widgets_only:
+        print_widget_rows(cells["widgets"])
+        print(f"load average at the end: {load_average()}")
+        return
     print(f"%%interaction --model echo    p50 {magic_ms:7.2f} ms")
     print(f"SDK create(stream=True)       p50 {sdk_ms:7.2f} ms")
     print(f"  added by the magic              {magic_ms - sdk_ms:7.2f} ms   (target < 10 ms)")
@@ -423,7 +454,9 @@ def print_widget_rows(rows: dict) -> None:
                 f"(rounds p25-p75 {rounds[0]:4.2f}-{rounds[2]:4.2f})  "
                 f"cell p50 {ms[4]:6.2f} ms [p25-p75 {ms[3]:5.2f}-{ms[5]:5.2f}] "
                 f"vs {ms[1]:6.2f} [{ms[0]:5.2f}-{ms[2]:5.2f}] with no jobs  "
-                f"kernel CPU {100 * statistics.median(got['cpu']):4.1f} %  "
+                f"kernel CPU {100 * statistics.median(got['cpu']):4.1f} %, "
+                f"a cell {1000 * statistics.median(got['cell_cpu'][1]):4.2f} ms "
+                f"vs {1000 * statistics.median(got['cell_cpu'][0]):4.2f}  "
                 f"({TARGETS[scenario]})"
             )
 
