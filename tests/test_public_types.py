@@ -1,5 +1,6 @@
 """A user's type checker sees the public API's types (the package ships py.typed): mypy, run
-on a small script as a user would, reveals `Reply` and `Job`, not `Any`."""
+on a small script as a user would, reveals `Reply` and `Job`, not `Any`, and refuses a turn's
+option that does not exist."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import textwrap
 
 USER_SCRIPT = textwrap.dedent(
     """
-    from jupyter_interactions import InteractionFailed, RequestError, Session
+    from jupyter_interactions import InteractionFailed, RequestError, Session, TurnOptions
 
     session = Session()
+    options: TurnOptions = {"model": "local", "thread": "t", "max_output_tokens": 50}
     reveal_type(session.ask("x"))
+    reveal_type(session.ask("x", stream=False, **options))
     reveal_type(session.start("x"))
     reveal_type(session.job("some-id"))
     reveal_type(session.job("some-id").result())
@@ -22,8 +25,19 @@ USER_SCRIPT = textwrap.dedent(
     """
 )
 
+# A misspelt option: the keywords are typed (TurnOptions), not a catch-all.
+TYPO_SCRIPT = textwrap.dedent(
+    """
+    from jupyter_interactions import Session
+
+    Session().ask("x", modle="local")
+    Session().start("x", thread="t", sytem="be brief")
+    """
+)
+
 # What each reveal_type names (mypy writes `str | None` or `Union[builtins.str, None]`, by version).
 EXPECTED = [
+    ("jupyter_interactions.reply.Reply",),
     ("jupyter_interactions.reply.Reply",),
     ("jupyter_interactions.jobs.Job",),
     ("jupyter_interactions.jobs.Job",),
@@ -35,14 +49,15 @@ EXPECTED = [
 
 
 def test_a_users_type_checker_sees_reply_and_job(tmp_path):
-    script = tmp_path / "user.py"
+    script, typo = tmp_path / "user.py", tmp_path / "typo.py"
     script.write_text(USER_SCRIPT)
+    typo.write_text(TYPO_SCRIPT)
     (tmp_path / "mypy.ini").write_text("[mypy]\n")  # the user's own settings: none
     result = subprocess.run(
         [
             sys.executable, "-m", "mypy", "--strict", "--no-incremental",
             "--config-file", str(tmp_path / "mypy.ini"),
-            "--cache-dir", str(tmp_path / "cache"), str(script),
+            "--cache-dir", str(tmp_path / "cache"), str(script), str(typo),
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -54,5 +69,9 @@ def test_a_users_type_checker_sees_reply_and_job(tmp_path):
     assert len(revealed) == len(EXPECTED), result.stdout + result.stderr
     for seen, names in zip(revealed, EXPECTED, strict=True):
         assert all(name in seen for name in names) and "Any" not in seen, result.stdout
-    # Revealing is all the script does: under --strict, nothing it calls is untyped.
-    assert result.returncode == 0, result.stdout + result.stderr
+    # Revealing is all the user's script does: under --strict, nothing it calls is untyped.
+    # The only errors are the typo script's two misspelt options.
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, result.stdout + result.stderr
+    assert errors[0].startswith("typo.py:4:") and '"modle"' in errors[0], result.stdout
+    assert errors[1].startswith("typo.py:5:") and '"sytem"' in errors[1], result.stdout

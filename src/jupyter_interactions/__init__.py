@@ -1,9 +1,9 @@
 """jupyter-interactions: models and agents from Jupyter cells, through the Interactions API.
 
 `%load_ext jupyter_interactions` registers the magics; the server extension mounts the
-gateway inside Jupyter Server. Session, Thread, Reply and Job load on first use (the error
-classes, which are cheap, at once), so neither side pulls in the other (the gateway never
-imports IPython) and importing the package stays cheap.
+gateway inside Jupyter Server. Session, Thread, TurnOptions, Reply and Job load on first use
+(the error classes, which are cheap, at once), so neither side pulls in the other (the gateway
+never imports IPython) and importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ if TYPE_CHECKING:  # what a user's type checker sees; at run time __getattr__ lo
     from .errors import *  # noqa: F403  (every error class: errors.__all__)
     from .jobs import Job
     from .reply import Reply
-    from .session import Session, Thread
+    from .session import Session, Thread, TurnOptions
 
 # Public name -> the module that defines it (the TYPE_CHECKING imports above name the same).
 _PUBLIC = {
     "Session": "session",
     "Thread": "session",
+    "TurnOptions": "session",
     "Reply": "reply",
     "Job": "jobs",
     **dict.fromkeys(errors.__all__, "errors"),
@@ -34,6 +35,7 @@ __all__ = [
     "Reply",
     "Session",
     "Thread",
+    "TurnOptions",
     "__version__",
     "load_ipython_extension",
     "unload_ipython_extension",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from . import config
 from .client import LocalHeads, SessionRoutes, build_client, map_error
@@ -36,6 +37,11 @@ from .tools import (
     too_many_rounds,
     tool_declarations,
 )
+
+if sys.version_info >= (3, 12):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 DEFAULT_THREAD = "default"
 DEFAULT_GEMINI_MODEL = "gemini-flash-latest"
@@ -62,6 +68,42 @@ def kernel_key() -> str:
 def default_model() -> str:
     """Offline unless a Gemini key is set in the kernel's environment."""
     return DEFAULT_GEMINI_MODEL if config.gemini_api_key() else "local"
+
+
+class TurnOptions(TypedDict, total=False):
+    """The options of a turn, as keywords of `Session.ask` and `Session.start` (and a
+    Thread's); each may be left out:
+
+    - `model`: the model that answers. Default: the session's, else `default_model()`
+      (Gemini with a GEMINI_API_KEY, else "local"). Give a model or an agent, not both.
+    - `agent`: an agent to run the turn instead (e.g. "local-agent"). Default: the
+      session's, when no model is given.
+    - `thread`: the conversation the turn belongs to (default "default"); the turn
+      continues the thread's head, and if answered becomes its new head.
+    - `new`: start the thread afresh instead of continuing its head.
+    - `parent`: continue from this earlier interaction id instead of the thread's head.
+    - `system`: a system instruction.
+    - `tools`: built-in tool names, tool declarations (dicts) or Python functions; `ask`
+      runs the functions here and sends their results back.
+    - `agent_config`: the agent's settings, e.g. `{"type": "dynamic", "max_total_tokens":
+      5000}`.
+    - `environment`: where an agent works: an environment id, or a dict that describes one.
+      For agents only.
+    - `max_output_tokens`: caps a model's answer (generation_config); past it the turn
+      ends `incomplete` with what came. For models only: an agent's turns are capped in its
+      `agent_config`.
+    """
+
+    model: str | None
+    agent: str | None
+    thread: str
+    new: bool
+    parent: str | None
+    system: str | None
+    tools: Iterable[Any] | None
+    agent_config: dict[str, Any] | None
+    environment: str | dict[str, Any] | None
+    max_output_tokens: int | None
 
 
 class Thread:
@@ -241,20 +283,19 @@ class Session:
     # --- requests --------------------------------------------------------------------------
 
     def _create_args(
-        self,
-        input: Any,
-        *,
-        model: str | None,
-        agent: str | None,
-        thread: str,
-        new: bool,
-        parent: str | None,
-        system: str | None,
-        tools: Iterable[Any] | None,
-        agent_config: dict[str, Any] | None = None,
-        environment: str | dict[str, Any] | None = None,
-        max_output_tokens: int | None = None,
+        self, input: Any, thread: str, options: TurnOptions
     ) -> tuple[dict[str, Any], dict[str, Callable[..., Any]]]:
+        """The SDK's create arguments for a turn in `thread`, and the Python functions among
+        its tools (by name)."""
+        unknown = sorted(options.keys() - TurnOptions.__optional_keys__)
+        if unknown:  # what a signature of named keywords would have refused
+            raise TypeError(
+                f"unexpected keyword argument {unknown[0]!r}; a turn's options are "
+                f"{', '.join(TurnOptions.__annotations__)} (see TurnOptions)"
+            )
+        model, agent = options.get("model"), options.get("agent")
+        environment = options.get("environment")
+        max_output_tokens = options.get("max_output_tokens")
         if model and agent:
             raise RequestError("give either a model or an agent, not both", "agent")
         agent = agent or (None if model else self.agent)
@@ -262,8 +303,8 @@ class Session:
         args: dict[str, Any] = {"input": input}
         if agent:
             args["agent"] = agent
-            if agent_config:
-                args["agent_config"] = agent_config
+            if options.get("agent_config"):
+                args["agent_config"] = options["agent_config"]
             if environment is not None:
                 args["environment"] = environment
         elif environment is not None:
@@ -287,12 +328,12 @@ class Session:
                     "max_output_tokens",
                 )
             args["generation_config"] = {"max_output_tokens": max_output_tokens}
-        previous = parent or (None if new else self._head(thread))
+        previous = options.get("parent") or (None if options.get("new") else self._head(thread))
         if previous:
             args["previous_interaction_id"] = previous
-        if system:
-            args["system_instruction"] = system
-        declared, functions = tool_declarations(tools or ())
+        if options.get("system"):
+            args["system_instruction"] = options["system"]
+        declared, functions = tool_declarations(options.get("tools") or ())
         if declared:
             args["tools"] = declared
         if not self.direct:
@@ -305,33 +346,21 @@ class Session:
         self,
         input: Any,
         *,
-        model: str | None = None,
-        agent: str | None = None,
-        thread: str = DEFAULT_THREAD,
-        new: bool = False,
-        parent: str | None = None,
-        system: str | None = None,
-        tools: Iterable[Any] | None = None,
-        agent_config: dict[str, Any] | None = None,
-        environment: str | dict[str, Any] | None = None,
-        max_output_tokens: int | None = None,
         stream: bool = True,
         show: bool = False,
+        **options: Unpack[TurnOptions],
     ) -> Reply:
-        """One turn in `thread` (continuing its head unless `new`, or from `parent`).
+        """One turn in `thread` (continuing its head unless `new`, or from `parent`). The
+        `options` are model, agent, thread, new, parent, system, tools, agent_config,
+        environment and max_output_tokens: `help(TurnOptions)` says what each does.
 
         With `show`, text streams into a live display (unless not `stream`) and the final
         display is published; function tools given as Python callables are run here and their
         results sent back. Interrupted (KeyboardInterrupt), the turn is cancelled on the
         server and `Interrupted` is raised, carrying what came before; the thread is unchanged.
-        `max_output_tokens` caps the answer (generation_config); past it the turn ends
-        `incomplete` with what came.
         """
-        args, functions = self._create_args(
-            input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools, agent_config=agent_config, environment=environment,
-            max_output_tokens=max_output_tokens,
-        )  # fmt: skip
+        thread = options.get("thread", DEFAULT_THREAD)
+        args, functions = self._create_args(input, thread, options)
         # A widget run view when a widget front end is live, else the Markdown live view.
         rich = rich_view("run", session=self, thread=thread) if show else None
         view = LiveView() if show and stream and rich is None else None
@@ -433,28 +462,11 @@ class Session:
             self._heads = None
         raise Interrupted(message, transcript.interaction_id) from None
 
-    def start(
-        self,
-        input: Any,
-        *,
-        model: str | None = None,
-        agent: str | None = None,
-        thread: str = DEFAULT_THREAD,
-        new: bool = False,
-        parent: str | None = None,
-        system: str | None = None,
-        tools: Iterable[Any] | None = None,
-        agent_config: dict[str, Any] | None = None,
-        environment: str | dict[str, Any] | None = None,
-        max_output_tokens: int | None = None,
-        show: bool = False,
-    ) -> Job:
-        """Start a background interaction and return its Job at once."""
-        args, _ = self._create_args(
-            input, model=model, agent=agent, thread=thread, new=new, parent=parent,
-            system=system, tools=tools, agent_config=agent_config, environment=environment,
-            max_output_tokens=max_output_tokens,
-        )  # fmt: skip
+    def start(self, input: Any, *, show: bool = False, **options: Unpack[TurnOptions]) -> Job:
+        """Start a background interaction and return its Job at once. The `options` are
+        `ask`'s (`help(TurnOptions)`), but Python functions among the tools are not run."""
+        thread = options.get("thread", DEFAULT_THREAD)
+        args, _ = self._create_args(input, thread, options)
         try:
             interaction = self.client.interactions.create(**args, background=True)
         except Exception as exc:

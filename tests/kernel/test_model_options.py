@@ -42,6 +42,13 @@ def test_max_output_tokens_must_be_positive(session):
         session.ask("hi", model="echo", max_output_tokens=0)
 
 
+def test_a_misspelt_option_is_refused_not_ignored(session):
+    with pytest.raises(TypeError, match="'modle'"):
+        session.ask("hi", modle="echo")
+    with pytest.raises(TypeError, match="'sytem'"):
+        session.thread("t").start("hi", model="echo", sytem="Answer in one line.")
+
+
 def test_function_results_are_sent_with_the_first_turns_settings(session, sdk):
     reply = session.ask(
         BLOCK,
