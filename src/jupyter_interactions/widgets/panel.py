@@ -19,7 +19,7 @@ from .calls import quiet, serve_files, serve_interactions, wire
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..session import Session, TurnOptions
 
 # Offered until (or unless) the gateway lists what it runs.
 KNOWN_MODELS = ["local", "echo", "scripted"]
@@ -108,7 +108,7 @@ class AgentPanel(ViewWidget):
         """Start one run (always in the background on the kernel) and answer its id."""
         if not input or not input.strip():
             raise CallError("write a prompt first")
-        options: dict[str, Any] = {"thread": thread or DEFAULT_THREAD}
+        options: TurnOptions = {"thread": thread or DEFAULT_THREAD}
         if agent:
             options["agent"] = agent
             if environment:
