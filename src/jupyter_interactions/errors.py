@@ -53,12 +53,33 @@ __all__ = [
 
 
 class InteractionsError(Exception):
-    """Base of every error jupyter-interactions raises on purpose."""
+    """Base of every error jupyter-interactions raises on purpose.
+
+    A subclass states how it crosses the wire as class keywords, and inherits what it leaves
+    out: `class ConfigError(InteractionsError, http_status=400, code="failed_precondition",
+    permanent=True)` gives `ConfigError.http_status == 400`.
+    """
 
     http_status = 500
     code = "internal"
     # Trying again cannot help. The base class is for the unforeseen: it makes no promise.
     permanent = False
+
+    def __init_subclass__(
+        cls,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        permanent: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if http_status is not None:
+            cls.http_status = http_status
+        if code is not None:
+            cls.code = code
+        if permanent is not None:
+            cls.permanent = permanent
 
     def __init__(self, message: str, *, interaction_id: str | None = None) -> None:
         super().__init__(message)
@@ -66,27 +87,16 @@ class InteractionsError(Exception):
         self.interaction_id = interaction_id  # the interaction it concerns, when one does
 
 
-class ConfigError(InteractionsError):
+class ConfigError(InteractionsError, http_status=400, code="failed_precondition", permanent=True):
     """A setting is missing or wrong (e.g. --direct without GEMINI_API_KEY)."""
 
-    http_status = 400
-    code = "failed_precondition"
-    permanent = True
 
-
-class GatewayError(InteractionsError):
+class GatewayError(InteractionsError, http_status=503, code="unavailable"):
     """The gateway cannot be found, started or reached; re-running the cell finds one again."""
 
-    http_status = 503
-    code = "unavailable"
 
-
-class RequestError(InteractionsError):
+class RequestError(InteractionsError, http_status=400, code="invalid_argument", permanent=True):
     """The request itself is wrong; `field` names the part at fault when one is."""
-
-    http_status = 400
-    code = "invalid_argument"
-    permanent = True
 
     def __init__(
         self, message: str, field: str | None = None, *, interaction_id: str | None = None
@@ -95,42 +105,25 @@ class RequestError(InteractionsError):
         self.field = field  # the request field at fault, e.g. "input[0].content", if one is
 
 
-class UnsupportedError(RequestError):
+class UnsupportedError(RequestError, code="unimplemented"):
     """A valid request for something this gateway does not offer."""
 
-    code = "unimplemented"
 
-
-class AuthError(InteractionsError):
+class AuthError(InteractionsError, http_status=401, code="unauthenticated", permanent=True):
     """A wrong or missing token (or Gemini key, when direct)."""
 
-    http_status = 401
-    code = "unauthenticated"
-    permanent = True
 
-
-class NotFoundError(InteractionsError):
+class NotFoundError(InteractionsError, http_status=404, code="not_found", permanent=True):
     """An unknown interaction, agent, environment or file."""
 
-    http_status = 404
-    code = "not_found"
-    permanent = True
 
-
-class ConflictError(InteractionsError):
+class ConflictError(InteractionsError, http_status=400, code="failed_precondition", permanent=True):
     """The resource is in a state that forbids this request."""
 
-    http_status = 400
-    code = "failed_precondition"
-    permanent = True
 
-
-class UpstreamError(InteractionsError):
+class UpstreamError(InteractionsError, http_status=502, code="upstream"):
     """`status` is Google's own answer, passed through: its 4xx are permanent (the SDK does
     not retry them), its 429 and 5xx are not. Without one (unreachable), 502."""
-
-    http_status = 502
-    code = "upstream"
 
     def __init__(
         self, message: str, status: int | None = None, *, interaction_id: str | None = None
@@ -141,13 +134,11 @@ class UpstreamError(InteractionsError):
         self.permanent = 400 <= self.http_status < 500 and not sdk_retries(self.http_status)
 
 
-class InteractionFailed(InteractionsError):
+class InteractionFailed(
+    InteractionsError, http_status=400, code="failed_precondition", permanent=True
+):
     """An interaction reached a terminal state other than `completed`. Kernel-side: the
     gateway reports such an end inside a 200; the status is for the rare crossing."""
-
-    http_status = 400
-    code = "failed_precondition"
-    permanent = True
 
     def __init__(
         self, message: str, interaction_id: str | None = None, status: str | None = None
@@ -156,25 +147,17 @@ class InteractionFailed(InteractionsError):
         self.status = status  # how the interaction ended: failed, cancelled, incomplete...
 
 
-class SandboxError(InteractionsError):
+class SandboxError(InteractionsError, http_status=400, code="sandbox", permanent=True):
     """Permanent for this request: retrying the same call meets the same sandbox (code
     still running, a kernel that died, a file it refuses), so it is a 400, not a 5xx."""
 
-    http_status = 400
-    code = "sandbox"
-    permanent = True
 
-
-class SandboxUnavailable(SandboxError):
+class SandboxUnavailable(SandboxError, code="failed_precondition"):
     """No sandbox of that kind can start here."""
 
-    code = "failed_precondition"
 
-
-class SandboxTimeout(SandboxError):
+class SandboxTimeout(SandboxError, code="deadline_exceeded"):
     """A run or a file request exceeded its time limit."""
-
-    code = "deadline_exceeded"
 
 
 class Interrupted(KeyboardInterrupt):
