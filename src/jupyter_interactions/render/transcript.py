@@ -144,37 +144,7 @@ class Transcript:
     def markdown(self, note: bool = True) -> str:
         """Thoughts and tool activity set apart from the answer, which comes last; then the
         note on why it ended (unless not `note`)."""
-        blocks: list[str] = []
-        for part in self.ordered():
-            if part.kind == "answer":
-                if part.text:
-                    blocks.append(part.text)
-            elif part.kind == "thought":
-                quoted = "\n".join(f"> {line}" for line in (part.text or "…").splitlines())
-                blocks.append(f"> **Thought**\n>\n{quoted}")
-            elif part.kind == "code":
-                blocks.append(f"**{part.title}**\n\n```{part.language}\n{part.text}\n```")
-            elif part.kind == "call":
-                blocks.append(f"**Tool call** `{part.title}`\n\n```json\n{part.text}\n```")
-            elif part.kind == "result":
-                text = part.text.rstrip()
-                # An image-only result (a plot) shows the image, not an empty fence.
-                blocks.append(
-                    f"**{part.title}**\n\n```\n{text}\n```"
-                    if text or not part.images
-                    else f"**{part.title}**"
-                )
-                blocks.extend(
-                    f"![{image['mime_type']} output](data:{image['mime_type']};base64,"
-                    f"{image['data']})"
-                    for image in part.images
-                )
-            elif part.text or part.title:
-                blocks.append(f"*{part.title}* {part.text}".strip())
-        ending = self.note() if note else None
-        if ending:
-            blocks.append(ending[0])
-        return "\n\n".join(blocks)
+        return "\n\n".join(self._told(note, markdown=True))
 
     def note(self) -> tuple[str, str] | None:
         """Why it ended, if not plainly: the error, or the limit that stopped it (as
@@ -188,19 +158,51 @@ class Transcript:
 
     def plain(self, note: bool = True) -> str:
         """Deterministic plain text (nbval compares it): steps in brackets, then the answer."""
-        lines: list[str] = []
+        return "\n".join(self._told(note, markdown=False))
+
+    def _told(self, note: bool, *, markdown: bool) -> list[str]:
+        """The parts in order, as Markdown blocks or plain lines: an answer as its text
+        (nothing while it has none), any other step as `_markdown_blocks` or `_plain_line`
+        tells it; then, unless not `note`, why it ended."""
+        told: list[str] = []
         for part in self.ordered():
-            if part.kind == "answer":
-                if part.text:
-                    lines.append(part.text)
-            elif part.kind == "thought":
-                lines.append(f"[thought] {part.text}".rstrip())
-            else:
-                lines.append(f"[{part.title}] {part.text}".rstrip())
+            if part.kind != "answer":
+                told.extend(_markdown_blocks(part) if markdown else [_plain_line(part)])
+            elif part.text:
+                told.append(part.text)
         ending = self.note() if note else None
         if ending:
-            lines.append(ending[1])
-        return "\n".join(lines)
+            told.append(ending[0] if markdown else ending[1])
+        return told
+
+
+def _markdown_blocks(part: Part) -> list[str]:
+    """A step (not the answer) as Markdown: a thought quoted, code and tool calls fenced, a
+    result fenced with its images inline."""
+    if part.kind == "thought":
+        quoted = "\n".join(f"> {line}" for line in (part.text or "…").splitlines())
+        return [f"> **Thought**\n>\n{quoted}"]
+    if part.kind == "code":
+        return [f"**{part.title}**\n\n```{part.language}\n{part.text}\n```"]
+    if part.kind == "call":
+        return [f"**Tool call** `{part.title}`\n\n```json\n{part.text}\n```"]
+    if part.kind == "result":
+        text = part.text.rstrip()
+        # An image-only result (a plot) shows the image, not an empty fence.
+        fenced = text or not part.images
+        shown = f"**{part.title}**\n\n```\n{text}\n```" if fenced else f"**{part.title}**"
+        images = [
+            f"![{image['mime_type']} output](data:{image['mime_type']};base64,{image['data']})"
+            for image in part.images
+        ]
+        return [shown, *images]
+    return [f"*{part.title}* {part.text}".strip()] if part.text or part.title else []
+
+
+def _plain_line(part: Part) -> str:
+    """A step (not the answer) as one plain line: what it is in brackets, then its text."""
+    what = "thought" if part.kind == "thought" else part.title
+    return f"[{what}] {part.text}".rstrip()
 
 
 def _dump(obj: Any) -> dict[str, Any]:
