@@ -4,6 +4,8 @@ its status from the page and, when it ends, settles (its thread's head moves on)
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from jupyter_interactions import Session
 from jupyter_interactions.render import live
-from jupyter_interactions.widgets import FRONT_END, JobBoard, hooks
+from jupyter_interactions.widgets import FRONT_END, JobBoard, base, hooks
 
 WORDS = " ".join(f"w{i}" for i in range(400))  # `slow`: 20 s unless stopped
 
@@ -130,3 +132,15 @@ def test_a_kernel_followed_job_is_pushed_every_event_in_order_and_settles(
     deltas = [e["delta"]["text"] for e in pushed if e["event_type"] == "step.delta"]
     assert "".join(deltas).split() == words.split()
     assert view.snapshots and view.snapshots[-1]["status"] == "completed"
+
+
+def test_a_board_that_failed_to_open_is_dropped_quietly(session, tmp_path, monkeypatch) -> None:
+    # A widget closes itself when collected: one whose construction failed early (here: the
+    # front end was never built) must close without errors of its own.
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(base, "STATIC", tmp_path)  # no built assets in it
+    with pytest.raises(FileNotFoundError, match="front end is not built"):
+        JobBoard(session)
+    gc.collect()
+    assert [f"{u.exc_type.__name__}: {u.exc_value}" for u in unraisable] == []

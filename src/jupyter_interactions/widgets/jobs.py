@@ -36,6 +36,10 @@ class JobBoard(ViewWidget):
     as_of = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, session: Session) -> None:
+        # First, what close() uses: a widget is closed when collected, also one whose
+        # construction failed below (e.g. the front end not built).
+        self._closed = threading.Event()
+        self._stream: Any = None
         follower = FRONT_END.follower_for(session)
         super().__init__(
             _esm=asset("jobs.js").read_text(),
@@ -44,9 +48,7 @@ class JobBoard(ViewWidget):
             gateway=FRONT_END.gateway_for(follower),
         )
         self.session = session
-        self._closed = threading.Event()
         self._last_event_id: str | None = None
-        self._stream: Any = None
         serve_interactions(self, session)
         serve_files(self, session)
         events = self._open()  # the rows as they are, before the cell returns
