@@ -8,12 +8,15 @@ round trip testable without a real model.
 Its answer does not depend on sampling, so `temperature`, `top_p` and `seed` are accepted and
 change nothing; `max_output_tokens` counts its deltas, and `stop_sequences` cut the answer
 before the first one.
+
+Its answers end as those of `scripted` do: `answer_events` and `tool_call_events` are both
+models' turns, from the first event to the `Finish`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from ...protocol import strict_loads
@@ -60,6 +63,31 @@ def split_words(text: str, chunks: int) -> list[str]:
     return ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
 
 
+def answer_events(text: str, chunks: int, request: ModelRequest) -> Iterator[ModelEvent]:
+    """The events of a deterministic text answer: its deltas (see `answer_pieces`), then
+    `Usage` (words in, words out) and the `Finish` that says why it ended."""
+    pieces, reason = answer_pieces(text, chunks, request.generation)
+    for piece in pieces:
+        yield TextDelta(piece)
+    output_tokens = len("".join(pieces).split())
+    yield Usage(input_tokens=_input_words(request.messages), output_tokens=output_tokens)
+    yield Finish(reason)
+
+
+def tool_call_events(
+    call: ToolCall, request: ModelRequest, output_tokens: int
+) -> Iterator[ModelEvent]:
+    """The events of a deterministic turn that calls a tool: the call, `Usage`, `Finish`."""
+    yield call
+    yield Usage(input_tokens=_input_words(request.messages), output_tokens=output_tokens)
+    yield Finish("tool_calls")
+
+
+def _input_words(messages: tuple[Message, ...]) -> int:
+    """A deterministic model's input token count: the conversation's words."""
+    return sum(len(m.text.split()) for m in messages)
+
+
 class EchoModel(Model):
     generation_fields = COMMON_GENERATION_FIELDS | {"tool_choice"}
 
@@ -80,15 +108,12 @@ class EchoModel(Model):
             tool_names = {t.name for t in request.tools}
             arguments = _arguments(call["args"]) if call and call["name"] in tool_names else None
             if call and arguments is not None:
-                yield ToolCall(id=f"call_{len(messages)}", name=call["name"], arguments=arguments)
-                yield Usage(input_tokens=_count(messages), output_tokens=1)
-                yield Finish("tool_calls")
+                asked = ToolCall(f"call_{len(messages)}", call["name"], arguments)
+                for event in tool_call_events(asked, request, output_tokens=1):
+                    yield event
                 return
-        pieces, reason = answer_pieces(text, self.chunks, request.generation)
-        for piece in pieces:
-            yield TextDelta(piece)
-        yield Usage(input_tokens=_count(messages), output_tokens=len("".join(pieces).split()))
-        yield Finish(reason)
+        for event in answer_events(text, self.chunks, request):
+            yield event
 
 
 def _arguments(text: str | None) -> dict[str, Any] | None:
@@ -98,7 +123,3 @@ def _arguments(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _count(messages: tuple[Message, ...]) -> int:
-    return sum(len(m.text.split()) for m in messages)

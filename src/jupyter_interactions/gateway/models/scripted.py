@@ -22,19 +22,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import (
-    COMMON_GENERATION_FIELDS,
-    Finish,
-    Message,
-    Model,
-    ModelEvent,
-    ModelRequest,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
+from .base import COMMON_GENERATION_FIELDS, Message, Model, ModelEvent, ModelRequest, ToolCall
 from .code_fences import Language, fenced_code
-from .echo import answer_pieces
+from .echo import answer_events, tool_call_events
 
 TOOL = "run_code"
 
@@ -61,20 +51,17 @@ class ScriptedModel(Model):
             step = len(results)
             language, code = blocks[step]
             turn = sum(1 for m in messages if m.role == "user")
-            yield ToolCall(
+            run_step = ToolCall(
                 id=f"call_{turn}_{step + 1}",
                 name=TOOL,
                 arguments={"code": code, "language": language},
             )
-            yield Usage(input_tokens=_words(messages), output_tokens=len(code.split()))
-            yield Finish("tool_calls")
+            for event in tool_call_events(run_step, request, output_tokens=len(code.split())):
+                yield event
             return
         text = _summary(blocks, results) if can_run else _plan(blocks)
-        pieces, reason = answer_pieces(text, self.chunks, request.generation)
-        for piece in pieces:
-            yield TextDelta(piece)
-        yield Usage(input_tokens=_words(messages), output_tokens=len("".join(pieces).split()))
-        yield Finish(reason)
+        for event in answer_events(text, self.chunks, request):
+            yield event
 
 
 def _latest_user(messages: tuple[Message, ...]) -> int | None:
@@ -106,7 +93,3 @@ def _plan(blocks: list[tuple[Language, str]]) -> str:
         return "No code blocks to run."
     shown = "\n".join(f"```{language}\n{code}\n```" for language, code in blocks)
     return f"Would run {_plural(len(blocks))} (no {TOOL} tool was offered):\n{shown}"
-
-
-def _words(messages: tuple[Message, ...]) -> int:
-    return sum(len(m.text.split()) for m in messages)
