@@ -346,11 +346,7 @@ class Store:
 
     async def get_interaction(self, interaction_id: str) -> InteractionRow | None:
         def read(conn: sqlite3.Connection) -> InteractionRow | None:
-            row = conn.execute(
-                "SELECT resource, input, previous_id, upstream_id, session, thread "
-                "FROM interactions WHERE id = ?",
-                (interaction_id,),
-            ).fetchone()
+            row = _interaction_row(conn, interaction_id)
             if row is None:
                 return None
             return {**_link(interaction_id, row), "session": row[4], "thread": row[5]}
@@ -365,11 +361,7 @@ class Store:
             out: list[ChainLink] = []
             current: str | None = interaction_id
             while current and len(out) < limit:
-                row = conn.execute(
-                    "SELECT resource, input, previous_id, upstream_id FROM interactions "
-                    "WHERE id = ?",
-                    (current,),
-                ).fetchone()
+                row = _interaction_row(conn, current)
                 if row is None:
                     break
                 out.append(_link(current, row))
@@ -525,8 +517,19 @@ def _plain(fn: Callable[..., T], *args: Any) -> T:
     return value
 
 
+def _interaction_row(conn: sqlite3.Connection, interaction_id: str) -> tuple[Any, ...] | None:
+    """One stored interaction as (resource, input, previous_id, upstream_id, session, thread):
+    what `_link` reads, then where it was made; None if there is none."""
+    row: tuple[Any, ...] | None = conn.execute(
+        "SELECT resource, input, previous_id, upstream_id, session, thread "
+        "FROM interactions WHERE id = ?",
+        (interaction_id,),
+    ).fetchone()
+    return row
+
+
 def _link(interaction_id: str, row: tuple[Any, ...]) -> ChainLink:
-    """An interaction read as (resource, input, previous_id, upstream_id, ...)."""
+    """An interaction read by `_interaction_row`: its link in a conversation."""
     return {
         "id": interaction_id,
         "resource": json.loads(row[0]),
