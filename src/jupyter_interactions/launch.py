@@ -91,9 +91,15 @@ def serve_command(
     return command
 
 
+# Names of this machine: "localhost", and those Debian's and Red Hat's /etc/hosts give it.
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
 def is_loopback(host: str) -> bool:
-    """True for a host name or address that only this machine can reach."""
-    if host == "localhost":
+    """True for a host name or address that only this machine can reach: one of
+    `LOOPBACK_NAMES` (in any case) or a loopback address (an IPv6 one with or without its
+    URL brackets)."""
+    if host.lower() in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

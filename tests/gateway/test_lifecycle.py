@@ -116,6 +116,13 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
 
 
+def test_loopback_names_are_those_hosts_files_give_this_machine_in_any_case():
+    for host in ("localhost.localdomain", "ip6-localhost", "LocalHost", "[::1]", "127.0.0.2"):
+        assert is_loopback(host), host
+    for host in ("localhost.example.com", "my-localhost", "ip6-localnet", "[::2]", "10.0.0.1"):
+        assert not is_loopback(host), host
+
+
 def test_state_is_sqlite_wal_with_a_schema_version(gateway, client):
     import sqlite3
 

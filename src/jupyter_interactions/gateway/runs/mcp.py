@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ...errors import ConfigError, RequestError
+from ...launch import is_loopback
 from ...sandbox.egress import Allowlist
 from ..models.base import Message, ToolCall, ToolSpec
 from .emitter import Emitter
@@ -28,7 +29,6 @@ from .emitter import Emitter
 __all__ = ["McpServer", "McpTools", "mcp_servers", "reach_refusal"]
 
 CONNECT_SECONDS = 15.0
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,6 @@ def _allowed(allowed_tools: Any) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _is_internal_address(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
@@ -102,7 +93,7 @@ def reach_refusal(server: McpServer, allowlist: Allowlist | None) -> str | None:
     server is on loopback, or the environment's allowlist names its host (a private
     address only by exact name, as for the sandbox's egress)."""
     host = server.host
-    if _is_loopback(host):
+    if is_loopback(host):
         return None
     if allowlist is not None and allowlist.allows(host):
         if not _is_internal_address(host) or allowlist.names(host):
