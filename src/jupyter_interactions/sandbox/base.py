@@ -180,6 +180,16 @@ def clean_relative(path: str) -> str:
     return normal
 
 
+@dataclass(frozen=True)
+class CodeRun:
+    """One `Sandbox.run` call as a sandbox kind runs it: its timeout settled."""
+
+    code: str
+    language: Literal["python", "bash"]
+    timeout: float  # seconds: the call's, else the sandbox's `limits.wall_seconds`
+    on_output: OutputCallback | None
+
+
 class SandboxFiles(ABC):
     """File access in a sandbox's root. Paths as in `clean_relative`."""
 
@@ -228,6 +238,7 @@ class Sandbox(ABC):
     names the tier actually in force after `start` (e.g. "bubblewrap", "landlock",
     "limits", "remote"); `warnings` lists what the user should be told about it. `restarts`
     counts the kernel restarts that lost its variables (each one's run says so, too).
+    A kind implements `_run`, which `run` calls with its arguments settled.
     """
 
     kind: ClassVar[str] = "abstract"
@@ -248,7 +259,6 @@ class Sandbox(ABC):
     async def start(self) -> None:
         """Bring the sandbox up; afterwards `run` and `files` work."""
 
-    @abstractmethod
     async def run(
         self,
         code: str,
@@ -257,8 +267,16 @@ class Sandbox(ABC):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
-        """Run code; state persists between runs. On timeout, interrupt (then restart if
-        the interrupt does not take) and return a result with timed_out=True."""
+        """Run code; state persists between runs. On timeout (`limits.wall_seconds` unless
+        given), interrupt (then restart if the interrupt does not take) and return a result
+        with timed_out=True."""
+        limit = self.limits.wall_seconds if timeout is None else timeout
+        return await self._run(CodeRun(code, language, limit, on_output))
+
+    async def _run(self, run: CodeRun) -> RunResult:
+        """`run` with its arguments settled: what a kind implements (a plugin may override
+        `run` itself instead)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _run nor run")
 
     @abstractmethod
     async def set_variables(self, variables: Mapping[str, str]) -> None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 from ..errors import NotFoundError, RequestError, SandboxError, SandboxUnavailable
 from . import kernel_helper
 from .base import (
+    CodeRun,
     Limits,
     OutputCallback,
     RunError,
@@ -282,16 +283,8 @@ class JupyterSandbox(Sandbox):
 
     # -- running code ---------------------------------------------------------------------
 
-    async def run(
-        self,
-        code: str,
-        *,
-        language: Literal["python", "bash"] = "python",
-        timeout: float | None = None,
-        on_output: OutputCallback | None = None,
-    ) -> RunResult:
-        code = kernel_helper.code_for(code, language)
-        limit = self.limits.wall_seconds if timeout is None else timeout
+    async def _run(self, run: CodeRun) -> RunResult:
+        code = kernel_helper.code_for(run.code, run.language)
         async with self._lock:
             channel = await self._connected()
             unseen_death = channel.restarts > self._known_restarts
@@ -303,7 +296,7 @@ class JupyterSandbox(Sandbox):
                 self._known_restarts = channel.restarts
                 self.restarts += 1
                 return RunResult(error=_kernel_died("since the last run"))
-            result, _ = await self._execute(code, timeout=limit, on_output=on_output)
+            result, _ = await self._execute(code, timeout=run.timeout, on_output=run.on_output)
         return result
 
     async def set_variables(self, variables: Mapping[str, str]) -> None:

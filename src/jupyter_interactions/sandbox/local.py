@@ -19,13 +19,13 @@ import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SandboxError, UnsupportedError
 from . import disk, kernel_helper
 from .base import (
+    CodeRun,
     Limits,
-    OutputCallback,
     RunError,
     RunResult,
     Sandbox,
@@ -136,17 +136,9 @@ class LocalSandbox(Sandbox):
             raise SandboxError("the sandbox is not started; call `await sandbox.start()` first")
         return self.kernel
 
-    async def run(
-        self,
-        code: str,
-        *,
-        language: Literal["python", "bash"] = "python",
-        timeout: float | None = None,
-        on_output: OutputCallback | None = None,
-    ) -> RunResult:
+    async def _run(self, run: CodeRun) -> RunResult:
         kernel = self._require_kernel()
-        code = kernel_helper.code_for(code, language)
-        limit = timeout if timeout is not None else self.limits.wall_seconds
+        code = kernel_helper.code_for(run.code, run.language)
         async with self._lock:
             refusal = await self._over_disk_quota()
             if refusal is not None:
@@ -157,7 +149,7 @@ class LocalSandbox(Sandbox):
             else:
                 await kernel.renew_cpu_budget()
             try:
-                result = await self._watched_run(kernel, code, limit, watch, on_output)
+                result = await self._watched_run(kernel, code, run, watch)
             finally:
                 if watch is not None:
                     watch.close()
@@ -166,20 +158,17 @@ class LocalSandbox(Sandbox):
             return result
 
     async def _watched_run(
-        self,
-        kernel: IsolatedKernel,
-        code: str,
-        limit: float,
-        watch: LimitWatch | None,
-        on_output: OutputCallback | None,
+        self, kernel: IsolatedKernel, code: str, run: CodeRun, watch: LimitWatch | None
     ) -> RunResult:
-        task = asyncio.ensure_future(kernel.runner.execute(code, on_output=on_output))
+        """`run`, its code as the kernel runs it (`code`), until it ends, times out or
+        crosses a limit that `watch` watches."""
+        task = asyncio.ensure_future(kernel.runner.execute(code, on_output=run.on_output))
         waiting: set[asyncio.Future[Any]] = {task}
         if watch is not None:
             waiting.add(watch.crossed)
         try:
             done, _ = await asyncio.wait(
-                waiting, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=run.timeout, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
             task.cancel()
@@ -190,7 +179,7 @@ class LocalSandbox(Sandbox):
         if crossed is not None:
             return await self._end_by_limit(kernel, task, crossed)
         if task not in done:
-            return await self._stop_overrun(kernel, task, limit)
+            return await self._stop_overrun(kernel, task, run.timeout)
         try:
             return task.result()
         except KernelDied as died:
