@@ -23,7 +23,34 @@ class FileSource(Protocol):
         ...
 
 
-class Reply:
+class TurnView:
+    """What a Reply and a Job read from their turn's transcript (a Job's grows as it runs)."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+
+    @property
+    def text(self) -> str:
+        """The answer's text (so far, while a job runs)."""
+        return self.transcript.text
+
+    @property
+    def status(self) -> str | None:
+        """The interaction's status as last reported (`in_progress`, `completed`, ...)."""
+        return self.transcript.status
+
+    @property
+    def model(self) -> str | None:
+        """The model that answers, if a model does."""
+        return self.transcript.model
+
+    @property
+    def agent(self) -> str | None:
+        """The agent that answers, if an agent does."""
+        return self.transcript.agent
+
+
+class Reply(TurnView):
     """The outcome of one %%interaction: answer text, transcript and provenance."""
 
     def __init__(
@@ -34,7 +61,7 @@ class Reply:
         interaction_ids: list[str],
         session: FileSource | None = None,
     ) -> None:
-        self.transcript = transcript
+        super().__init__(transcript)
         self.thread = thread
         self.interaction_ids = interaction_ids
         self.session = session  # the session that made it (for files())
@@ -43,26 +70,6 @@ class Reply:
     def id(self) -> str | None:
         """The last interaction of the turn (after any function-call rounds)."""
         return self.interaction_ids[-1] if self.interaction_ids else None
-
-    @property
-    def text(self) -> str:
-        """The answer's text."""
-        return self.transcript.text
-
-    @property
-    def status(self) -> str | None:
-        """The interaction's status as the server reported it (`completed`, ...)."""
-        return self.transcript.status
-
-    @property
-    def model(self) -> str | None:
-        """The model that answered, if a model did."""
-        return self.transcript.model
-
-    @property
-    def agent(self) -> str | None:
-        """The agent that answered, if an agent did."""
-        return self.transcript.agent
 
     @property
     def environment_id(self) -> str | None:
