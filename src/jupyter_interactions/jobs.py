@@ -21,7 +21,7 @@ from .render.job import job_card, job_final, run_seconds
 from .render.listing import Note
 from .render.live import LiveView, Throttle, publish
 from .render.transcript import Transcript
-from .reply import FileSource, Reply, failure_message
+from .reply import FileSource, Reply, TurnView, failure_message
 
 RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports an error
 # All background jobs of a kernel share one display budget (~10 updates a second in all),
@@ -55,7 +55,7 @@ class JobHost(FileSource, Protocol):
         ...
 
 
-class Job:
+class Job(TurnView):
     """A background interaction: it runs on the server while a worker thread here follows its
     event stream (resumed by event id after a drop). `result()` waits for its Reply, `await job`
     does so without blocking, `cancel()` stops it; it displays itself as a live card."""
@@ -71,14 +71,13 @@ class Job:
         status: str | None = None,
         created: str | None = None,
     ) -> None:
+        transcript = Transcript(
+            interaction_id=interaction_id, status=status, model=model, agent=agent, created=created
+        )
+        super().__init__(transcript)
         self.session = session
         self.id = interaction_id
         self.thread = thread
-        self.model = model
-        self.agent = agent
-        self.transcript = Transcript(interaction_id=interaction_id, status=status)
-        self.transcript.model, self.transcript.agent = model, agent
-        self.transcript.created = created
         self.started = time.monotonic()
         self.finished: float | None = None
         self._future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
@@ -88,11 +87,6 @@ class Job:
         self._showing = threading.Lock()  # a view shown as the job ends still gets its end
 
     # --- state -----------------------------------------------------------------------------
-
-    @property
-    def status(self) -> str | None:
-        """The interaction's status as last seen (`in_progress`, `completed`, ...)."""
-        return self.transcript.status
 
     @property
     def steps(self) -> int:
@@ -107,11 +101,6 @@ class Job:
         if seconds is None:
             return (self.finished or time.monotonic()) - self.started
         return seconds
-
-    @property
-    def text(self) -> str:
-        """The answer's text so far."""
-        return self.transcript.text
 
     def done(self) -> bool:
         """True once the job has ended (answered, failed or cancelled) as seen here."""
