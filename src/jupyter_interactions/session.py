@@ -70,9 +70,24 @@ def default_model() -> str:
     return DEFAULT_GEMINI_MODEL if config.gemini_api_key() else "local"
 
 
-class TurnOptions(TypedDict, total=False):
+class ThreadTurnOptions(TypedDict, total=False):
+    """A turn's options other than `thread`: the keywords of `Thread.ask` and `Thread.start`
+    (the thread is theirs). `help(TurnOptions)` says what each does."""
+
+    model: str | None
+    agent: str | None
+    new: bool
+    parent: str | None
+    system: str | None
+    tools: Iterable[Any] | None
+    agent_config: dict[str, Any] | None
+    environment: str | dict[str, Any] | None
+    max_output_tokens: int | None
+
+
+class TurnOptions(ThreadTurnOptions, total=False):
     """The options of a turn, as keywords of `Session.ask` and `Session.start` (and a
-    Thread's); each may be left out:
+    Thread's, but for `thread`); each may be left out:
 
     - `model`: the model that answers. Default: the session's, else `default_model()`
       (Gemini with a GEMINI_API_KEY, else "local"). Give a model or an agent, not both.
@@ -94,16 +109,7 @@ class TurnOptions(TypedDict, total=False):
       `agent_config`.
     """
 
-    model: str | None
-    agent: str | None
     thread: str
-    new: bool
-    parent: str | None
-    system: str | None
-    tools: Iterable[Any] | None
-    agent_config: dict[str, Any] | None
-    environment: str | dict[str, Any] | None
-    max_output_tokens: int | None
 
 
 class Thread:
@@ -119,13 +125,20 @@ class Thread:
         self.turns: int = int(record.get("turns") or 0)
         self.updated: str | None = record.get("updated")
 
-    def ask(self, input: Any, **options: Any) -> Reply:
-        """One turn in this thread: `Session.ask(input, thread=name, **options)`."""
-        return self.session.ask(input, thread=self.name, **options)
+    def ask(
+        self,
+        input: Any,
+        *,
+        stream: bool = True,
+        show: bool = False,
+        **options: Unpack[ThreadTurnOptions],
+    ) -> Reply:
+        """One turn in this thread: `Session.ask(input, thread=name, ...)`."""
+        return self.session.ask(input, stream=stream, show=show, thread=self.name, **options)
 
-    def start(self, input: Any, **options: Any) -> Job:
-        """A background turn in this thread: `Session.start(input, thread=name, **options)`."""
-        return self.session.start(input, thread=self.name, **options)
+    def start(self, input: Any, *, show: bool = False, **options: Unpack[ThreadTurnOptions]) -> Job:
+        """A background turn in this thread: `Session.start(input, thread=name, ...)`."""
+        return self.session.start(input, show=show, thread=self.name, **options)
 
     def fork(self, from_id: str) -> None:
         """Continue this thread from the earlier interaction `from_id`."""
