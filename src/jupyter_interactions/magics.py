@@ -18,7 +18,7 @@ from .errors import InteractionsError
 from .recording import CellWatch
 from .render.live import owned_cell
 from .reply import Reply
-from .session import DEFAULT_THREAD, Session
+from .session import DEFAULT_THREAD, Session, TurnOptions
 
 __all__ = ["InteractionMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -107,7 +107,7 @@ class InteractionMagics(Magics):
         environment = self._environment(args.environment)
         if not cell.strip():
             raise UsageError("the cell is empty: write what to ask below the %%interaction line")
-        options: dict[str, Any] = {
+        options: TurnOptions = {
             "model": args.model or (None if args.agent else self.model),
             "agent": args.agent or (None if args.model else self.agent),
             "thread": args.thread or self.thread,
@@ -118,16 +118,18 @@ class InteractionMagics(Magics):
             "agent_config": agent_config,
             "environment": environment,
             "max_output_tokens": args.max_tokens,
-            "show": True,
         }
         session = self.session(args.direct or None)
         try:
             with owned_cell():  # the cell's outputs are all ours: the live view leaves none
                 if args.background:
-                    result: Any = session.start(cell.strip(), **options)
+                    result: Any = session.start(cell.strip(), show=True, **options)
                 else:
                     result = session.ask(
-                        cell.strip(), stream=self.stream and not args.no_stream, **options
+                        cell.strip(),
+                        stream=self.stream and not args.no_stream,
+                        show=True,
+                        **options,
                     )
         except InteractionsError as exc:
             raise UsageError(exc.message) from None
