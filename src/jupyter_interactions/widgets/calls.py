@@ -24,6 +24,7 @@ from .pusher import PUSHER
 from .sse import EventStream, event_id, event_type
 
 if TYPE_CHECKING:
+    from ..launch import Connection
     from ..session import Session
 
 RECONNECTS = 5  # consecutive dropped streams before kernel-side following gives up
@@ -113,13 +114,23 @@ def event_bursts(
             for event in events:
                 yield [json.dumps(wire(event)).encode()]
         return
+    yield from EventStream(*stream_request(connection, interaction_id, last_event_id)).bursts(
+        PUSHER.turn
+    )
+
+
+def stream_request(
+    connection: Connection, interaction_id: str, last_event_id: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of an interaction's SSE stream at our gateway (from
+    `last_event_id` on), for `EventStream`."""
     query = {"stream": "true", **({"last_event_id": last_event_id} if last_event_id else {})}
     url = (
         f"{connection.base_url}v1/interactions/{urllib.parse.quote(interaction_id, safe='')}"
         f"?{urllib.parse.urlencode(query)}"
     )
     headers = {"x-goog-api-key": str(connection.token or ""), **dict(connection.headers)}
-    yield from EventStream(url, headers).bursts(PUSHER.turn)
+    return url, headers
 
 
 def serve_interactions(widget: ViewWidget, session: Session) -> None:
