@@ -71,13 +71,8 @@ def extension_server(
                 env=env, stdout=log_handle, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            info_file = runtime / f"jpserver-{proc.pid}.json"
             deadline = time.monotonic() + STARTUP_SECONDS
-            # jupyter_server writes its info file in place, not atomically: wait until it parses.
-            while not (info := server_info(info_file)):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "jupyter server did not start"
-                time.sleep(0.1)
+            info = started_server_info(proc, runtime, log, deadline)
             server = ExtensionServer(proc.pid, info["url"], token, runtime, log, password)
             while True:  # the start hook opens the store just after the server listens
                 try:
@@ -92,6 +87,20 @@ def extension_server(
         finally:
             proc.terminate()
             proc.wait(20)
+
+
+def started_server_info(
+    proc: subprocess.Popen[bytes], runtime: Path, log: Path, deadline: float
+) -> dict[str, Any]:
+    """A Jupyter server's jpserver-<pid>.json in `runtime`, once it is whole (the server
+    writes it in place, not atomically). Fails with the end of its `log` if the server exits
+    first, or is still starting at `deadline` (a hang bound)."""
+    info_file = runtime / f"jpserver-{proc.pid}.json"
+    while not (info := server_info(info_file)):
+        assert proc.poll() is None, f"exited with {proc.returncode}: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"did not start: {log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    return info
 
 
 def server_info(info_file: Path) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import end_process, write_test_models
-from tests.extension_server import server_info
+from tests.extension_server import started_server_info
 from tests.ipc_kernels import ipc_kernel_options
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -90,13 +90,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            info_file = base / "runtime" / f"jpserver-{proc.pid}.json"
             deadline = time.monotonic() + STARTUP_SECONDS
-            # Written in place, not atomically: wait until it parses.
-            while not (info := server_info(info_file)):
-                assert proc.poll() is None, (base / "lab.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "JupyterLab did not start"
-                time.sleep(0.2)
+            info = started_server_info(proc, base / "runtime", base / "lab.log", deadline)
             url = info["url"]
             while True:
                 try:
