@@ -85,6 +85,19 @@ class ThreadTurnOptions(TypedDict, total=False):
     max_output_tokens: int | None
 
 
+class ThreadStartOptions(ThreadTurnOptions, total=False):
+    """`Thread.start`'s keywords: a turn's options but `thread`, and `Session.start`'s
+    `show`."""
+
+    show: bool
+
+
+class ThreadAskOptions(ThreadStartOptions, total=False):
+    """`Thread.ask`'s keywords: `Thread.start`'s, and `Session.ask`'s `stream`."""
+
+    stream: bool
+
+
 class TurnOptions(ThreadTurnOptions, total=False):
     """The options of a turn, as keywords of `Session.ask` and `Session.start` (and a
     Thread's, but for `thread`); each may be left out:
@@ -125,20 +138,14 @@ class Thread:
         self.turns: int = int(record.get("turns") or 0)
         self.updated: str | None = record.get("updated")
 
-    def ask(
-        self,
-        input: Any,
-        *,
-        stream: bool = True,
-        show: bool = False,
-        **options: Unpack[ThreadTurnOptions],
-    ) -> Reply:
+    # The keywords, and their defaults, are the Session's: these only add the thread.
+    def ask(self, input: Any, **options: Unpack[ThreadAskOptions]) -> Reply:
         """One turn in this thread: `Session.ask(input, thread=name, ...)`."""
-        return self.session.ask(input, stream=stream, show=show, thread=self.name, **options)
+        return self.session.ask(input, thread=self.name, **options)
 
-    def start(self, input: Any, *, show: bool = False, **options: Unpack[ThreadTurnOptions]) -> Job:
+    def start(self, input: Any, **options: Unpack[ThreadStartOptions]) -> Job:
         """A background turn in this thread: `Session.start(input, thread=name, ...)`."""
-        return self.session.start(input, show=show, thread=self.name, **options)
+        return self.session.start(input, thread=self.name, **options)
 
     def fork(self, from_id: str) -> None:
         """Continue this thread from the earlier interaction `from_id`."""
