@@ -8,7 +8,7 @@ from ...errors import NotFoundError
 from ..runs import catalog
 from ..validation.rules import MAX_PAGE
 from . import requests as routes
-from .base import BaseHandler, paged
+from .base import BaseHandler
 
 # -- agents ----------------------------------------------------------------------------------------
 
@@ -16,8 +16,8 @@ from .base import BaseHandler, paged
 class AgentsHandler(BaseHandler):
     async def get(self) -> None:
         page = routes.listing(self.request)
-        agents = await self.state.agents.list(page.offset, page.size + 1)
-        self.send_json(paged("agents", agents, page))
+        agents = await self.state.agents.list(page.offset, page.fetch)
+        self.send_json(page.answer("agents", agents))
 
     async def post(self) -> None:
         agent = await routes.create_agent(self.request)
@@ -29,8 +29,7 @@ class AgentHandler(BaseHandler):
         self.send_json(await self.state.agents.get(routes.agent(self.request, agent_id)))
 
     async def delete(self, agent_id: str) -> None:
-        await self.state.agents.delete(routes.agent(self.request, agent_id))
-        self.send_json({})
+        await self.send_deleted(self.state.agents.delete(routes.agent(self.request, agent_id)))
 
 
 # -- models: what this gateway runs (client.models.list / get) ---------------------------------
@@ -51,8 +50,7 @@ class ModelsHandler(BaseHandler):
 
     async def get(self) -> None:
         page = await routes.list_models(self.request)
-        entries = (await self.entries())[page.offset : page.offset + page.size + 1]
-        self.send_json(paged("models", entries, page, "nextPageToken"))
+        self.send_json(page.answer("models", page.window(await self.entries())))
 
 
 class ModelHandler(ModelsHandler):

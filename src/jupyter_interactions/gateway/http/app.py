@@ -72,8 +72,8 @@ class InteractionHandler(BaseHandler):
         self.send_json(await self.engine.get(read.interaction_id, read.include_input))
 
     async def delete(self, interaction_id: str) -> None:
-        await self.engine.delete(routes.interaction(self.request, interaction_id))
-        self.send_json({})
+        interaction_id = routes.interaction(self.request, interaction_id)
+        await self.send_deleted(self.engine.delete(interaction_id))
 
 
 class CancelHandler(BaseHandler):
@@ -94,8 +94,8 @@ class AuthTokenHandler(BaseHandler):
     """`client.interactions.auth_tokens.delete(interaction_id, auth_token)`."""
 
     async def delete(self, interaction_id: str, token: str) -> None:
-        await self.state.auth_tokens.delete(*routes.auth_token(self.request, interaction_id, token))
-        self.send_json({})
+        interaction_id, token = routes.auth_token(self.request, interaction_id, token)
+        await self.send_deleted(self.state.auth_tokens.delete(interaction_id, token))
 
 
 Mount = Callable[[type[BaseHandler]], type[tornado.web.RequestHandler]]

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, ClassVar
 
 import tornado.web
@@ -39,17 +39,6 @@ def _error_body(code: str, message: str) -> str:
 
 def too_large(limit: int) -> RequestError:
     return RequestError(f"request body larger than {limit} bytes; send less at once")
-
-
-def paged(
-    key: str, items: Sequence[Any], page: routes.Page, token_key: str = "next_page_token"
-) -> dict[str, Any]:
-    """`items` holds up to size+1 entries: one more than asked says there is a next page.
-    `token_key` is the answer's name for the next page's token (models.list's is camelCase)."""
-    body: dict[str, Any] = {key: items[: page.size]}
-    if len(items) > page.size:
-        body[token_key] = str(page.offset + page.size)
-    return body
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -129,6 +118,11 @@ class BaseHandler(tornado.web.RequestHandler):
         that the log explains) rather than reach a client that cannot parse them."""
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
+
+    async def send_deleted(self, deletion: Awaitable[object]) -> None:
+        """Answer a DELETE once `deletion` is done: `{}`, as Google's deletes answer."""
+        await deletion
+        self.send_json({})
 
     async def send_events(self, source: AsyncIterator[list[str]]) -> None:
         """Stream SSE frames, then `data: [DONE]`. A client that goes away only stops this

@@ -12,7 +12,7 @@ from ..environments.manager import file_resource
 from ..environments.tar_download import directory_tar
 from ..upstream.files import UpstreamFiles
 from . import requests as routes
-from .base import BaseHandler, paged
+from .base import BaseHandler
 
 # -- environments and their files -----------------------------------------------------------------
 
@@ -21,8 +21,8 @@ class EnvironmentsHandler(BaseHandler):
     async def get(self) -> None:
         wanted = routes.list_environments(self.request)
         page = wanted.page
-        environments = await self.state.environments.list(page.offset, page.size + 1, wanted.mode)
-        self.send_json(paged("environments", environments, page))
+        environments = await self.state.environments.list(page.offset, page.fetch, wanted.mode)
+        self.send_json(page.answer("environments", environments))
 
     async def post(self) -> None:
         body = await routes.create_environment(self.request)
@@ -39,8 +39,9 @@ class EnvironmentHandler(BaseHandler):
         self.send_json(await self.state.environments.get(environment_id))
 
     async def delete(self, environment_id: str) -> None:
-        await self.state.environments.delete(routes.environment(self.request, environment_id))
-        self.send_json({})
+        await self.send_deleted(
+            self.state.environments.delete(routes.environment(self.request, environment_id))
+        )
 
 
 class FilesHandler(BaseHandler):
@@ -52,8 +53,8 @@ class FilesHandler(BaseHandler):
             return
         entries = await files.list(read.path, recursive=read.recursive)
         page = read.page
-        listed = [file_resource(e) for e in entries[page.offset : page.offset + page.size + 1]]
-        self.send_json(paged("files", listed, page))
+        listed = [file_resource(e) for e in page.window(entries)]
+        self.send_json(page.answer("files", listed))
 
     async def _download(self, files: SandboxFiles, path: str, recursive: bool) -> None:
         """A file's bytes; a directory as a POSIX tar (uncompressed) of its regular files,

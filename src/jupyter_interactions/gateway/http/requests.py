@@ -4,9 +4,9 @@ raises a RequestError (400) that names the field and says what to send."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from ...errors import RequestError
@@ -53,6 +53,8 @@ __all__ = [
     "upload_chunk",
 ]
 
+T = TypeVar("T")
+
 SESSION_HEADER = "x-interactions-session"
 THREAD_HEADER = "x-interactions-thread"
 MAX_SESSION_KEY = 1024  # a notebook path or a kernel id
@@ -91,8 +93,29 @@ class InteractionRead:
 
 @dataclass(frozen=True)
 class Page:
+    """A page of a list: up to `size` entries from `offset` (what a page token carries).
+    `token_key` is the answer's name for the next page's token (models.list's is camelCase)."""
+
     offset: int
     size: int
+    token_key: str = "next_page_token"
+
+    @property
+    def fetch(self) -> int:
+        """How many entries to read from `offset`: one past the page says a next one exists."""
+        return self.size + 1
+
+    def window(self, entries: Sequence[T]) -> Sequence[T]:
+        """What to read of a whole list: `fetch` entries from `offset`."""
+        return entries[self.offset : self.offset + self.fetch]
+
+    def answer(self, key: str, read: Sequence[Any]) -> dict[str, Any]:
+        """The list's answer from what was read: the page, and the next page's token if the
+        read found more."""
+        body: dict[str, Any] = {key: read[: self.size]}
+        if len(read) > self.size:
+            body[self.token_key] = str(self.offset + self.size)
+        return body
 
 
 @dataclass(frozen=True)
@@ -325,6 +348,7 @@ async def list_models(request: Incoming) -> Page:
     return Page(
         rules.page_token(query.get("pageToken"), "pageToken", "nextPageToken"),
         rules.page_size(query.get("pageSize"), "pageSize"),
+        token_key="nextPageToken",
     )
 
 

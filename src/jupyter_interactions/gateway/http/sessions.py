@@ -25,8 +25,7 @@ class SessionEventsHandler(BaseHandler):
 
 class ThreadsHandler(BaseHandler):
     async def delete(self, key: str) -> None:
-        await self.state.threads.delete(routes.session(self.request, key))
-        self.send_json({})
+        await self.send_deleted(self.state.threads.delete(routes.session(self.request, key)))
 
 
 class ThreadHandler(BaseHandler):
@@ -35,5 +34,4 @@ class ThreadHandler(BaseHandler):
         self.send_json(await self.state.threads.point(wanted.session, wanted.name, wanted.head))
 
     async def delete(self, key: str, name: str) -> None:
-        await self.state.threads.delete(*routes.thread(self.request, key, name))
-        self.send_json({})
+        await self.send_deleted(self.state.threads.delete(*routes.thread(self.request, key, name)))
