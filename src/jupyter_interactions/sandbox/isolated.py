@@ -45,8 +45,8 @@ def _prepare_layout(root: Path, identity: Identity) -> Layout:
     (root / WORKSPACE).mkdir(exist_ok=True)
     runtime = Path(os.path.realpath(tempfile.mkdtemp(prefix="ji-sandbox-")))
     layout = Layout(root=root, runtime=runtime)
-    layout.home.mkdir()
-    layout.tmp.mkdir()
+    for directory in layout.home_and_tmp:
+        directory.mkdir()
     identity.take(root)
     identity.take(runtime)
     return layout
@@ -120,13 +120,7 @@ class IsolatedKernel:
             raise
         procs = cgroup.procs_files if cgroup is not None else None
         plan = await asyncio.to_thread(launch_plan, tier, layout, limits, identity, procs)
-        runner = KernelRunner(
-            plan,
-            connection_file=layout.connection_file,
-            socket_prefix=layout.socket_prefix,
-            log_file=layout.log_file,
-            cwd=layout.runtime,
-        )
+        runner = KernelRunner(plan, runtime=layout.runtime)
         kernel = cls(tier, limits, identity, layout, runner, cgroup)
         if cgroup is not None:
             kernel.oom = cgroup.oom_notifier()

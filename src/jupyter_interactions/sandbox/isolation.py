@@ -73,7 +73,7 @@ class Identity:
 @dataclass(frozen=True)
 class Layout:
     """Host paths of one sandbox: the environment root and a private runtime directory
-    (connection file, ipc sockets, kernel log, and HOME/TMPDIR outside bwrap). The sandbox
+    (the kernel's files, which `KernelRunner` names, and HOME/TMPDIR outside bwrap). The sandbox
     can write to both, so nothing the launcher trusts is kept there: its plan is handed to
     it in memory (`provisioner.py`)."""
 
@@ -85,24 +85,9 @@ class Layout:
         return self.root / WORKSPACE
 
     @property
-    def home(self) -> Path:
-        return self.runtime / "home"
-
-    @property
-    def tmp(self) -> Path:
-        return self.runtime / "tmp"
-
-    @property
-    def connection_file(self) -> Path:
-        return self.runtime / "kernel.json"
-
-    @property
-    def socket_prefix(self) -> Path:
-        return self.runtime / "k"
-
-    @property
-    def log_file(self) -> Path:
-        return self.runtime / "kernel.log"
+    def home_and_tmp(self) -> tuple[Path, Path]:
+        """HOME and TMPDIR outside bubblewrap (inside, both are tmpfs)."""
+        return self.runtime / "home", self.runtime / "tmp"
 
 
 def _is_root() -> bool:
@@ -280,7 +265,8 @@ def launch_plan(
         plan["confine"] = [*launcher_command(), "--confine"]
     else:
         plan["cwd"] = str(layout.workspace)
-        plan["env"] = _env(str(layout.home), str(layout.tmp))
+        home, tmp = layout.home_and_tmp
+        plan["env"] = _env(str(home), str(tmp))
         plan["keep_dac_read_search"] = identity.switches and not all(
             _traversable_by_others(d) for d in python_dirs()
         )

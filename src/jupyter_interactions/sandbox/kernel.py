@@ -34,27 +34,22 @@ class KernelDied(SandboxError):
 
 
 class KernelRunner:
-    """Lifecycle (start, restart, shutdown) and use (execute, interrupt) of one kernel."""
+    """Lifecycle (start, restart, shutdown) and use (execute, interrupt) of one kernel.
 
-    def __init__(
-        self,
-        plan: dict[str, Any],
-        *,
-        connection_file: Path,
-        socket_prefix: Path,
-        log_file: Path,
-        cwd: Path,
-    ) -> None:
+    Its files (connection file, ipc sockets, log) are kept in `runtime`, a private
+    directory of the sandbox's that the launcher starts from (`isolation.Layout`)."""
+
+    def __init__(self, plan: dict[str, Any], *, runtime: Path) -> None:
         self.manager = AsyncKernelManager(
             transport="ipc",
-            ip=str(socket_prefix),
-            connection_file=str(connection_file),
+            ip=str(runtime / "k"),  # the sockets: k-1, k-2, ...
+            connection_file=str(runtime / "kernel.json"),
             kernel_spec_manager=SandboxKernelSpecs(),
             kernel_name=SPEC_NAME,
         )
         self.plan = plan  # the launcher's; a new one takes effect at the next (re)start
-        self._log_path = log_file
-        self._cwd = cwd
+        self._log_path = runtime / "kernel.log"
+        self._cwd = runtime
         self._log: Any = None
         self.client: Any = None
         self._exited: asyncio.Future[int] | None = None
