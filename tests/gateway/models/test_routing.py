@@ -65,6 +65,20 @@ def test_without_a_key_ids_not_served_here_get_a_400_that_says_what_to_do(
         client.close()
 
 
+def test_a_misspelt_model_option_is_a_400_that_names_it_and_the_gateway_stays_up(
+    gateway_factory: Any,
+) -> None:
+    gateway = gateway_factory(models={"terse": {"adapter": "echo", "chunk": 1}})
+    client = gateway.client()
+    try:
+        message = refused(client, "terse")
+        assert "unknown options ['chunk'] under models.terse" in message
+        assert "known: ['chunks']" in message
+        assert client.interactions.create(model="echo", input="still here").status == "completed"
+    finally:
+        client.close()
+
+
 def test_adapters_that_need_settings_are_offered_only_when_configured() -> None:
     registry = ModelRegistry(
         {"qwen": {"adapter": "openai", "base_url": "http://x/v1", "model": "q"}}
