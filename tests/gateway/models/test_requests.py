@@ -108,3 +108,21 @@ def test_a_configured_default_cap_bounds_a_turn_that_sets_none(gateway_factory: 
         client.close()
     assert interaction.status == "incomplete"
     assert interaction.usage.total_output_tokens == 7
+
+
+@pytest.mark.parametrize(
+    "choice", ["none", "any", {"allowed_tools": {"mode": "auto", "tools": ["subtract"]}}]
+)
+def test_a_tool_choice_beside_tools_run_here_is_refused_not_ignored(
+    client: Any, choice: Any
+) -> None:
+    """With code_execution among the tools, a model call runs in the gateway's tool loop,
+    where the model always chooses for itself: a choice that says otherwise is refused,
+    where it used to be dropped (echo called `add` although the choice was "none")."""
+    tools = [{"type": "code_execution"}, *TOOLS]
+    message = refusal(client, model="echo", tools=tools, generation_config={"tool_choice": choice})
+    assert "generation_config.tool_choice" in message and "code_execution" in message
+    auto = client.interactions.create(
+        model="echo", input="call add {}", tools=tools, generation_config={"tool_choice": "auto"}
+    )
+    assert auto.status == "requires_action"

@@ -21,6 +21,8 @@ request forwarded to Google's service is not checked here: Google decides. The t
 | image, audio, video, other docs  | refused, unless the model reads that kind  | forwarded   |
 | `generation_config` fields       | those the model declares; others refused   | forwarded   |
 | `tool_choice` modes              | those the model declares; others refused   | forwarded   |
+| `tool_choice` beside tools that  | only "auto" (the tool loop's); others      | forwarded   |
+| run here                         | refused                                    |             |
 | `response_format` JSON schema    | where the model declares it (`local`)      | forwarded   |
 """
 
@@ -87,10 +89,24 @@ def check_request(
     _check_modalities(body.get("response_modalities"), who)
     _check_inputs(body.get("input"), who, model.input_modalities if model else TEXT_ONLY)
     if model is not None:
+        _check_loop_tool_choice(body, who, plan)
         refusal = _unhonoured(model_request(body, []), model, who, plan)
         if refusal:
             raise UnsupportedError(refusal)
     return plan
+
+
+def _check_loop_tool_choice(body: dict[str, Any], who: str, plan: Plan) -> None:
+    """A model call with tools run here is a tool loop whose model always chooses among
+    all its tools: any other `tool_choice` would be dropped, so it is refused."""
+    config = body.get("generation_config")
+    choice = config.get("tool_choice") if isinstance(config, dict) else None
+    if plan.needs_loop and choice not in (None, "auto"):
+        raise UnsupportedError(
+            f"generation_config.tool_choice {choice!r} with code_execution or mcp_server "
+            f"tools: {who} runs them in a tool loop where the model always chooses (auto); "
+            "leave tool_choice out, or steer the choice in a turn with function tools only"
+        )
 
 
 def _unhonoured(request: ModelRequest, model: Model, who: str, plan: Plan) -> str | None:
