@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ def event_id(payload: bytes) -> str | None:
 
 class EventStream:
     """GET `url` (an SSE stream) with `headers`; `bursts()` yields the payloads that came
-    together. `close()` from another thread ends it."""
+    together. `interrupt()` from another thread ends it (and `bursts` closes it)."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -49,6 +50,8 @@ class EventStream:
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
         self._sock = sock
+        self._closing = threading.Lock()
+        self._closed = False
         self._raw = b""  # bytes received and not yet de-chunked
         self._text = b""  # de-chunked stream text not yet a whole event
         self._ended = False
@@ -142,9 +145,23 @@ class EventStream:
                 payloads.append(data)
         return payloads
 
+    def interrupt(self) -> None:
+        """End the stream from another thread, at once: the connection is shut down (the
+        gateway sees it end), a read waiting on it returns, and `bursts` ends and closes it.
+        Never closes the socket under a reader that may still use its descriptor."""
+        with self._closing:
+            if not self._closed:
+                self._shutdown()
+
     def close(self) -> None:
+        with self._closing:  # never while `interrupt` uses the descriptor
+            if not self._closed:
+                self._closed = True
+                self._shutdown()
+                self._sock.close()
+
+    def _shutdown(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
+        except OSError:  # not connected (any more)
             pass
-        self._sock.close()
