@@ -1,5 +1,6 @@
-"""What every widget shares: its built assets, a deterministic repr with a text fallback, and
-id-keyed calls from the front end answered off the kernel's main thread.
+"""What every widget shares: its built assets, a deterministic repr with a text fallback,
+id-keyed calls from the front end answered off the kernel's main thread, and the kernel-side
+followers a view runs, stopped when it closes (from either side).
 
 A widget's mimebundle always carries `text/plain` and `text/markdown` of its current content
 besides the widget view, so nbconvert, nbviewer and GitHub show the result without widget
@@ -12,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anywidget
 import traitlets
@@ -37,14 +38,31 @@ class CallError(Exception):
     """A call from the front end that failed with a message meant for the user."""
 
 
+class Follower(Protocol):
+    """A kernel thread that follows a stream for a view."""
+
+    def stop(self) -> None:
+        """End it soon, from any thread, without waiting for it."""
+
+
 class ViewWidget(anywidget.AnyWidget):
-    """Base of our widgets: fallback bundle, stable repr, and `calls` from the front end."""
+    """Base of our widgets: fallback bundle, stable repr, `calls` from the front end, and the
+    followers it runs (stopped when the view closes)."""
 
     _css = traitlets.Unicode().tag(sync=True)
     # Path of the gateway under the page's base URL ("interactions/") when the page may
     # follow it itself; "" when only the kernel can reach it.
     gateway = traitlets.Unicode("").tag(sync=True)
     follower = traitlets.Unicode("kernel").tag(sync=True)  # "browser" | "kernel"
+
+    def setup_instance(self, /, *args: Any, **kwargs: Any) -> None:
+        """What close() uses, set before any `__init__` (traitlets calls this first): a widget
+        is closed when collected, also one whose construction failed (e.g. a subclass's
+        arguments naming a front-end file that was never built)."""
+        self._followers: dict[str, Follower] = {}
+        self._followers_lock = threading.Lock()
+        self._view_closed = False
+        super().setup_instance(*args, **kwargs)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("_css", asset("widgets.css").read_text())
@@ -89,6 +107,43 @@ class ViewWidget(anywidget.AnyWidget):
             log.debug("call %s failed", call.get("method"), exc_info=True)
             reply["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         self.send(reply, buffers or None)
+
+    # --- followers, and closing ---------------------------------------------------------------
+
+    def keep(self, key: str, follower: Follower) -> bool:
+        """Stop `follower` when the view closes. False (nothing kept) when it is closed
+        already or `key` has a follower: the caller then does not start it."""
+        with self._followers_lock:
+            if self._view_closed or key in self._followers:
+                return False
+            self._followers[key] = follower
+            return True
+
+    def release(self, key: str, follower: Follower) -> None:
+        """`follower` of `key` has ended by itself."""
+        with self._followers_lock:
+            if self._followers.get(key) is follower:
+                del self._followers[key]
+
+    @traitlets.observe("comm")
+    def _hear_comm_close(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            change["new"].on_close(self._closed_by_front_end)
+
+    def _closed_by_front_end(self, _message: Any) -> None:
+        """The front end closed the comm (its model was closed): no view of this widget can
+        come back, so it closes here too (on the kernel's main thread)."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the comm and stop every follower (never waits for one: each ends by itself
+        as soon as it wakes, and releases its stream)."""
+        with self._followers_lock:
+            self._view_closed = True
+            followers, self._followers = list(self._followers.values()), {}
+        for follower in followers:
+            follower.stop()
+        super().close()
 
     # --- display ------------------------------------------------------------------------------
 

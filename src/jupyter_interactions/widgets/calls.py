@@ -12,10 +12,9 @@ import json
 import os
 import tempfile
 import threading
-import time
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,40 +52,111 @@ def follow_in_kernel(
     last_event_id: str | None = None,
     on_end: Callable[[str], None] | None = None,
     on_status: Callable[[str, str], None] | None = None,
-) -> threading.Thread:
+) -> StreamFollower | None:
     """Follow an interaction's stream in a worker and push its events to `widget`, coalesced
     with every other followed view (pusher.py); resumes after drops from the last event.
     `on_status(interaction_id, status)` runs as its status changes, `on_end(interaction_id)`
     once it has ended. The events are forwarded as the raw payloads read (sse.py): only the
-    interaction-level ones (a status, the end: a few per stream) are decoded here."""
+    interaction-level ones (a status, the end: a few per stream) are decoded here. The
+    follower stops when the widget closes; None when it is closed already or follows the
+    interaction already (one follower per view and interaction)."""
+    follower = StreamFollower(widget, session, interaction_id, last_event_id, on_end, on_status)
+    if not widget.keep(interaction_id, follower):
+        return None
+    follower.thread.start()
+    return follower
 
-    def run() -> None:
-        last, drops = last_event_id, 0
-        with PUSHER.following():
-            while drops <= RECONNECTS:
-                ended = False
-                try:
-                    for payloads in event_bursts(session, interaction_id, last):
-                        last = next(filter(None, map(event_id, reversed(payloads))), last)
+
+class StreamFollower:
+    """The worker of `follow_in_kernel`. `stop()` (any thread, never waits) ends it: its
+    stream is shut down at once, and nothing more is pushed or heard from it."""
+
+    def __init__(
+        self,
+        widget: ViewWidget,
+        session: Session,
+        interaction_id: str,
+        last_event_id: str | None,
+        on_end: Callable[[str], None] | None,
+        on_status: Callable[[str, str], None] | None,
+    ) -> None:
+        self.widget = widget
+        self.session = session
+        self.interaction_id = interaction_id
+        self.last_event_id = last_event_id
+        self.on_end = on_end
+        self.on_status = on_status
+        self.thread = threading.Thread(target=self._run, name=f"view-{interaction_id}", daemon=True)
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: EventStream | None = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            stream = self._stream
+        if stream is not None:
+            stream.interrupt()  # the worker wakes, closes it and ends
+
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def _run(self) -> None:
+        try:
+            with PUSHER.following():
+                self._follow()
+        finally:
+            self.widget.release(self.interaction_id, self)
+
+    def _follow(self) -> None:
+        drops = 0
+        while drops <= RECONNECTS and not self.stopped():
+            ended = False
+            try:
+                with contextlib.closing(self._bursts()) as bursts:  # closed on a return too
+                    for payloads in bursts:
+                        if self.stopped():
+                            return
+                        self.last_event_id = next(
+                            filter(None, map(event_id, reversed(payloads))), self.last_event_id
+                        )
                         drops = 0
-                        PUSHER.push_all(widget, interaction_id, payloads)
+                        PUSHER.push_all(self.widget, self.interaction_id, payloads)
                         for kind, status in interaction_news(payloads):
-                            if on_status is not None and status:
-                                on_status(interaction_id, status)
+                            if self.on_status is not None and status:
+                                self.on_status(self.interaction_id, status)
                             ended = ended or kind in ("interaction.completed", "error")
-                except Exception:
-                    pass  # a drop: resumed below from the last event seen
-                if ended:
-                    PUSHER.flush()
-                    if on_end is not None:
-                        on_end(interaction_id)
-                    return
-                drops += 1
-                time.sleep(min(0.2 * drops, 2.0))
+            except Exception:
+                pass  # a drop (or a stop): resumed below from the last event seen
+            if self.stopped():
+                return
+            if ended:
+                PUSHER.flush()
+                if self.on_end is not None:
+                    self.on_end(self.interaction_id)
+                return
+            drops += 1
+            self._stopped.wait(min(0.2 * drops, 2.0))
 
-    worker = threading.Thread(target=run, name=f"view-{interaction_id}", daemon=True)
-    worker.start()
-    return worker
+    def _bursts(self) -> Generator[list[bytes]]:
+        """The interaction's events from the last one seen on, as raw payloads in bursts read
+        once per pusher turn. Google's service directly goes through the SDK (its URL and
+        auth are the SDK's to know), one event at a time; a stop ends that at its next event."""
+        connection = self.session.connection
+        if connection.direct:
+            stream = self.session.client.interactions.get(
+                self.interaction_id, stream=True, last_event_id=self.last_event_id
+            )
+            with stream as events:
+                for event in events:
+                    yield [json.dumps(wire(event)).encode()]
+            return
+        stream = EventStream(*stream_request(connection, self.interaction_id, self.last_event_id))
+        with self._lock:
+            self._stream = stream
+            if self._stopped.is_set():  # stopped while it connected
+                stream.interrupt()
+        yield from stream.bursts(PUSHER.turn)  # closes the stream as it ends
 
 
 def interaction_news(payloads: list[bytes]) -> Iterator[tuple[str, str | None]]:
@@ -97,26 +167,6 @@ def interaction_news(payloads: list[bytes]) -> Iterator[tuple[str, str | None]]:
         if kind.startswith("interaction.") or kind == "error":
             data = json.loads(payload)
             yield kind, (data.get("interaction") or {}).get("status") or data.get("status")
-
-
-def event_bursts(
-    session: Session, interaction_id: str, last_event_id: str | None
-) -> Iterator[list[bytes]]:
-    """The interaction's events from `last_event_id` on, as raw payloads in bursts read once
-    per pusher turn. Google's service directly goes through the SDK (its URL and auth are
-    the SDK's to know), one event at a time."""
-    connection = session.connection
-    if connection.direct:
-        stream = session.client.interactions.get(
-            interaction_id, stream=True, last_event_id=last_event_id
-        )
-        with stream as events:
-            for event in events:
-                yield [json.dumps(wire(event)).encode()]
-        return
-    yield from EventStream(*stream_request(connection, interaction_id, last_event_id)).bursts(
-        PUSHER.turn
-    )
 
 
 def stream_request(
