@@ -107,6 +107,7 @@ def test_job_board_reads_the_gateway(session: Any) -> None:
     assert board.as_of
     assert job.id in board.fallback()["text/plain"]
     assert threading.active_count() < 50
+    board.close()
 
 
 def test_agent_panel_pickers_list_what_the_gateway_runs(session: Any) -> None:

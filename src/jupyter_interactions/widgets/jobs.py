@@ -10,7 +10,6 @@ changed, so a saved notebook shows the last state with its time.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -67,6 +66,9 @@ class JobBoard(ViewWidget):
             self._apply({"event_type": "session.jobs", "jobs": self.session.jobs()})
             return None
         self._stream = routes.events(self._last_event_id)
+        if self._closed.is_set():  # closed while it connected: close() saw the one before
+            self._stream.close()
+            return iter(())
         events = iter(self._stream)
         first = next(events, None)  # None: the stream ended at once (the gateway stopped)
         if first is not None:
@@ -105,13 +107,15 @@ class JobBoard(ViewWidget):
             drops += 1
             if drops > RECONNECTS:
                 return  # `as_of` tells how old the rows are
-            time.sleep(min(0.5 * drops, 5.0))
+            if self._closed.wait(min(0.5 * drops, 5.0)):
+                return
             try:
                 events = self._open() or iter(())
             except InteractionsError:
                 events = iter(())
 
     def close(self) -> None:
+        """Stop following (the kernel closed the board, or the page closed its comm)."""
         self._closed.set()
         if self._stream is not None:
             self._stream.close()

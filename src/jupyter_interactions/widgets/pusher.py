@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 RATE = 20  # messages a second, per kernel, in all
 
@@ -88,7 +91,11 @@ class Pusher:
             if not self._pending:
                 return False
             (_, interaction_id), (view, events) = self._pending.popitem(last=False)
-        view.send({"type": "events", "id": interaction_id, "events": decoded(events)})
+        try:
+            view.send({"type": "events", "id": interaction_id, "events": decoded(events)})
+        except Exception:  # e.g. its comm closed as it was sent: the others' go on
+            log.debug("events for a view of %s were dropped", interaction_id, exc_info=True)
+            return True
         self.sent += 1
         return True
 
