@@ -51,12 +51,18 @@ export default {
       paint(); // the row itself changes when the gateway says so
     }
 
+    /** Close the opened run; the kernel stops following it for this board. */
+    function closeOpened() {
+      opened.ctl.dispose();
+      opened.sub.close();
+      if (!gateway) invoke(model, "unfollow", { id: opened.id }).catch(() => {});
+      opened = null;
+    }
+
     function open(row) {
       if (opened) {
-        opened.ctl.dispose();
-        opened.sub.close();
         const same = opened.id === row.id;
-        opened = null;
+        closeOpened();
         fill(runBox);
         if (same) return paint();
       }
@@ -120,7 +126,7 @@ export default {
       if (unsubscribe) unsubscribe();
       model.off("change:rows", onRows);
       model.off("change:as_of", onRows);
-      if (opened) { opened.ctl.dispose(); opened.sub.close(); }
+      if (opened) closeOpened();
     };
   },
 };

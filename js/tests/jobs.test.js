@@ -57,3 +57,23 @@ describe("the job board follows the session's job changes", () => {
     dispose();
   });
 });
+
+describe("a row opened on a board the kernel follows", () => {
+  it("asks the kernel to follow the job, and to stop when it is closed or the board goes", () => {
+    const model = fakeModel({ rows: [job("int_1", "in_progress", 2), job("int_2", "in_progress")], as_of: "", session_key: "nb.ipynb", gateway: "", follower: "kernel" });
+    const el = document.createElement("div");
+    const dispose = jobs.render({ model, el });
+    const calls = (method) => model.sent.filter((m) => m.type === "call" && m.method === method).map((m) => m.args.id);
+    const openButton = (id) => el.querySelector(`tr[data-job='${id}'] .ji-open`);
+    openButton("int_1").click();
+    expect(calls("follow")).toEqual(["int_1"]);
+    openButton("int_1").click(); // Close
+    expect(calls("unfollow")).toEqual(["int_1"]);
+    openButton("int_1").click();
+    openButton("int_2").click(); // another row: the first one closes
+    expect(calls("follow")).toEqual(["int_1", "int_1", "int_2"]);
+    expect(calls("unfollow")).toEqual(["int_1", "int_1"]);
+    dispose(); // the board's view removed
+    expect(calls("unfollow")).toEqual(["int_1", "int_1", "int_2"]);
+  });
+});

@@ -210,10 +210,10 @@ def test_closing_a_job_board_stops_what_it_follows(session, pushed, close) -> No
     (board_thread,) = threads_named("job-board") - others
     assert any(r["id"] == job.id for r in board.rows)
     board._serve({"type": "call", "id": "1", "method": "follow", "args": {"id": job.id}})
-    assert pushed[id(board)][0] == {"type": "reply", "id": "1", "result": {"following": job.id}}
+    assert {"type": "reply", "id": "1", "result": {"following": job.id}} in pushed[id(board)]
     run_thread = thread_named(f"view-{job.id}")
     assert run_thread is not None
-    wait_for(lambda: len(pushed[id(board)]) > 1)  # the job's events come
+    wait_for(lambda: any(m["type"] == "events" for m in pushed[id(board)]))  # the job's
     # Two streams: the session's job changes (on a pooled connection), and the job's events.
     assert len(streams_to(session.connection.base_url) - pooled) == 1
     assert_close_stops(session, board, close, [board_thread, run_thread], streams=2)
@@ -275,3 +275,33 @@ def test_a_front_end_closing_the_comm_in_a_real_kernel_stops_the_follower(kernel
     cell = kernel.run(FOLLOWER_ENDED.format(join=JOIN))
     assert cell.text().split() == ["False", "in_progress"]  # stopped; the job runs on
     kernel.run("job.cancel()")
+
+
+def test_a_board_row_closed_on_the_page_stops_its_follower_and_the_board_goes_on(
+    session, pushed
+) -> None:
+    job = session.start(WORDS, model="slow", thread="unfollow")
+    job.detach()
+    wait_for(lambda: not job.following())
+    FRONT_END.forced_follower = "kernel"
+    try:
+        board = JobBoard(session)
+    finally:
+        FRONT_END.forced_follower = None
+    pooled = warm(session)
+    board._serve({"type": "call", "id": "1", "method": "follow", "args": {"id": job.id}})
+    follower = thread_named(f"view-{job.id}")
+    assert follower is not None
+    wait_for(lambda: any(m["type"] == "events" for m in pushed[id(board)]))
+    held = streams_to(session.connection.base_url) - pooled
+    assert len(held) == 1  # the job's events
+    # The row's Close (or the board's view removed): the page asks the kernel to stop.
+    board._serve({"type": "call", "id": "2", "method": "unfollow", "args": {"id": job.id}})
+    assert {"type": "reply", "id": "2", "result": {"following": None}} in pushed[id(board)]
+    follower.join(JOIN)
+    assert not follower.is_alive()
+    wait_for(lambda: not held & streams_to(session.connection.base_url), timeout=JOIN)
+    assert board.comm is not None  # the board itself stays open, and the job runs on
+    assert session.client.interactions.get(job.id).status == "in_progress"
+    board.close()
+    job.cancel()

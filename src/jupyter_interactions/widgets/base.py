@@ -119,6 +119,14 @@ class ViewWidget(anywidget.AnyWidget):
             self._followers[key] = follower
             return True
 
+    def stop_following(self, key: str) -> None:
+        """Stop the follower of `key`, if any (the page closed the part of the view that asked
+        for it); the view stays open."""
+        with self._followers_lock:
+            follower = self._followers.pop(key, None)
+        if follower is not None:
+            follower.stop()
+
     def release(self, key: str, follower: Follower) -> None:
         """`follower` of `key` has ended by itself."""
         with self._followers_lock:

@@ -1,8 +1,9 @@
 """The calls a widget's front end makes through the kernel (when the page cannot reach the
 gateway itself, and for what only the kernel can do: copy into the notebook's folder).
 
-`serve_interactions` answers get/cancel/follow, `serve_files` answers files/read/copy; each
-is one small function over the session's client, shared by every widget that needs it.
+`serve_interactions` answers get/cancel/follow/unfollow, `serve_files` answers
+files/read/copy; each is one small function over the session's client, shared by every widget
+that needs it.
 """
 
 from __future__ import annotations
@@ -197,9 +198,14 @@ def serve_interactions(widget: ViewWidget, session: Session) -> None:
         follow_in_kernel(widget, session, id, last_event_id)
         return {"following": id}
 
+    def unfollow(id: str) -> dict[str, Any]:
+        widget.stop_following(id)
+        return {"following": None}
+
     widget.answer("get", get)
     widget.answer("cancel", cancel)
     widget.answer("follow", follow)
+    widget.answer("unfollow", unfollow)
 
 
 def serve_files(widget: ViewWidget, session: Session, folder: Path | None = None) -> None:
