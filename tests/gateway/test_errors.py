@@ -6,6 +6,7 @@ through the gateway's file routes; and no secret reaches a log line."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import Any
@@ -23,7 +24,7 @@ from jupyter_interactions import errors
 from jupyter_interactions.config import GatewayConfig, Secret
 from jupyter_interactions.gateway.http.auth import with_token_auth
 from jupyter_interactions.gateway.http.base import BaseHandler
-from jupyter_interactions.gateway.logs import Redact
+from jupyter_interactions.gateway.logs import Redact, log_into
 from jupyter_interactions.gateway.upstream.files import ask_google
 from jupyter_interactions.gateway.wiring import GatewayState
 from jupyter_interactions.protocol import sdk_retries
@@ -197,3 +198,32 @@ def test_log_lines_lose_query_strings_and_credentials():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, headers, None, None)
     Redact().filter(record)
     assert "SECRET" not in record.getMessage()
+
+
+def test_a_hosts_log_gets_the_gateways_lines_once_and_without_secrets():
+    """Inside a Jupyter server the package's loggers write through the server's log: a line
+    of a child logger (a handler's filter sees it, a logger's would not) loses its secrets,
+    in its traceback too, and is written once, at the host's level; the undo restores."""
+    ours = logging.getLogger("jupyter_interactions")
+    before = ours.level, ours.propagate, list(ours.handlers)
+    written = io.StringIO()
+    host = logging.getLogger("test-host")
+    host.propagate = False
+    host_handler = logging.StreamHandler(written)
+    host.addHandler(host_handler)
+    host.setLevel(logging.INFO)
+    stop = log_into(host)
+    try:
+        child = logging.getLogger("jupyter_interactions.gateway.upstream")
+        try:
+            raise RuntimeError("GET https://example.invalid/v1?key=SECRET1 failed")
+        except RuntimeError:
+            child.exception("sent {'x-goog-api-key': 'SECRET2'}")
+        child.debug("below the host's level")
+    finally:
+        stop()
+        host.removeHandler(host_handler)
+    text = written.getvalue()
+    assert "SECRET" not in text and "?***" in text and "'x-goog-api-key': '***'" in text
+    assert text.count("sent {") == 1 and "below" not in text
+    assert (ours.level, ours.propagate, ours.handlers) == before

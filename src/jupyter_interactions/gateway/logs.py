@@ -1,6 +1,7 @@
-"""What the standalone gateway writes to its log: where (stderr, which a kernel points at a
-log file that only its user may read) and never a secret (query strings and credentials
-are cut out of every line, whichever library writes it)."""
+"""What the gateway writes to its log: where (standalone: stderr, which a kernel points at a
+log file that only its user may read; inside a Jupyter server: the server's log) and never a
+secret (query strings and credentials are cut out of every line, whichever library writes it).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
-__all__ = ["Redact", "setup_logging"]
+__all__ = ["LOGGER", "Redact", "log_into", "redacted", "setup_logging"]
+
+LOGGER = "jupyter_interactions"  # every logger of the package is under this one
 
 # A query string (Google's clients may send the key as ?key=), and the value of an auth
 # header, wherever a library puts one in a message (a dump of request headers, say).
@@ -43,6 +48,46 @@ def redact(text: str) -> str:
     return _CREDENTIAL.sub(r"\1\2***", text)
 
 
+_Handler = TypeVar("_Handler", bound=logging.Handler)
+
+
+def redacted(handler: _Handler) -> _Handler:
+    """`handler`, cutting secrets out of every record it writes. The filter is the handler's,
+    not a logger's: a logger's filters see only the records made on it, not its children's."""
+    if not any(isinstance(f, Redact) for f in handler.filters):
+        handler.addFilter(Redact())
+    return handler
+
+
+def log_into(host: logging.Logger) -> Callable[[], None]:
+    """Hand every record of the package's loggers to `host`'s handlers (a Jupyter server's
+    log, say), secrets cut out first, once each and at `host`'s level. Returns the undo."""
+    ours = logging.getLogger(LOGGER)
+    level, propagate = ours.level, ours.propagate
+    handler = redacted(_ToHost(host))
+    ours.addHandler(handler)
+    ours.setLevel(host.getEffectiveLevel())
+    ours.propagate = False  # written once, the host's way
+
+    def undo() -> None:
+        ours.removeHandler(handler)
+        ours.setLevel(level)
+        ours.propagate = propagate
+
+    return undo
+
+
+class _ToHost(logging.Handler):
+    """Hands records to another logger, whose handlers format and write them their way."""
+
+    def __init__(self, host: logging.Logger) -> None:
+        super().__init__()
+        self.host = host
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.host.handle(record)
+
+
 def setup_logging(level: str) -> None:
     """Log to stderr with secrets cut out; if stderr is a file, make it this user's only."""
     _private(sys.stderr)
@@ -52,7 +97,7 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for handler in logging.getLogger().handlers:
-        handler.addFilter(Redact())
+        redacted(handler)
     # Per-request access lines would cost more than the requests themselves.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 

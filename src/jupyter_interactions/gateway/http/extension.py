@@ -12,7 +12,7 @@ behind its own token instead.
 Kernels of that server find it through `jpserver-<JPY_PARENT_PID>.json` (url and token) and
 need no separate process. Settings come from the usual config file and environment, plus
 `c.InteractionsExtension.data_dir` in the Jupyter server's config. Everything the gateway
-logs (`jupyter_interactions.*`) goes to the server's log.
+logs (`jupyter_interactions.*`) goes to the server's log with its secrets cut out (logs.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from traitlets import Unicode
 
 from ...config import GatewayConfig
 from ...errors import AuthError
+from ..logs import LOGGER, log_into
 from ..wiring import GatewayState
 from .app import make_handlers
 from .auth import behind
@@ -37,7 +38,6 @@ from .base import BaseHandler
 
 MOUNT = "interactions"
 AUTH_RESOURCE = "interactions"  # what the server's authorizer is asked about
-LOGGER = "jupyter_interactions"
 
 log = logging.getLogger(f"{LOGGER}.gateway")
 
@@ -121,17 +121,6 @@ def with_server_auth(route: type[BaseHandler]) -> type[tornado.web.RequestHandle
     return behind(ServerAuth, route, methods)
 
 
-class _ToServerLog(logging.Handler):
-    """Hands records to the server's logger, which formats and writes them its way."""
-
-    def __init__(self, server_log: logging.Logger) -> None:
-        super().__init__()
-        self.server_log = server_log
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.server_log.handle(record)
-
-
 class InteractionsExtension(ExtensionApp):
     name = "jupyter_interactions"
     load_other_extensions = True
@@ -144,21 +133,13 @@ class InteractionsExtension(ExtensionApp):
     )
 
     state: GatewayState | None = None
-    _log_handler: logging.Handler | None = None
+    _stop_logging: Callable[[], None] | None = None
 
     def initialize_settings(self) -> None:
-        self._log_to_server()
+        assert self.serverapp is not None
+        self._stop_logging = log_into(self.serverapp.log)
         config = GatewayConfig.load(data_dir=self.data_dir or None)
         self.state = GatewayState(config)
-
-    def _log_to_server(self) -> None:
-        assert self.serverapp is not None
-        server_log = self.serverapp.log
-        ours = logging.getLogger(LOGGER)
-        self._log_handler = _ToServerLog(server_log)
-        ours.addHandler(self._log_handler)
-        ours.setLevel(server_log.getEffectiveLevel())
-        ours.propagate = False  # written once, the server's way
 
     def initialize_handlers(self) -> None:
         assert self.state is not None
@@ -175,7 +156,6 @@ class InteractionsExtension(ExtensionApp):
     async def stop_extension(self) -> None:
         if self.state is not None:
             await self.state.stop()
-        if self._log_handler is not None:
-            ours = logging.getLogger(LOGGER)
-            ours.removeHandler(self._log_handler)
-            ours.propagate = True
+        if self._stop_logging is not None:
+            self._stop_logging()
+            self._stop_logging = None
