@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +151,41 @@ def test_token_never_logged(token_server: ExtensionServer) -> None:
     # Jupyter logs requests; neither it nor we may print the token (the SDK sends it in a header).
     text = token_server.log.read_text()
     assert token_server.token not in text.replace(f"token={token_server.token}", "")
+
+
+def test_secrets_in_a_routes_url_stay_out_of_the_servers_log(
+    token_server: ExtensionServer,
+) -> None:
+    """Tornado logs a path it cannot decode with the request's whole URL (a Google client's
+    ?key= too), and the server logs a refused request with its path (an ephemeral auth token
+    in it): both lines are written with the secret cut out."""
+    key, auth_token = f"AIza{secrets.token_hex(12)}", secrets.token_hex(16)
+    headers = {"Authorization": f"token {token_server.token}"}
+    gateway = f"{token_server.gateway_url}v1/interactions"
+    undecodable = httpx.get(f"{gateway}/%FF?key={key}", headers=headers)
+    assert undecodable.status_code == 400, undecodable.text
+    interaction = httpx.post(gateway, json={"model": "echo", "input": "x"}, headers=headers)
+    unknown = httpx.delete(
+        f"{gateway}/{interaction.json()['id']}/auth_tokens/auth_tokens%2F{auth_token}",
+        headers=headers,
+    )
+    assert unknown.status_code == 404, unknown.text
+    text = logged(token_server, "Invalid unicode in url", f"404 DELETE {URL_PATH}")
+    assert key not in text and auth_token not in text
+    assert re.search(r"400 GET /user/me/interactions/v1/interactions/%FF\?\*\*\* ", text), text
+    assert re.search(r"404 DELETE \S+/auth_tokens/auth_tokens%2F\*\*\* ", text), text
+
+
+URL_PATH = "/user/me/interactions/v1/interactions/"
+
+
+def logged(server: ExtensionServer, *lines: str) -> str:
+    """The server's log once it has `lines` (it writes a request's line as it answers)."""
+    deadline = time.monotonic() + 30  # a hang bound
+    while not all(line in (text := server.log.read_text()) for line in lines):
+        assert time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.1)
+    return text
 
 
 def test_the_gateways_messages_reach_the_servers_log(token_server: ExtensionServer) -> None:

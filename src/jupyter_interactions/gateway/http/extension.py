@@ -12,7 +12,9 @@ behind its own token instead.
 Kernels of that server find it through `jpserver-<JPY_PARENT_PID>.json` (url and token) and
 need no separate process. Settings come from the usual config file and environment, plus
 `c.InteractionsExtension.data_dir` in the Jupyter server's config. Everything the gateway
-logs (`jupyter_interactions.*`) goes to the server's log with its secrets cut out (logs.py).
+logs (`jupyter_interactions.*`) goes to the server's log with its secrets cut out (logs.py),
+and so do the server's and tornado's lines about the gateway's routes (their access lines,
+refusals and errors), which `ServerAuth` writes on the gateway's loggers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, cast
 
 import tornado.web
@@ -40,6 +43,8 @@ MOUNT = "interactions"
 AUTH_RESOURCE = "interactions"  # what the server's authorizer is asked about
 
 log = logging.getLogger(f"{LOGGER}.gateway")
+# The server's and tornado's lines about a request to one of the routes.
+requests_log = logging.getLogger(f"{LOGGER}.gateway.http")
 
 
 class ServerAuth(APIHandler):
@@ -79,6 +84,29 @@ class ServerAuth(APIHandler):
             "or an `Authorization: token ...` header), or log in to the server; "
             "`jupyter server list` shows its URL with the token"
         )
+
+    @property
+    def log(self) -> logging.Logger:
+        # jupyter_server writes a request's access line and its refusals (Host, Origin) on
+        # the handler's log: the gateway's, so that they are made safe like its own lines.
+        # Its access line hides ?token= and ?key=, not an ephemeral auth token in the path.
+        return requests_log
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Tornado's lines (an HTTPError's message, an uncaught exception) on the gateway's
+        # log instead of tornado's: they carry the request's whole URL, ?key= included.
+        request = self.request
+        summary = f"{request.method} {request.uri} ({request.remote_ip})"
+        if isinstance(value, tornado.web.HTTPError):
+            if message := value.get_message():
+                self.log.warning("%d %s: %s", value.status_code, summary, message)
+        else:
+            self.log.error("Uncaught exception %s", summary, exc_info=value)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # The routes' error shape (the Interactions API's), not jupyter_server's pages.
