@@ -7,6 +7,7 @@ keep other web pages out). Plus the gateway's own messages in the server's log."
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import json
 import re
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import types
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,16 @@ from jupyter_interactions.session import Session
 
 PASSWORD = "correct horse battery staple"
 ELSEWHERE = "http://attacker.example:8000"
+# A bound on a hang, not a speed: on a loaded machine a password login (its hash) or a
+# server's first answer can take longer than httpx's default 5 s.
+HANG = 60.0
+# One-off requests (no cookies kept between them), each with that bound.
+HTTP = types.SimpleNamespace(
+    **{
+        verb: functools.partial(getattr(httpx, verb), timeout=HANG)
+        for verb in ("get", "post", "delete")
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +130,7 @@ def test_background_job_and_environment_files(token_server: ExtensionServer) -> 
     )
     data = client.environments.files.download(environment=env.id, path="workspace/data.csv")
     assert data == b"a,b\n1,2\n"
-    listed = httpx.get(
+    listed = HTTP.get(
         f"{token_server.gateway_url}v1/environments/{env.id}/files/workspace/data.csv",
         params={"alt": "media"},
         headers={"Authorization": f"token {token_server.token}"},
@@ -131,14 +143,14 @@ def test_wrong_token_is_refused_with_what_to_send(token_server: ExtensionServer)
     with pytest.raises(errors.AuthenticationError) as refused:
         client.interactions.create(model="echo", input="hi")
     assert "Jupyter server" in str(refused.value) and "token" in str(refused.value)
-    body = httpx.post(f"{token_server.gateway_url}v1/interactions", json={"model": "echo"})
+    body = HTTP.post(f"{token_server.gateway_url}v1/interactions", json={"model": "echo"})
     assert body.status_code == 401
     assert body.json()["error"]["code"] == "unauthenticated"
 
 
 def test_a_host_that_is_not_local_is_refused(token_server: ExtensionServer) -> None:
     """A page on a DNS name rebound to 127.0.0.1 sends its own name as Host."""
-    answer = httpx.get(
+    answer = HTTP.get(
         f"{token_server.gateway_url}v1/sessions/x",
         headers={"Authorization": f"token {token_server.token}", "Host": "rebound.example"},
     )
@@ -162,10 +174,10 @@ def test_secrets_in_a_routes_url_stay_out_of_the_servers_log(
     key, auth_token = f"AIza{secrets.token_hex(12)}", secrets.token_hex(16)
     headers = {"Authorization": f"token {token_server.token}"}
     gateway = f"{token_server.gateway_url}v1/interactions"
-    undecodable = httpx.get(f"{gateway}/%FF?key={key}", headers=headers)
+    undecodable = HTTP.get(f"{gateway}/%FF?key={key}", headers=headers)
     assert undecodable.status_code == 400, undecodable.text
-    interaction = httpx.post(gateway, json={"model": "echo", "input": "x"}, headers=headers)
-    unknown = httpx.delete(
+    interaction = HTTP.post(gateway, json={"model": "echo", "input": "x"}, headers=headers)
+    unknown = HTTP.delete(
         f"{gateway}/{interaction.json()['id']}/auth_tokens/auth_tokens%2F{auth_token}",
         headers=headers,
     )
@@ -232,7 +244,7 @@ def test_a_kernel_with_a_stale_token_is_pointed_to_the_servers_token(
 
 def logged_in(server: ExtensionServer) -> httpx.Client:
     """A browser's session: the login form, then the cookies it set."""
-    browser = httpx.Client(base_url=server.url, follow_redirects=False)
+    browser = httpx.Client(base_url=server.url, follow_redirects=False, timeout=HANG)
     browser.get("login")
     xsrf = browser.cookies["_xsrf"]
     login = browser.post("login", data={"password": PASSWORD, "_xsrf": xsrf})
@@ -260,7 +272,7 @@ def test_a_login_cookie_works_and_xsrf_is_checked(password_server: ExtensionServ
         assert interactions_stored(password_server) == before
     finally:
         browser.close()
-    anonymous = httpx.post(f"{password_server.gateway_url}v1/interactions", json={"model": "echo"})
+    anonymous = HTTP.post(f"{password_server.gateway_url}v1/interactions", json={"model": "echo"})
     assert anonymous.status_code == 401
 
 
@@ -293,14 +305,14 @@ def test_cross_site_requests_are_refused_without_auth(open_server: ExtensionServ
     body = json.dumps({"model": "echo", "input": "forged"})
     before = interactions_stored(open_server)
     # A form or a no-cors fetch from another site: text/plain, its Origin, no XSRF token.
-    from_elsewhere = httpx.post(
+    from_elsewhere = HTTP.post(
         url, content=body, headers={"Content-Type": "text/plain", "Origin": ELSEWHERE}
     )
     assert from_elsewhere.status_code in (403, 404), from_elsewhere.text
     # Without an Origin (older browsers) the missing XSRF token still refuses it.
-    without_token = httpx.post(url, content=body, headers={"Content-Type": "text/plain"})
+    without_token = HTTP.post(url, content=body, headers={"Content-Type": "text/plain"})
     assert without_token.status_code == 403, without_token.text
-    read_elsewhere = httpx.get(
+    read_elsewhere = HTTP.get(
         f"{open_server.gateway_url}v1/sessions/x", headers={"Origin": ELSEWHERE}
     )
     assert read_elsewhere.status_code == 404
