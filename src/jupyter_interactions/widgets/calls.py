@@ -16,6 +16,7 @@ import threading
 import urllib.parse
 import warnings
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,29 +69,25 @@ def follow_in_kernel(
     return follower
 
 
+@dataclass(eq=False)
 class StreamFollower:
     """The worker of `follow_in_kernel`. `stop()` (any thread, never waits) ends it: its
     stream is shut down at once, and nothing more is pushed or heard from it."""
 
-    def __init__(
-        self,
-        widget: ViewWidget,
-        session: Session,
-        interaction_id: str,
-        last_event_id: str | None,
-        on_end: Callable[[str], None] | None,
-        on_status: Callable[[str, str], None] | None,
-    ) -> None:
-        self.widget = widget
-        self.session = session
-        self.interaction_id = interaction_id
-        self.last_event_id = last_event_id
-        self.on_end = on_end
-        self.on_status = on_status
-        self.thread = threading.Thread(target=self._run, name=f"view-{interaction_id}", daemon=True)
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: EventStream | None = None
+    widget: ViewWidget
+    session: Session
+    interaction_id: str
+    last_event_id: str | None
+    on_end: Callable[[str], None] | None
+    on_status: Callable[[str, str], None] | None
+    thread: threading.Thread = field(init=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stream: EventStream | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        name = f"view-{self.interaction_id}"
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def stop(self) -> None:
         with self._lock:
