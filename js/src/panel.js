@@ -100,8 +100,10 @@ export default {
       const ctl = new RunController(sub, { gateway });
       fill(box);
       const view = mountRunView(box, ctl);
-      views.push({ ctl, sub });
+      views.push({ ctl, sub, id: answer.id });
+      // The page follows the run, or asks the kernel to (now that this view hears its events).
       if (gateway) ctl.start();
+      else invoke(model, "follow", { id: answer.id }).catch((e) => { ctl.message = `the kernel could not follow this run: ${e.message}`; ctl.changed(); });
       // Done when the run ends (the queue's next waits for this).
       return new Promise((resolve) => {
         const paint = frameScheduler(() => {
@@ -119,7 +121,11 @@ export default {
     pickers();
     return () => {
       for (const name of ["models", "agents", "environments"]) model.off(`change:${name}`, onLists);
-      for (const { ctl, sub } of views) { ctl.dispose(); sub.close(); }
+      for (const { ctl, sub, id } of views) {
+        ctl.dispose();
+        sub.close();
+        if (!gateway) invoke(model, "unfollow", { id }).catch(() => {});
+      }
     };
   },
 };

@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_interactions import InteractionsError, Session
 from jupyter_interactions.render import live
-from jupyter_interactions.widgets import FRONT_END, JobBoard, hooks
+from jupyter_interactions.widgets import FRONT_END, AgentPanel, JobBoard, hooks
 from jupyter_interactions.widgets.base import ViewWidget
 from jupyter_interactions.widgets.calls import follow_in_kernel
 from jupyter_interactions.widgets.run import RunView
@@ -304,4 +304,38 @@ def test_a_board_row_closed_on_the_page_stops_its_follower_and_the_board_goes_on
     assert board.comm is not None  # the board itself stays open, and the job runs on
     assert session.client.interactions.get(job.id).status == "in_progress"
     board.close()
+    job.cancel()
+
+
+@pytest.mark.parametrize("kind", ["panel", "board"])
+def test_a_run_the_page_lost_inside_a_panel_or_board_is_taken_over_by_the_kernel(
+    session, pushed, kind
+) -> None:
+    """Their run views send the page's `follow by kernel` through the panel's or board's comm
+    (they have none of their own): the kernel follows the run from the page's last event,
+    until the widget closes."""
+    job = session.start(WORDS, model="slow", thread=f"lost-{kind}")
+    job.detach()
+    wait_for(lambda: not job.following())
+    FRONT_END.forced_follower = "browser"
+    try:
+        widget = AgentPanel(session) if kind == "panel" else JobBoard(session)
+    finally:
+        FRONT_END.forced_follower = None
+    assert thread_named(f"view-{job.id}") is None  # the page follows
+    first = session.client.interactions.get(job.id, stream=True)
+    with first as events:
+        seen = next(iter(events)).event_id  # the page's last event before it lost the gateway
+    widget.on_front_end_message(
+        {"type": "follow", "by": "kernel", "id": job.id, "last_event_id": seen}
+    )
+    follower = thread_named(f"view-{job.id}")
+    assert follower is not None
+    wait_for(lambda: any(m["type"] == "events" for m in pushed.get(id(widget), [])))
+    resumed = next(m for m in pushed[id(widget)] if m["type"] == "events")
+    ids = [event.get("event_id") for event in resumed["events"]]
+    assert resumed["id"] == job.id and ids and seen not in ids  # from the one after it
+    widget.close()
+    follower.join(JOIN)
+    assert not follower.is_alive()
     job.cancel()

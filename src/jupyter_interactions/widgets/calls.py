@@ -157,6 +157,16 @@ class StreamFollower:
         yield from stream.bursts(PUSHER.turn)  # closes the stream as it ends
 
 
+def take_over(widget: ViewWidget, session: Session, content: dict[str, Any]) -> bool:
+    """The page lost the gateway while it followed one of `widget`'s runs (`content`: its
+    `{"type": "follow", "by": "kernel", "id", "last_event_id"}`): the kernel follows that run
+    from the page's last event. False for any other message."""
+    if content.get("type") != "follow" or content.get("by") != "kernel" or not content.get("id"):
+        return False
+    follow_in_kernel(widget, session, str(content["id"]), content.get("last_event_id"))
+    return True
+
+
 def interaction_news(payloads: list[bytes]) -> Iterator[tuple[str, str | None]]:
     """(event type, status) of each interaction-level event among `payloads` (a few a
     stream: only these are decoded); a step's events are the view's business only."""

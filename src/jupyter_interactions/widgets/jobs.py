@@ -19,7 +19,7 @@ from ..errors import InteractionsError
 from ..protocol import now
 from ..render.listing import Listing
 from .base import ViewWidget, asset
-from .calls import RECONNECTS, serve_files, serve_interactions
+from .calls import RECONNECTS, serve_files, serve_interactions, take_over
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
@@ -57,6 +57,9 @@ class JobBoard(ViewWidget):
             ).start()
         elif self._stream is not None:
             self._stream.close()  # the page follows from here on
+
+    def on_front_end_message(self, content: dict[str, Any]) -> None:
+        take_over(self, self.session, content)  # an opened row's run, when the page lost it
 
     def _open(self) -> Iterator[dict[str, Any]] | None:
         """Open the session's event stream and apply its first event (the jobs as they are,

@@ -15,7 +15,7 @@ import traitlets
 
 from ..session import DEFAULT_THREAD
 from .base import CallError, ViewWidget, asset
-from .calls import quiet, serve_files, serve_interactions, wire
+from .calls import quiet, serve_files, serve_interactions, take_over, wire
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
@@ -126,6 +126,9 @@ class AgentPanel(ViewWidget):
         if job.id and agent and environment is None:
             threading.Thread(target=self._fill_pickers, daemon=True).start()
         return {"id": job.id}
+
+    def on_front_end_message(self, content: dict[str, Any]) -> None:
+        take_over(self, self.session, content)
 
     def fallback(self) -> dict[str, str]:
         runs = ", ".join(self.started) or "no runs yet"
