@@ -1,9 +1,12 @@
-"""Job: a background interaction followed from a worker thread, re-attachable by id.
+"""Job: a background interaction, followed or watched, re-attachable by id.
 
-The worker streams `get(id, stream=True, last_event_id=...)`, so a dropped connection or a
-kernel restart resumes from the last event seen. The kernel stays usable meanwhile:
-`job.result()` blocks (an interrupt stops the wait, not the job), `await job` does not,
-`job.cancel()` asks the server to stop.
+A job that nobody displays is watched: the session's one watcher (job_watch.py) reads the
+gateway's feed of the session's job changes and settles the job with its final interaction.
+A job shown as a live card, or attached on purpose (`job.attach()`), or in direct mode, is
+followed: a worker thread streams `get(id, stream=True, last_event_id=...)`, so a dropped
+connection or a kernel restart resumes from the last event seen. The kernel stays usable
+meanwhile: `job.result()` blocks (an interrupt stops the wait, not the job), `await job` does
+not, `job.cancel()` asks the server to stop.
 """
 
 from __future__ import annotations
@@ -54,11 +57,17 @@ class JobHost(FileSource, Protocol):
         """Ask the server to stop `interaction_id`; the Note says what became of it."""
         ...
 
+    def watch(self, job: Job) -> bool:
+        """Have the session's watcher follow `job` through the gateway's feed of job
+        changes; False where there is none (direct mode): the job then follows its stream."""
+        ...
+
 
 class Job(TurnView):
-    """A background interaction: it runs on the server while a worker thread here follows its
-    event stream (resumed by event id after a drop). `result()` waits for its Reply, `await job`
-    does so without blocking, `cancel()` stops it; it displays itself as a live card."""
+    """A background interaction: it runs on the server while this kernel watches it (the
+    session's feed of job changes) or follows its event stream (a worker thread, resumed by
+    event id after a drop). `result()` waits for its Reply, `await job` does so without
+    blocking, `cancel()` stops it; it displays itself as a live card."""
 
     def __init__(
         self,
@@ -109,8 +118,8 @@ class Job(TurnView):
     # --- following the stream --------------------------------------------------------------
 
     def attach(self, show: bool = False) -> Job:
-        """Start (or keep) following the job's event stream in a worker thread; with `show`,
-        display it too."""
+        """Start (or keep) following the job's event stream in a worker thread, every event
+        (a watched job is followed from here on); with `show`, display it too."""
         if show:
             self.show()
         if self._future.done():
@@ -159,17 +168,25 @@ class Job(TurnView):
                 break
             time.sleep(min(0.2 * drops, 2.0))
         if not self._stop.is_set():
+            # Whole steps (images) as `settle` has them from the final interaction.
             self.session.complete_steps(self.transcript)
             self._finish(None)
+
+    def _followed(self) -> None:
+        """Make sure someone follows the job: its worker or a follower already on it, else the
+        session's watcher, else (direct mode) its own worker."""
+        if self._future.done() or self.following() or self.session.watch(self):
+            return
+        self.attach()
 
     def following(self) -> bool:
         """True while this job's own worker reads its stream."""
         return self._worker is not None and self._worker.is_alive()
 
     def settle(self, interaction: Any) -> None:
-        """The job ended, as another follower saw it (a widget's page or thread): finish with
-        the server's final `interaction`, as if this job had followed it (the thread's head
-        moves on, `result()` answers at once)."""
+        """The job ended, as another follower saw it (a widget's page, the session's
+        watcher): finish with the server's final `interaction`, as if this job had followed
+        it (its steps whole, the thread's head moves on, `result()` answers at once)."""
         if self._future.done() or self.following():
             return  # its own worker finishes it
         final = Transcript.from_interaction(interaction)
@@ -177,20 +194,31 @@ class Job(TurnView):
         self.transcript = final
         self._finish(None)
 
-    def note_status(self, status: str) -> None:
-        """A status another follower saw (the page reports it); the job's own worker, when it
-        follows, is the one that knows."""
+    def fail(self, error: InteractionsError) -> None:
+        """Another follower could not see the job to its end (the watcher lost the gateway,
+        or the gateway forgot the job): finish with `error`."""
+        if not self._future.done() and not self.following():
+            self._finish(error)
+
+    def note_status(self, status: str, steps: int | None = None) -> None:
+        """A status (and step count) another follower saw: the page reports it, the watcher
+        reads it from the session's job feed. The job's own worker, when it follows, is the
+        one that knows."""
         if not self._future.done() and not self.following():
             self.transcript.status = status
+            if steps is not None:
+                self.transcript.counted_steps = steps
+            self._refresh()
 
     def show(self) -> None:
         """Display the job here: its final state if it has ended, else a live card (which
-        takes over from an earlier one, left as it was)."""
+        takes over from an earlier one, left as it was) fed by the job's own stream."""
         with self._showing:
             if self._future.done():
                 publish(*self._final())
-            else:
-                self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
+                return
+            self._view = LiveView(initial=self._bundle(), throttle=JOB_VIEWS)
+        self.attach()  # a live card shows every event: a watched job is followed from now
 
     def _refresh(self) -> None:
         if self._view is not None:
@@ -225,7 +253,7 @@ class Job(TurnView):
     def result(self, timeout: float | None = None) -> Reply:
         """Block until the job ends; its Reply, or the error it ended with. An interrupt
         stops the wait only: the job goes on, and `Interrupted` says how to stop it."""
-        self.attach()  # (re)start following if nobody is
+        self._followed()
         try:
             return self._future.result(timeout)
         except KeyboardInterrupt:
@@ -237,7 +265,7 @@ class Job(TurnView):
 
     def __await__(self) -> Generator[Any, None, Reply]:
         """`await job`: its Reply, without blocking the event loop."""
-        self.attach()
+        self._followed()
         return asyncio.wrap_future(self._future).__await__()
 
     def cancel(self) -> Note:
@@ -265,8 +293,22 @@ class Job(TurnView):
     def _final(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return job_final(self.transcript, job_id=self.id, thread=self.thread)
 
+    def _snapshot(self) -> dict[str, Any]:
+        """The card as of now. A watched job has read none of its steps (the feed carries
+        their count only), so a display of it fetches the interaction once, to show what it
+        has done so far rather than an empty card; the job's own state stays the feed's."""
+        transcript = self.transcript
+        if not transcript.parts and not self.following():
+            try:
+                fetched = Transcript.from_interaction(self.session.client.interactions.get(self.id))
+            except Exception:  # best effort: the card shows what the feed told
+                return self._bundle()
+            fetched.created = fetched.created or transcript.created
+            transcript = fetched
+        return job_card(transcript, job_id=self.id, thread=self.thread)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        return self._final() if self.done() else (self._bundle(), {})
+        return self._final() if self.done() else (self._snapshot(), {})
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, status={self.status!r}, thread={self.thread!r})"

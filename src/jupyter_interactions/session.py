@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 from . import config
 from .client import LocalHeads, SessionRoutes, build_client, map_error
 from .errors import GatewayError, InteractionFailed, InteractionsError, Interrupted, RequestError
+from .job_watch import JobWatch
 from .jobs import Job
 from .launch import Connection, connect
 from .protocol import CELL_HEADER, TERMINAL
@@ -184,6 +185,7 @@ class Session:
         self._routes: SessionRoutes | LocalHeads | None = None
         self._heads: dict[str, dict[str, Any]] | None = None
         self._jobs: dict[str, Job] = {}
+        self._watch: JobWatch | None = None  # watches the jobs nobody displays
         self._lock = threading.RLock()
         self.cell: str | None = None  # the cell running now ("<count> <id>"), sent with requests
         self.last_environment_id: str | None = None  # the latest agent reply's environment
@@ -230,9 +232,14 @@ class Session:
             return self._routes
 
     def close(self) -> None:
-        """Stop following jobs (they go on server-side) and close the connections."""
+        """Stop following and watching jobs (they go on server-side) and close the
+        connections."""
         for job in list(self._jobs.values()):
             job.detach()
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         if self._routes is not None:
             self._routes.close()
         if self._client is not None:
@@ -497,11 +504,29 @@ class Session:
         )  # fmt: skip
         self._jobs[job.id] = job
         # A widget view follows the job itself (from the page, or a kernel thread that only
-        # forwards events); the job then reads its stream only when asked for its result.
+        # forwards events); the job is then watched only when asked for its result. A live
+        # Markdown card needs every event: the job follows its own stream. Else it is watched.
         rich = rich_view("job", session=self, job=job) if show else None
         if rich is None:
-            job.attach(show=show)
+            self._follow_or_watch(job, show)
         return job
+
+    def _follow_or_watch(self, job: Job, show: bool) -> None:
+        if show or not self.watch(job):
+            job.attach(show=show)
+
+    def watch(self, job: Job) -> bool:
+        """Have the session's watcher follow `job` through the gateway's feed of this
+        session's job changes (one stream for all the jobs nobody displays); False in direct
+        mode, where Google keeps no such feed."""
+        if self.direct:
+            return False
+        with self._lock:
+            if self._watch is None:
+                self._watch = JobWatch(self)
+            watch = self._watch
+        watch.add(job)
+        return True
 
     def cancel(self, interaction_id: str) -> Note:
         """Ask the server to stop a running interaction; the Note says what became of it
@@ -613,7 +638,8 @@ class Session:
         return Listing("jobs", ["job", "status", "thread", "model/agent", "created"], rows)
 
     def job(self, job_id: str, show: bool = False) -> Job:
-        """The Job for an id: the live one, or a new one re-attached to the gateway's stream."""
+        """The Job for an id: the live one, or a new one re-attached to the gateway (shown:
+        following its stream; else watched)."""
         job = self._jobs.get(job_id)
         if job is None:
             record = next((j for j in self.jobs() if j["id"] == job_id), {})
@@ -623,5 +649,5 @@ class Session:
                 created=record.get("created"),
             )  # fmt: skip
             self._jobs[job_id] = job
-        job.attach(show=show)
+        self._follow_or_watch(job, show)
         return job

@@ -44,6 +44,7 @@ class Transcript:
     error: str | None = None
     events: int = 0
     earlier: list[Part] = field(default_factory=list)  # parts of previous tool rounds
+    counted_steps: int = 0  # steps a watcher counted (the gateway's job row) but did not read
 
     # --- feeding -------------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class Transcript:
 
     @property
     def steps(self) -> int:
-        return len(self.earlier) + len(self.parts)
+        return max(len(self.earlier) + len(self.parts), self.counted_steps)
 
     def lacks_result_images(self) -> bool:
         """True if code results may carry images the stream could not: deltas carry only
