@@ -181,7 +181,7 @@ async def test_await_a_job(gateway, isolated, monkeypatch):
         job = session.start("awaited", thread="t")
         reply = await job
         assert reply.text == "awaited"
-        # Re-attaching by id (as after a restart) replays the whole stream.
+        # Re-attaching by id (as after a restart): the gateway's list says it ended.
         other = Session("await-test.ipynb")
         again = other.job(job.id)
         assert again is not job and again.result(timeout=30).text == "awaited"
@@ -268,7 +268,7 @@ def test_job_resumes_after_a_dropped_stream(proxy, gateway, isolated, monkeypatc
     # far behind on a loaded machine, has seen 6 events and the proxy cuts it: it must resume.
     words = " ".join(f"w{i}" for i in range(300))
     try:
-        job = session.start(words, model="slow")
+        job = session.start(words, model="slow").attach()  # following its own stream
         deadline = time.monotonic() + 120  # a bound on hangs only
         while job.transcript.events < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
