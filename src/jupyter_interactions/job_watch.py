@@ -53,6 +53,9 @@ class JobWatch:
     def __init__(self, session: WatchHost) -> None:
         self.session = session
         self._jobs: dict[str, Job] = {}
+        # The latest row of each of the session's jobs since the stream opened: a job added
+        # after the thread read its rows (one that ended at once) takes them from here.
+        self._rows: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stream: SessionEvents | None = None
@@ -64,9 +67,12 @@ class JobWatch:
             if job.done() or job.following() or self._closed.is_set():
                 return
             self._jobs[job.id] = job
+            row = self._rows.get(job.id)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
                 self._thread.start()
+        if row is not None:
+            self._take(job, row)
 
     def watching(self, job: Job) -> bool:
         """True while `job` is among the jobs watched."""
@@ -103,6 +109,7 @@ class JobWatch:
             if self._jobs and not self._closed.is_set():
                 return False
             self._thread = self._stream = None
+            self._rows = {}
             return True
 
     def _run(self) -> None:
@@ -141,7 +148,10 @@ class JobWatch:
         kind = event.get("event_type")
         if kind == "session.jobs":  # the jobs as they are: the first event, or after a gap
             rows = {row["id"]: row for row in event.get("jobs") or []}
-            for job in list(self._jobs.values()):
+            with self._lock:  # a job is added either before this (here) or after (its row)
+                self._rows = rows
+                jobs = list(self._jobs.values())
+            for job in jobs:
                 row = rows.get(job.id)
                 if row is None:  # the gateway forgot it (or has not stored it yet): ask
                     self._check(job)
@@ -149,7 +159,9 @@ class JobWatch:
                     self._take(job, row)
         elif kind == "job.updated":
             row = event.get("job") or {}
-            watched = self._jobs.get(row.get("id", ""))
+            with self._lock:
+                self._rows[row.get("id", "")] = row
+                watched = self._jobs.get(row.get("id", ""))
             if watched is not None:
                 self._take(watched, row)
 

@@ -201,3 +201,23 @@ def test_the_watcher_resumes_after_a_dropped_stream(proxy, gateway, isolated, mo
         assert proxy.accepted > connections  # it reconnected (the feed, then the final GET)
     finally:
         session.close()
+
+
+def test_a_job_whose_end_the_watcher_read_before_watching_it_settles(session):
+    # A job that ends at once may pass its rows before `start` returns and adds it; the rows
+    # the thread read are kept for it. Made certain here: another Session (same notebook)
+    # runs the job while this one's watcher reads the feed, and only then is it watched.
+    keeper = session.start(words(100), model="slow")
+    wait_until(lambda: keeper.status == "in_progress")
+    other = Session(session.key)
+    try:
+        ended = other.start("ended", model="echo", thread="o")
+        ended.result(timeout=60)
+    finally:
+        other.close()
+    # Its end was published before this job's: once this one settles, the watcher has read it.
+    session.start("after", model="echo", thread="a").result(timeout=60)
+    again = session.job(ended.id)
+    assert again.result(timeout=60).text == "ended"  # a bound on hangs only
+    assert watchers() == 1 and not keeper.done()
+    keeper.cancel()
