@@ -221,3 +221,19 @@ def test_a_job_whose_end_the_watcher_read_before_watching_it_settles(session):
     assert again.result(timeout=60).text == "ended"  # a bound on hangs only
     assert watchers() == 1 and not keeper.done()
     keeper.cancel()
+
+
+def run_code(code: str, language: str = "python") -> str:
+    """Run a piece of code (here: pretend to)."""
+    return f"ran {len(code)} characters of {language}"
+
+
+def test_a_job_waiting_for_function_results_ends_its_wait_as_a_followed_one(session):
+    # A job's functions are declared, not run: it ends `requires_action`, as its stream does.
+    block = "```python\nprint(1)\n```\n"
+    watched = session.start(block, model="scripted", tools=[run_code], thread="fw")
+    followed = session.start(block, model="scripted", tools=[run_code], thread="ff").attach()
+    assert ended_as(watched) == ended_as(followed)
+    assert watched.status == "requires_action"
+    assert [c.name for c in watched.transcript.function_calls()] == ["run_code"]
+    assert session.thread("fw").head == watched.id  # a paused turn is the thread's head
