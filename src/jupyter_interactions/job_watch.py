@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .client import SessionEvents, SessionRoutes
 from .errors import GatewayError, InteractionsError, NotFoundError
 from .jobs import RECONNECTS, Job
-from .protocol import PAUSED, TERMINAL
+from .protocol import SETTLED
 
 CLOSE_SECONDS = 10.0  # how long close() waits for a fetch in flight
 
@@ -38,12 +38,6 @@ class WatchHost(Protocol):
     def as_error(self, exc: BaseException, interaction_id: str | None = None) -> InteractionsError:
         """`exc` as one of our errors about `interaction_id`."""
         ...
-
-
-def ended(status: str | None) -> bool:
-    """True if a job with this status waits no more: what ends a followed job's stream
-    (`Transcript.done`): it ended, or it awaits function results."""
-    return status in TERMINAL or status in PAUSED
 
 
 class JobWatch:
@@ -167,7 +161,7 @@ class JobWatch:
 
     def _take(self, job: Job, row: dict[str, Any]) -> None:
         status = row.get("status")
-        if ended(status):
+        if status in SETTLED:
             self._settle(job)
         elif status:
             job.note_status(status, steps=row.get("steps"))
@@ -196,7 +190,7 @@ class JobWatch:
             if isinstance(error, NotFoundError):
                 job.fail(error)
             return  # anything else: the feed's next rows (or its failure) tell
-        if ended(interaction.status):
+        if interaction.status in SETTLED:
             self._settle(job, interaction)
         elif interaction.status:
             job.note_status(interaction.status)

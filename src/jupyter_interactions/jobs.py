@@ -26,7 +26,7 @@ from .render.live import LiveView, Throttle, publish
 from .render.transcript import Transcript
 from .reply import FileSource, Reply, TurnView, failure_message
 
-RECONNECTS = 5  # consecutive dropped streams tolerated before the job reports an error
+RECONNECTS = 5  # consecutive dropped streams tolerated before a follower reports an error
 # All background jobs of a kernel share one display budget (~10 updates a second in all),
 # so twenty streaming jobs cost the kernel and IOPub no more than one does.
 JOB_VIEWS = Throttle()

@@ -20,6 +20,9 @@ from typing import Any
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete", "budget_exceeded"})
 # Waiting for the client (function results); the thread may go on from it.
 PAUSED = frozenset({"requires_action"})
+# Nothing more comes on its own: it ended, or it waits for the client. A job's wait, its
+# stream and its elapsed time end here.
+SETTLED = TERMINAL | PAUSED
 # Stopped by a limit, not failed: what came is kept, with why it stopped, and the thread
 # continues from it ("go on" is a natural next turn).
 STOPPED_EARLY = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ..protocol import PAUSED, TERMINAL
+from ..protocol import SETTLED
 from .bundle import provenance
 from .transcript import Transcript
 
@@ -72,7 +72,7 @@ def job_final(
 
 
 def _ended(transcript: Transcript) -> bool:
-    return transcript.status in TERMINAL or transcript.status in PAUSED
+    return transcript.status in SETTLED
 
 
 def _summary(transcript: Transcript, thread: str | None) -> str:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import PAUSED, STOPPED_EARLY, TERMINAL, moves_head, result_text
+from ..protocol import SETTLED, STOPPED_EARLY, moves_head, result_text
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Transcript:
 
     @property
     def done(self) -> bool:
-        return self.status in TERMINAL or self.status in PAUSED
+        return self.status in SETTLED
 
     def ordered(self) -> list[Part]:
         return [*self.earlier, *(p for _, p in sorted(self.parts.items()))]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..jobs import RECONNECTS
 from .base import CallError, ViewWidget
 from .pusher import PUSHER
 from .sse import EventStream, event_id, event_type
@@ -27,8 +28,6 @@ from .sse import EventStream, event_id, event_type
 if TYPE_CHECKING:
     from ..launch import Connection
     from ..session import Session
-
-RECONNECTS = 5  # consecutive dropped streams before kernel-side following gives up
 
 
 @contextlib.contextmanager

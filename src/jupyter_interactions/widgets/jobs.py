@@ -16,10 +16,11 @@ import traitlets
 
 from ..client import SessionRoutes
 from ..errors import InteractionsError
+from ..jobs import RECONNECTS
 from ..protocol import now
 from ..render.listing import Listing
 from .base import ViewWidget, asset
-from .calls import RECONNECTS, serve_files, serve_interactions, take_over
+from .calls import serve_files, serve_interactions, take_over
 from .frontend import FRONT_END
 
 if TYPE_CHECKING:
