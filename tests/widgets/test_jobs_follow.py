@@ -12,18 +12,10 @@ from typing import Any
 
 import pytest
 
-from jupyter_interactions import Session
 from jupyter_interactions.render import live
 from jupyter_interactions.widgets import FRONT_END, JobBoard, base, hooks
 
 WORDS = " ".join(f"w{i}" for i in range(400))  # `slow`: 20 s unless stopped
-
-
-@pytest.fixture
-def session(gateway: Any) -> Iterator[Session]:
-    s = Session(f"widget-jobs-{time.monotonic_ns()}", url=gateway.url, token=gateway.token)
-    yield s
-    s.close()
 
 
 @pytest.fixture

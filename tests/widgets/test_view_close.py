@@ -27,13 +27,6 @@ JOIN = 30  # a bound on a thread's end: a safety net, never a measure of speed
 
 
 @pytest.fixture
-def session(gateway: Any) -> Iterator[Session]:
-    s = Session(f"view-close-{time.monotonic_ns()}", url=gateway.url, token=gateway.token)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def kernel_follows() -> Iterator[list[Any]]:
     """The widget front end is said to be live and unable to reach the gateway (the kernel
     follows); the views the kernel side makes, in order."""
@@ -68,6 +61,24 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "the change never came"
         time.sleep(0.02)
+
+
+def unfollowed_job(session: Session, thread: str) -> Any:
+    """A long job that nothing in this process follows by its own stream (the session's
+    watcher only sees its rows): only the views under test will."""
+    job = session.start(WORDS, model="slow", thread=thread)
+    job.detach()
+    wait_for(lambda: not job.following())
+    return job
+
+
+def made_with(follower: str, make: Callable[[], Any]) -> Any:
+    """A widget made while the front end says who follows ("browser": the page; "kernel")."""
+    FRONT_END.forced_follower = follower
+    try:
+        return make()
+    finally:
+        FRONT_END.forced_follower = None
 
 
 def streams_to(url: str) -> set[str]:
@@ -172,15 +183,9 @@ def test_closing_a_job_view_stops_its_follower_and_not_the_job(
 def test_closing_a_run_view_stops_the_follower_that_took_over_from_the_page(
     session, pushed, close
 ) -> None:
-    job = session.start(WORDS, model="slow", thread="takeover")
-    job.detach()  # (its own worker ends at its next event: only the view follows)
-    wait_for(lambda: not job.following())
+    job = unfollowed_job(session, "takeover")
     pooled = warm(session)
-    FRONT_END.forced_follower = "browser"
-    try:
-        view = RunView(session, thread="takeover")
-    finally:
-        FRONT_END.forced_follower = None
+    view = made_with("browser", lambda: RunView(session, thread="takeover"))
     view.begin(job.id, background=True, job=job)
     assert thread_named(f"view-{job.id}") is None  # the page follows
     # The page lost the gateway: the kernel takes over from the page's last event.
@@ -197,16 +202,10 @@ def test_closing_a_run_view_stops_the_follower_that_took_over_from_the_page(
 @pytest.mark.parametrize("close", CLOSES)
 def test_closing_a_job_board_stops_what_it_follows(session, pushed, close) -> None:
     """The board's own follower (the session's job changes) and the one its Open asked for."""
-    job = session.start(WORDS, model="slow", thread="board")
-    job.detach()
-    wait_for(lambda: not job.following())
+    job = unfollowed_job(session, "board")
     pooled = warm(session)
     others = threads_named("job-board")  # boards of other tests, still open
-    FRONT_END.forced_follower = "kernel"
-    try:
-        board = JobBoard(session)
-    finally:
-        FRONT_END.forced_follower = None
+    board = made_with("kernel", lambda: JobBoard(session))
     (board_thread,) = threads_named("job-board") - others
     assert any(r["id"] == job.id for r in board.rows)
     board._serve({"type": "call", "id": "1", "method": "follow", "args": {"id": job.id}})
@@ -222,13 +221,8 @@ def test_closing_a_job_board_stops_what_it_follows(session, pushed, close) -> No
 
 
 def test_a_view_follows_an_interaction_once_and_a_closed_view_nothing(session, pushed) -> None:
-    job = session.start(WORDS, model="slow", thread="once")
-    job.detach()
-    FRONT_END.forced_follower = "kernel"
-    try:
-        view = RunView(session, thread="once")
-    finally:
-        FRONT_END.forced_follower = None
+    job = unfollowed_job(session, "once")
+    view = made_with("kernel", lambda: RunView(session, thread="once"))
     view.begin(job.id, background=True, job=job)
     follower = thread_named(f"view-{job.id}")
     assert follower is not None
@@ -280,14 +274,8 @@ def test_a_front_end_closing_the_comm_in_a_real_kernel_stops_the_follower(kernel
 def test_a_board_row_closed_on_the_page_stops_its_follower_and_the_board_goes_on(
     session, pushed
 ) -> None:
-    job = session.start(WORDS, model="slow", thread="unfollow")
-    job.detach()
-    wait_for(lambda: not job.following())
-    FRONT_END.forced_follower = "kernel"
-    try:
-        board = JobBoard(session)
-    finally:
-        FRONT_END.forced_follower = None
+    job = unfollowed_job(session, "unfollow")
+    board = made_with("kernel", lambda: JobBoard(session))
     pooled = warm(session)
     board._serve({"type": "call", "id": "1", "method": "follow", "args": {"id": job.id}})
     follower = thread_named(f"view-{job.id}")
@@ -314,14 +302,10 @@ def test_a_run_the_page_lost_inside_a_panel_or_board_is_taken_over_by_the_kernel
     """Their run views send the page's `follow by kernel` through the panel's or board's comm
     (they have none of their own): the kernel follows the run from the page's last event,
     until the widget closes."""
-    job = session.start(WORDS, model="slow", thread=f"lost-{kind}")
-    job.detach()
-    wait_for(lambda: not job.following())
-    FRONT_END.forced_follower = "browser"
-    try:
-        widget = AgentPanel(session) if kind == "panel" else JobBoard(session)
-    finally:
-        FRONT_END.forced_follower = None
+    job = unfollowed_job(session, f"lost-{kind}")
+    widget = made_with(
+        "browser", lambda: AgentPanel(session) if kind == "panel" else JobBoard(session)
+    )
     assert thread_named(f"view-{job.id}") is None  # the page follows
     first = session.client.interactions.get(job.id, stream=True)
     with first as events:
