@@ -9,13 +9,10 @@ Run: PYTHONPATH=$PWD/src .venv/bin/python benchmarks/job_cpu.py [--rounds N] [--
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from magic import cpu_seconds, load_average, start_gateway
+from magic import benchmark_gateway, cpu_seconds, kernel_env, load_average, real_kernel
 
 WORDS = " ".join(["word"] * 300)  # `slow`: one word per 50 ms, ~15 s per job
 
@@ -26,63 +23,34 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--cells", type=int, default=40)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="ji-job-cpu-"))
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
-    print(f"load average at the start: {load_average()}")
-    gateway = start_gateway(root)
-    from jupyter_client.manager import KernelManager
-
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    env.update(JUPYTER_INTERACTIONS_URL=gateway.url, JUPYTER_INTERACTIONS_TOKEN=gateway.token)
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        pid = km.provisioner.process.pid  # type: ignore[union-attr]
-        printed: list[str] = []
-
-        def run(code: str) -> float:
-            started = time.perf_counter()
-            reply = kc.execute_interactive(
-                code,
-                timeout=60,
-                output_hook=lambda m: printed.append(m["content"].get("text", "")),
-            )
-            assert reply["content"]["status"] == "ok", reply["content"]
-            return time.perf_counter() - started
-
-        run("import threading\nfrom jupyter_interactions.session import Session")
-        run("s = Session('job-cpu.ipynb')")
-        idle, busy, cpu, threads = [], [], [], []
-        for round_ in range(args.rounds):
-            idle += [run("x = 1") for _ in range(args.cells)]
-            run(
-                f"jobs = [s.start({WORDS!r}, model='slow', thread='r{round_}_' + str(i)) "
-                f"for i in range({args.jobs})]"
-            )
-            time.sleep(1.0)  # the jobs are streaming
-            before, wall = cpu_seconds(pid), time.monotonic()
-            time.sleep(4.0)  # no cell runs: what the kernel spends is the jobs'
-            cpu.append((cpu_seconds(pid) - before) / (time.monotonic() - wall))
-            busy += [run("x = 1") for _ in range(args.cells)]
-            printed.clear()
-            run("print(len(threading.enumerate()), sum(not j.done() for j in jobs))")
-            threads.append("".join(printed).strip())
-            run("for j in jobs: j.cancel()")
-            run("for j in jobs:\n    try: j.result(timeout=60)\n    except Exception: pass")
-        alone, loaded = statistics.median(idle) * 1000, statistics.median(busy) * 1000
-        print(f"trivial cell, no jobs          p50 {alone:7.2f} ms")
-        ratio = loaded / alone
-        print(f"trivial cell, {args.jobs} jobs unshown  p50 {loaded:7.2f} ms   {ratio:.2f}x")
-        print(f"kernel CPU while they stream   {statistics.median(cpu) * 100:7.1f} % of a core")
-        print(f"  per round: {', '.join(f'{c * 100:.1f}' for c in cpu)}")
-        print(f"kernel threads, jobs running (per round): {threads}")
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-        gateway.stop()
+    with benchmark_gateway("ji-job-cpu-") as gateway:
+        with real_kernel(kernel_env(gateway, "job-cpu.ipynb")) as (pid, run, printed):
+            run("import threading\nfrom jupyter_interactions.session import Session")
+            run("s = Session('job-cpu.ipynb')")
+            idle, busy, cpu, threads = [], [], [], []
+            for round_ in range(args.rounds):
+                idle += [run("x = 1") for _ in range(args.cells)]
+                run(
+                    f"jobs = [s.start({WORDS!r}, model='slow', thread='r{round_}_' + str(i)) "
+                    f"for i in range({args.jobs})]"
+                )
+                time.sleep(1.0)  # the jobs are streaming
+                before, wall = cpu_seconds(pid), time.monotonic()
+                time.sleep(4.0)  # no cell runs: what the kernel spends is the jobs'
+                cpu.append((cpu_seconds(pid) - before) / (time.monotonic() - wall))
+                busy += [run("x = 1") for _ in range(args.cells)]
+                printed.clear()
+                run("print(len(threading.enumerate()), sum(not j.done() for j in jobs))")
+                threads.append("".join(printed).strip())
+                run("for j in jobs: j.cancel()")
+                run("for j in jobs:\n    try: j.result(timeout=60)\n    except Exception: pass")
+            alone, loaded = statistics.median(idle) * 1000, statistics.median(busy) * 1000
+            print(f"trivial cell, no jobs          p50 {alone:7.2f} ms")
+            ratio = loaded / alone
+            print(f"trivial cell, {args.jobs} jobs unshown  p50 {loaded:7.2f} ms   {ratio:.2f}x")
+            print(f"kernel CPU while they stream   {statistics.median(cpu) * 100:7.1f} % of a core")
+            print(f"  per round: {', '.join(f'{c * 100:.1f}' for c in cpu)}")
+            print(f"kernel threads, jobs running (per round): {threads}")
     print(f"load average at the end: {load_average()}")
 
 

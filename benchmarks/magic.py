@@ -48,7 +48,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +61,20 @@ def start_gateway(root: Path):
     from tests.conftest import start_gateway as start
 
     return start(root / "gateway")
+
+
+@contextlib.contextmanager
+def benchmark_gateway(prefix: str) -> Iterator[Any]:
+    """The test suite's gateway in a new temporary directory (Jupyter's runtime directory
+    there too), stopped after; the load average is printed first."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
+    print(f"load average at the start: {load_average()}")
+    gateway = start_gateway(root)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -290,25 +306,30 @@ def widget_rows(run, printed, kernel_pid, gateway_pid, env, words, jobs, cells) 
     return rows
 
 
-def responsiveness(gateway, runs: int, widgets_only: bool, jobs: int = 20) -> dict:
-    """p50 of a trivial cell: alone; while `jobs` background jobs stream into this kernel;
-    and, as a control, while the same jobs stream into another process (machine load only)."""
-    from jupyter_client.manager import KernelManager
-
+def kernel_env(gateway, session_name: str) -> dict[str, str]:
+    """A kernel's environment: it finds `gateway`, has no Gemini key (offline), and is the
+    notebook `session_name` (its Session's key)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env.update(
         JUPYTER_INTERACTIONS_URL=gateway.url,
         JUPYTER_INTERACTIONS_TOKEN=gateway.token,
-        JPY_SESSION_NAME="benchmark-kernel.ipynb",
+        JPY_SESSION_NAME=session_name,
     )
-    words = " ".join(["word"] * 300)  # `slow` streams one word per 50 ms: ~15 s per job
+    return env
+
+
+@contextlib.contextmanager
+def real_kernel(env: dict[str, str]) -> Iterator[tuple[int, Callable[[str], float], list[str]]]:
+    """A real kernel with `env`: its pid, `run(code)` (a cell that must succeed; its wall
+    time) and what the cells printed (the caller clears it)."""
+    from jupyter_client.manager import KernelManager
+
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env)
     kc = km.client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        pid = km.provisioner.process.pid  # type: ignore[union-attr]
         printed: list[str] = []
 
         def collect(msg: dict) -> None:
@@ -321,6 +342,18 @@ def responsiveness(gateway, runs: int, widgets_only: bool, jobs: int = 20) -> di
             assert reply["content"]["status"] == "ok", reply["content"]
             return time.perf_counter() - started
 
+        yield km.provisioner.process.pid, run, printed  # type: ignore[union-attr]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def responsiveness(gateway, runs: int, widgets_only: bool, jobs: int = 20) -> dict:
+    """p50 of a trivial cell: alone; while `jobs` background jobs stream into this kernel;
+    and, as a control, while the same jobs stream into another process (machine load only)."""
+    env = kernel_env(gateway, "benchmark-kernel.ipynb")
+    words = " ".join(["word"] * 300)  # `slow` streams one word per 50 ms: ~15 s per job
+    with real_kernel(env) as (pid, run, printed):
         run("%load_ext jupyter_interactions")
         for _ in range(5):
             run("x = 1")
@@ -374,9 +407,6 @@ def responsiveness(gateway, runs: int, widgets_only: bool, jobs: int = 20) -> di
             "streaming": streaming,
             "kernel_cpu": statistics.median(idle_cpu) * 100,
         }
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def main() -> None:
@@ -384,16 +414,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=240)  # fewer gave p50s 0.1x apart
     parser.add_argument("--widgets-only", action="store_true", help="only the widget rows")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="ji-bench-"))
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
-    print(f"load average at the start: {load_average()}")
-    gateway = start_gateway(root)
-    try:
+    with benchmark_gateway("ji-bench-") as gateway:
         if not args.widgets_only:
             magic_ms, sdk_ms = overhead(gateway, args.runs)
         cells = responsiveness(gateway, args.runs, args.widgets_only)
-    finally:
-        gateway.stop()
     if args.widgets_only:
         print_widget_rows(cells["widgets"])
         print(f"load average at the end: {load_average()}")
