@@ -79,7 +79,11 @@ class Job(TurnView):
         agent: str | None = None,
         status: str | None = None,
         created: str | None = None,
+        listed: bool = True,
     ) -> None:
+        """`listed`: the gateway lists the job in the session's feed of job changes (a
+        background job the session started); else (another notebook's, a foreground turn's)
+        only its own stream can follow it."""
         transcript = Transcript(
             interaction_id=interaction_id, status=status, model=model, agent=agent, created=created
         )
@@ -87,6 +91,7 @@ class Job(TurnView):
         self.session = session
         self.id = interaction_id
         self.thread = thread
+        self.listed = listed
         self.started = time.monotonic()
         self.finished: float | None = None
         self._future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
@@ -174,8 +179,10 @@ class Job(TurnView):
 
     def _followed(self) -> None:
         """Make sure someone follows the job: its worker or a follower already on it, else the
-        session's watcher, else (direct mode) its own worker."""
-        if self._future.done() or self.following() or self.session.watch(self):
+        session's watcher (for a listed job), else (direct mode) its own worker."""
+        if self._future.done() or self.following():
+            return
+        if self.listed and self.session.watch(self):
             return
         self.attach()
 

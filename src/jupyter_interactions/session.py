@@ -512,7 +512,7 @@ class Session:
         return job
 
     def _follow_or_watch(self, job: Job, show: bool) -> None:
-        if show or not self.watch(job):
+        if show or not job.listed or not self.watch(job):
             job.attach(show=show)
 
     def watch(self, job: Job) -> bool:
@@ -638,15 +638,15 @@ class Session:
         return Listing("jobs", ["job", "status", "thread", "model/agent", "created"], rows)
 
     def job(self, job_id: str, show: bool = False) -> Job:
-        """The Job for an id: the live one, or a new one re-attached to the gateway (shown:
-        following its stream; else watched)."""
+        """The Job for an id: the live one, or a new one re-attached to the gateway (shown, or
+        not among this session's jobs: following its stream; else watched)."""
         job = self._jobs.get(job_id)
         if job is None:
             record = next((j for j in self.jobs() if j["id"] == job_id), {})
             job = Job(
                 self, job_id, thread=record.get("thread"), model=record.get("model"),
                 agent=record.get("agent"), status=record.get("status"),
-                created=record.get("created"),
+                created=record.get("created"), listed=bool(record),
             )  # fmt: skip
             self._jobs[job_id] = job
         self._follow_or_watch(job, show)
