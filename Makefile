@@ -58,6 +58,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/magic.py
+	$(PY) benchmarks/job_cpu.py
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/hostile_files.py

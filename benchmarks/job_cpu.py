@@ -1,9 +1,9 @@
 """What 20 unshown background jobs (`Session.start(..., show=False)`) cost a real kernel: its
 CPU (utime+stime of all its threads, /proc) while they stream from the `slow` test model, and
-a trivial cell's p50 with and without them, in interleaved rounds. Run it with the PYTHONPATH
-of the source tree to measure (the kernel imports jupyter_interactions from there).
+a trivial cell's p50 with and without them, in interleaved rounds. The kernel imports the
+jupyter_interactions that `make install` installed (editable: this tree's src/).
 
-Run: PYTHONPATH=$PWD/src .venv/bin/python benchmarks/job_cpu.py [--rounds N] [--jobs N]
+Run: .venv/bin/python benchmarks/job_cpu.py [--rounds N] [--jobs N]  (in make bench)
 """
 
 from __future__ import annotations
