@@ -5,8 +5,10 @@ Finding or starting the gateway is `launch.py`'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +119,7 @@ class SessionEvents:
 
     def __init__(self, routes: SessionRoutes, last_event_id: str | None) -> None:
         self.last_event_id = last_event_id
+        self._closed = False
         params = {"last_event_id": last_event_id} if last_event_id else {}
         headers = {"x-goog-api-key": str(routes.connection.token or "")}
         request = routes._http.build_request(
@@ -151,12 +154,24 @@ class SessionEvents:
                     self.last_event_id = event.get("event_id") or self.last_event_id
                     yield event
         except _http.HTTPError:
+            if self._closed:
+                return
             raise GatewayError("the gateway's event stream was cut") from None
+        except _http.StreamError:  # closed (by close()) between two reads
+            return
         finally:
             self._response.close()
 
     def close(self) -> None:
-        """Stop the stream (from any thread): iterating it then ends."""
+        """Stop the stream (from any thread): iterating it then ends, at once. The connection
+        is shut down first: closing it alone would leave a read that waits on it (the feed is
+        quiet while no job changes) waiting until the next change."""
+        self._closed = True
+        stream = self._response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
 
 

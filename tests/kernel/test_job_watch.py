@@ -170,6 +170,26 @@ def test_a_job_of_another_session_follows_its_own_stream(session):
         other.close()
 
 
+def test_closing_the_job_feed_ends_a_read_that_waits_on_it(session):
+    """With no job changing the feed is quiet and its reader waits in a read: close() from
+    another thread (the watcher's, the job board's) ends it at once, where closing the
+    connection alone left it waiting for the next change."""
+    feed = session.routes.events()
+    events = iter(feed)
+    assert next(events)["event_type"] == "session.jobs"
+    ended = threading.Event()
+
+    def read() -> None:
+        for _ in events:
+            pass
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    feed.close()
+    assert ended.wait(60)  # a bound on a hang only: nothing changes on this feed
+
+
 def test_a_gateway_that_dies_fails_the_watched_jobs(gateway_factory, isolated, monkeypatch):
     gateway = gateway_factory()
     monkeypatch.setenv("JUPYTER_INTERACTIONS_URL", gateway.url)
