@@ -177,14 +177,16 @@ class Job(TurnView):
             self.session.complete_steps(self.transcript)
             self._finish(None)
 
-    def _followed(self) -> None:
+    def keep_followed(self, show: bool = False) -> None:
         """Make sure someone follows the job: its worker or a follower already on it, else the
-        session's watcher (for a listed job), else (direct mode) its own worker."""
-        if self._future.done() or self.following():
+        session's watcher (for a listed job), else (direct mode) its own worker. With `show`,
+        a live card, which needs every event: its own worker."""
+        if show:
+            self.attach(show=True)
+        elif self._future.done() or self.following():
             return
-        if self.listed and self.session.watch(self):
-            return
-        self.attach()
+        elif not (self.listed and self.session.watch(self)):
+            self.attach()
 
     def following(self) -> bool:
         """True while this job's own worker reads its stream."""
@@ -260,7 +262,7 @@ class Job(TurnView):
     def result(self, timeout: float | None = None) -> Reply:
         """Block until the job ends; its Reply, or the error it ended with. An interrupt
         stops the wait only: the job goes on, and `Interrupted` says how to stop it."""
-        self._followed()
+        self.keep_followed()
         try:
             return self._future.result(timeout)
         except KeyboardInterrupt:
@@ -272,7 +274,7 @@ class Job(TurnView):
 
     def __await__(self) -> Generator[Any, None, Reply]:
         """`await job`: its Reply, without blocking the event loop."""
-        self._followed()
+        self.keep_followed()
         return asyncio.wrap_future(self._future).__await__()
 
     def cancel(self) -> Note:

@@ -508,12 +508,8 @@ class Session:
         # Markdown card needs every event: the job follows its own stream. Else it is watched.
         rich = rich_view("job", session=self, job=job) if show else None
         if rich is None:
-            self._follow_or_watch(job, show)
+            job.keep_followed(show)
         return job
-
-    def _follow_or_watch(self, job: Job, show: bool) -> None:
-        if show or not job.listed or not self.watch(job):
-            job.attach(show=show)
 
     def watch(self, job: Job) -> bool:
         """Have the session's watcher follow `job` through the gateway's feed of this
@@ -649,5 +645,5 @@ class Session:
                 created=record.get("created"), listed=bool(record),
             )  # fmt: skip
             self._jobs[job_id] = job
-        self._follow_or_watch(job, show)
+        job.keep_followed(show)
         return job
