@@ -16,7 +16,6 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-import time
 import types
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 import httpx2 as httpx
 import pytest
 from tests.extension_server import ExtensionServer, extension_server
+from tests.waiting import wait_until
 
 from jupyter_interactions._sdk import errors
 from jupyter_interactions.errors import AuthError
@@ -193,11 +193,12 @@ URL_PATH = "/user/me/interactions/v1/interactions/"
 
 def logged(server: ExtensionServer, *lines: str) -> str:
     """The server's log once it has `lines` (it writes a request's line as it answers)."""
-    deadline = time.monotonic() + 30  # a hang bound
-    while not all(line in (text := server.log.read_text()) for line in lines):
-        assert time.monotonic() < deadline, text[-3000:]
-        time.sleep(0.1)
-    return text
+    wait_until(
+        lambda: all(line in server.log.read_text() for line in lines),
+        30,
+        lambda: server.log.read_text()[-3000:],
+    )
+    return server.log.read_text()
 
 
 def test_the_gateways_messages_reach_the_servers_log(token_server: ExtensionServer) -> None:

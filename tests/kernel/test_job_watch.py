@@ -5,10 +5,10 @@ head and errors; a gateway that dies fails them instead of leaving `result()` ha
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
+from tests.waiting import wait_until
 
 from jupyter_interactions.errors import (
     GatewayError,
@@ -33,14 +33,6 @@ def followers() -> list[str]:
 
 def watchers() -> int:
     return thread_names().count("job-watch")
-
-
-def wait_until(predicate: Any, bound: float = 60) -> None:
-    """Poll `predicate` until it holds; `bound` only guards against a hang."""
-    deadline = time.monotonic() + bound
-    while not predicate():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.05)
 
 
 def words(n: int) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.waiting import wait_until
 
 from jupyter_interactions.render import live
 from jupyter_interactions.widgets import FRONT_END, JobBoard, base, hooks
@@ -43,14 +43,6 @@ def views() -> Iterator[list[Any]]:
     FRONT_END.forced = None
 
 
-def wait_for(predicate: Any, timeout: float = 60) -> None:
-    """A safety net for a change that comes by an event (never a measure of speed)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the change never came"
-        time.sleep(0.02)
-
-
 def row_of(board: JobBoard, job_id: str) -> dict[str, Any]:
     return next((r for r in board.rows if r["id"] == job_id), {})
 
@@ -60,10 +52,10 @@ def test_a_board_the_kernel_follows_hears_new_jobs_and_their_end(session, follow
     board = JobBoard(session)
     assert board.rows == [] and board.as_of
     job = session.start(WORDS, model="slow", thread="board")  # after the board opened
-    wait_for(lambda: row_of(board, job.id).get("steps") == 1)
+    wait_until(lambda: row_of(board, job.id).get("steps") == 1)
     assert row_of(board, job.id)["status"] == "in_progress"
     job.cancel()
-    wait_for(lambda: row_of(board, job.id).get("status") == "cancelled")
+    wait_until(lambda: row_of(board, job.id).get("status") == "cancelled")
     assert row_of(board, job.id)["updated"] and row_of(board, job.id)["thread"] == "board"
     board.close()
 
@@ -76,9 +68,9 @@ def test_a_page_followed_job_hears_its_status_and_settles(session, follower, vie
     assert view.interaction_ids == [job.id] and not job.following()
     view.statuses = {job.id: "in_progress"}  # as the page reports it (a synced trait)
     assert job.status == "in_progress" and not job.done()
-    wait_for(lambda: session.client.interactions.get(job.id).status == "completed")
+    wait_until(lambda: session.client.interactions.get(job.id).status == "completed")
     view.on_front_end_message({"type": "ended", "id": job.id})  # the page saw the end
-    wait_for(job.done)
+    wait_until(job.done)
     assert job.status == "completed" and job.result().text == "two"
     assert not job.following()  # settled from the view's final fetch, not by re-reading
     # The thread continues from the job, as the server has it.
@@ -93,7 +85,7 @@ def test_a_turn_after_an_unsettled_job_continues_from_the_servers_head(
     follower("browser")
     job = session.start("one", model="echo", thread="u", show=True)
     assert not job.following()
-    wait_for(lambda: session.client.interactions.get(job.id).status == "completed")
+    wait_until(lambda: session.client.interactions.get(job.id).status == "completed")
     # No page ever said it ended (the tab was closed): the kernel asks the server.
     after = session.ask("two", model="echo", thread="u")  # (not shown: no view of its own)
     assert session.client.interactions.get(after.id).previous_interaction_id == job.id
@@ -113,7 +105,7 @@ def test_a_kernel_followed_job_is_pushed_every_event_in_order_and_settles(
     job = session.start(words, model="slow", thread="k", show=True)
     (view,) = views
     assert view.interaction_ids == [job.id] and not job.following()
-    wait_for(job.done)
+    wait_until(job.done)
     assert job.result().text.split() == words.split() and not job.following()
     # What the view was pushed is the stream, decoded, in order, each event once.
     with session.client.interactions.get(job.id, stream=True) as stream:

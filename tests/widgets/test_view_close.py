@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import comm
 import pytest
+from tests.waiting import wait_until
 
 from jupyter_interactions import InteractionsError, Session
 from jupyter_interactions.render import live
@@ -55,20 +55,12 @@ def pushed(monkeypatch: pytest.MonkeyPatch) -> dict[int, list[dict[str, Any]]]:
     return sent
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60) -> None:
-    """A safety net for a change that comes by an event (never a measure of speed)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the change never came"
-        time.sleep(0.02)
-
-
 def unfollowed_job(session: Session, thread: str) -> Any:
     """A long job that nothing in this process follows by its own stream (the session's
     watcher only sees its rows): only the views under test will."""
     job = session.start(WORDS, model="slow", thread=thread)
     job.detach()
-    wait_for(lambda: not job.following())
+    wait_until(lambda: not job.following())
     return job
 
 
@@ -142,7 +134,7 @@ def assert_close_stops(
     for thread in threads:
         thread.join(JOIN)
         assert not thread.is_alive(), f"{thread.name} still follows a closed view"
-    wait_for(lambda: len(before - streams_to(session.connection.base_url)) >= streams, JOIN)
+    wait_until(lambda: len(before - streams_to(session.connection.base_url)) >= streams, JOIN)
     after = streams_to(session.connection.base_url)
     assert after <= before and len(before - after) == streams
 
@@ -166,7 +158,7 @@ def test_closing_a_job_view_stops_its_follower_and_not_the_job(
     assert isinstance(view, RunView) and not job.following()
     follower = thread_named(f"view-{job.id}")
     assert follower is not None
-    wait_for(lambda: pushed.get(id(view)))  # its stream is open and read
+    wait_until(lambda: pushed.get(id(view)))  # its stream is open and read
     assert len(streams_to(session.connection.base_url) - pooled) == 1  # its stream
     assert_close_stops(session, view, close, [follower], streams=1)
     # Closing the view is not cancelling the job: it runs on, and its Job follows it itself
@@ -192,7 +184,7 @@ def test_closing_a_run_view_stops_the_follower_that_took_over_from_the_page(
     view.on_front_end_message({"type": "follow", "by": "kernel", "id": job.id})
     follower = thread_named(f"view-{job.id}")
     assert follower is not None
-    wait_for(lambda: pushed.get(id(view)))
+    wait_until(lambda: pushed.get(id(view)))
     assert len(streams_to(session.connection.base_url) - pooled) == 1  # its stream
     assert_close_stops(session, view, close, [follower], streams=1)
     assert session.client.interactions.get(job.id).status == "in_progress"
@@ -212,7 +204,7 @@ def test_closing_a_job_board_stops_what_it_follows(session, pushed, close) -> No
     assert {"type": "reply", "id": "1", "result": {"following": job.id}} in pushed[id(board)]
     run_thread = thread_named(f"view-{job.id}")
     assert run_thread is not None
-    wait_for(lambda: any(m["type"] == "events" for m in pushed[id(board)]))  # the job's
+    wait_until(lambda: any(m["type"] == "events" for m in pushed[id(board)]))  # the job's
     # Two streams: the session's job changes (on a pooled connection), and the job's events.
     assert len(streams_to(session.connection.base_url) - pooled) == 1
     assert_close_stops(session, board, close, [board_thread, run_thread], streams=2)
@@ -280,7 +272,7 @@ def test_a_board_row_closed_on_the_page_stops_its_follower_and_the_board_goes_on
     board._serve({"type": "call", "id": "1", "method": "follow", "args": {"id": job.id}})
     follower = thread_named(f"view-{job.id}")
     assert follower is not None
-    wait_for(lambda: any(m["type"] == "events" for m in pushed[id(board)]))
+    wait_until(lambda: any(m["type"] == "events" for m in pushed[id(board)]))
     held = streams_to(session.connection.base_url) - pooled
     assert len(held) == 1  # the job's events
     # The row's Close (or the board's view removed): the page asks the kernel to stop.
@@ -288,7 +280,7 @@ def test_a_board_row_closed_on_the_page_stops_its_follower_and_the_board_goes_on
     assert {"type": "reply", "id": "2", "result": {"following": None}} in pushed[id(board)]
     follower.join(JOIN)
     assert not follower.is_alive()
-    wait_for(lambda: not held & streams_to(session.connection.base_url), timeout=JOIN)
+    wait_until(lambda: not held & streams_to(session.connection.base_url), JOIN)
     assert board.comm is not None  # the board itself stays open, and the job runs on
     assert session.client.interactions.get(job.id).status == "in_progress"
     board.close()
@@ -315,7 +307,7 @@ def test_a_run_the_page_lost_inside_a_panel_or_board_is_taken_over_by_the_kernel
     )
     follower = thread_named(f"view-{job.id}")
     assert follower is not None
-    wait_for(lambda: any(m["type"] == "events" for m in pushed.get(id(widget), [])))
+    wait_until(lambda: any(m["type"] == "events" for m in pushed.get(id(widget), [])))
     resumed = next(m for m in pushed[id(widget)] if m["type"] == "events")
     ids = [event.get("event_id") for event in resumed["events"]]
     assert resumed["id"] == job.id and ids and seen not in ids  # from the one after it
