@@ -156,13 +156,21 @@ class StreamFollower:
         yield from stream.bursts(PUSHER.turn)  # closes the stream as it ends
 
 
-def take_over(widget: ViewWidget, session: Session, content: dict[str, Any]) -> bool:
+def take_over(
+    widget: ViewWidget,
+    session: Session,
+    content: dict[str, Any],
+    on_end: Callable[[str], None] | None = None,
+    on_status: Callable[[str, str], None] | None = None,
+) -> bool:
     """The page lost the gateway while it followed one of `widget`'s runs (`content`: its
     `{"type": "follow", "by": "kernel", "id", "last_event_id"}`): the kernel follows that run
-    from the page's last event. False for any other message."""
+    from the page's last event (`on_end`, `on_status`: as `follow_in_kernel`'s). False for
+    any other message."""
     if content.get("type") != "follow" or content.get("by") != "kernel" or not content.get("id"):
         return False
-    follow_in_kernel(widget, session, str(content["id"]), content.get("last_event_id"))
+    interaction_id, last = str(content["id"]), content.get("last_event_id")
+    follow_in_kernel(widget, session, interaction_id, last, on_end=on_end, on_status=on_status)
     return True
 
 

@@ -17,7 +17,7 @@ import traitlets
 from ..render.bundle import reply_bundle
 from ..render.transcript import Transcript
 from .base import ViewWidget, asset
-from .calls import follow_in_kernel, serve_files, serve_interactions, wire
+from .calls import follow_in_kernel, serve_files, serve_interactions, take_over, wire
 from .frontend import FRONT_END
 from .pusher import PUSHER
 
@@ -132,19 +132,9 @@ class RunView(ViewWidget):
                 self._status(interaction_id, status)
 
     def on_front_end_message(self, content: dict[str, Any]) -> None:
-        kind = content.get("type")
-        if kind == "follow" and content.get("by") == "kernel":
-            # The page lost the gateway: the kernel takes over from the page's last event.
-            self.follower = "kernel"
-            follow_in_kernel(
-                self,
-                self.session,
-                content["id"],
-                content.get("last_event_id"),
-                on_end=self._ended,
-                on_status=self._status,
-            )
-        elif kind == "ended" and content.get("id"):
+        if take_over(self, self.session, content, on_end=self._ended, on_status=self._status):
+            self.follower = "kernel"  # the page lost the gateway: the kernel follows from here
+        elif content.get("type") == "ended" and content.get("id"):
             threading.Thread(target=self._ended, args=(content["id"],), daemon=True).start()
 
     # --- display -----------------------------------------------------------------------------
